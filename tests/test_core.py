@@ -1,0 +1,196 @@
+"""The functional core against independent references: the module's own forward pass,
+dense Hessians from torch.autograd.functional, and untouched modules."""
+
+import copy
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from topograph.core import FunctionObjective, Objective, ParamSpec, normalize_direction, random_direction
+from topograph.errors import UsageError
+from topograph.models import MLP, build_model
+
+
+def tiny_data(n=37, d=5, k=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, d, generator=g), torch.randint(0, k, (n,), generator=g)
+
+
+def tiny_mlp(d=5, h=4, k=3, seed=0):
+    torch.manual_seed(seed)
+    return MLP([d, h, k])
+
+
+def dense_hessian(model, x, y):
+    spec = ParamSpec.from_module(model)
+    flat0 = spec.flatten(dict(model.named_parameters())).detach()
+
+    def f(flat):
+        return F.cross_entropy(torch.func.functional_call(model, spec.unflatten(flat), (x,)), y)
+
+    return flat0, torch.autograd.functional.hessian(f, flat0)
+
+
+def test_flatten_unflatten_exact_round_trip():
+    model = tiny_mlp()
+    spec = ParamSpec.from_module(model)
+    params = {n: p.detach() for n, p in model.named_parameters()}
+    flat = spec.flatten(params)
+    assert flat.shape == (sum(p.numel() for p in model.parameters()),)
+    back = spec.unflatten(flat)
+    for n in params:
+        assert torch.equal(back[n], params[n])
+        assert back[n].data_ptr() >= flat.data_ptr()  # views, no copy
+    with pytest.raises(UsageError, match="length"):
+        spec.unflatten(flat[:-1])
+
+
+def test_loss_equals_module_forward_loss_and_chunks_do_not_change_it():
+    x, y = tiny_data(n=101)
+    model = tiny_mlp()
+    expected = F.cross_entropy(model(x), y).item()
+    acc = (model(x).argmax(1) == y).float().mean().item()
+    for chunk in (7, 50, 1000):
+        obj = Objective(model, F.cross_entropy, (x, y), chunk_size=chunk)
+        ev = obj.evaluate()
+        assert ev.loss == pytest.approx(expected, rel=1e-6)
+        assert ev.accuracy == pytest.approx(acc)
+        assert ev.n == 101
+
+
+def test_gradient_equals_autograd_on_module():
+    x, y = tiny_data(n=64)
+    model = tiny_mlp()
+    F.cross_entropy(model(x), y).backward()
+    expected = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
+    obj = Objective(copy.deepcopy(model), F.cross_entropy, (x, y), chunk_size=10)
+    loss, g = obj.value_and_grad()
+    torch.testing.assert_close(g, expected, rtol=1e-5, atol=1e-6)
+    gd = obj.grad(obj.params())
+    assert set(gd) == {n for n, _ in model.named_parameters()}
+
+
+@pytest.mark.parametrize("method", ["double_backward", "forward_over_reverse"])
+def test_hvp_equals_dense_hessian_times_v(method):
+    x, y = tiny_data(n=40)
+    model = tiny_mlp()
+    flat0, H = dense_hessian(model, x, y)
+    v = torch.randn(flat0.shape[0], generator=torch.Generator().manual_seed(3))
+    obj = Objective(model, F.cross_entropy, (x, y), chunk_size=16, hvp_method=method)
+    torch.testing.assert_close(obj.hvp(flat0, v), H @ v, rtol=1e-4, atol=1e-6)
+    matvec, n = obj.hvp_function(flat0, keep_graph=False)
+    assert n == flat0.shape[0]
+    torch.testing.assert_close(matvec(v), H @ v, rtol=1e-4, atol=1e-6)
+
+
+def test_hvp_restricted_to_one_layer_is_the_diagonal_block():
+    x, y = tiny_data(n=30)
+    model = tiny_mlp()
+    flat0, H = dense_hessian(model, x, y)
+    obj = Objective(model, F.cross_entropy, (x, y))
+    sl = obj.spec.slice_of("3.weight")
+    matvec, n = obj.hvp_function(flat0, params=["3.weight"])
+    assert n == sl.stop - sl.start
+    v = torch.randn(n)
+    torch.testing.assert_close(matvec(v), H[sl, sl] @ v, rtol=1e-4, atol=1e-6)
+
+
+def test_module_and_buffers_untouched_by_evaluations():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3))
+    model.train()
+    before = copy.deepcopy(model.state_dict())
+    x, y = tiny_data(n=50)
+    for policy in ("eval", "batch"):
+        obj = Objective(model, F.cross_entropy, (x, y), buffers=policy)
+        theta = obj.flat_params() + 0.1
+        obj.evaluate(theta)
+        obj.value_and_grad(theta)
+        obj.hvp(theta, torch.ones(obj.size))
+        obj.evaluate_many(torch.stack([theta, theta * 0.5]))
+    after = model.state_dict()
+    for k in before:
+        assert torch.equal(before[k], after[k]), k
+    assert model.training and all(m.training for m in model.modules())
+
+
+def test_buffer_policies_match_module_in_eval_and_train_mode():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(5, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3))
+    x, y = tiny_data(n=50)
+    with torch.no_grad():
+        model.train()
+        model(x * 3 + 1)  # move the running statistics away from their defaults
+        model.eval()
+        eval_loss = F.cross_entropy(model(x), y).item()
+        ref = copy.deepcopy(model).train()
+        batch_loss = F.cross_entropy(ref(x), y).item()
+    assert Objective(model, F.cross_entropy, (x, y), buffers="eval").loss() == pytest.approx(eval_loss, rel=1e-6)
+    assert Objective(model, F.cross_entropy, (x, y), buffers="batch", chunk_size=50).loss() == pytest.approx(
+        batch_loss, rel=1e-6
+    )
+    assert eval_loss != pytest.approx(batch_loss, rel=1e-3)
+
+
+def test_evaluate_many_matches_single_evaluations_and_splits():
+    x, y = tiny_data(n=60)
+    xt, yt = tiny_data(n=20, seed=1)
+    obj = Objective(tiny_mlp(), F.cross_entropy, {"train": (x, y), "test": (xt, yt)}, chunk_size=25)
+    thetas = obj.flat_params() + 0.3 * torch.randn(4, obj.size)
+    losses, accs = obj.evaluate_many(thetas, split="test")
+    for i in range(4):
+        ev = obj.evaluate(thetas[i], split="test")
+        assert losses[i].item() == pytest.approx(ev.loss, rel=1e-6)
+        assert accs[i].item() == pytest.approx(ev.accuracy)
+    batch = (x[:8], y[:8])
+    assert obj.loss(thetas[0], batch=batch) == pytest.approx(
+        F.cross_entropy(torch.func.functional_call(obj.module, obj.spec.unflatten(thetas[0]), (x[:8],)), y[:8]).item(),
+        rel=1e-6,
+    )
+    with pytest.raises(UsageError, match="split 'val'"):
+        obj.loss(split="val")
+
+
+def test_regression_loss_has_nan_accuracy():
+    x = torch.randn(20, 3)
+    y = torch.randn(20, 1)
+    obj = Objective(nn.Linear(3, 1), F.mse_loss, (x, y))
+    assert math.isnan(obj.evaluate().accuracy)
+
+
+def test_filter_normalised_direction_has_filter_norms_of_weights():
+    model = build_model("cnn-small", seed=0)
+    spec = ParamSpec.from_module(model)
+    w = spec.flatten(dict(model.named_parameters())).detach()
+    d = random_direction(spec, w, seed=5)
+    for name, shape, sl in spec.items():
+        if len(shape) <= 1:
+            assert torch.count_nonzero(d[sl]) == 0
+            continue
+        dw = d[sl].view(shape[0], -1).norm(dim=1)
+        ww = w[sl].view(shape[0], -1).norm(dim=1)
+        torch.testing.assert_close(dw, ww, rtol=1e-5, atol=1e-6)
+    d2 = random_direction(spec, w, seed=5)
+    assert torch.equal(d, d2)
+    keep = normalize_direction(spec, torch.randn(spec.size), w, ignore_1d=False)
+    b = spec.slice_of("features.0.bias")
+    assert torch.equal(keep[b], w[b])
+
+
+def test_function_objective_matches_analytic_derivatives():
+    def f(p):
+        x, y = p[..., 0], p[..., 1]
+        return x**2 - y**2 + y**4 / 2
+
+    obj = FunctionObjective(f, 2)
+    pt = torch.tensor([0.3, -0.7], dtype=torch.float64)
+    val, g = obj.value_and_grad(pt)
+    assert val == pytest.approx(0.09 - 0.49 + 0.7**4 / 2)
+    torch.testing.assert_close(g, torch.tensor([0.6, 1.4 - 2 * 0.343], dtype=torch.float64))
+    H = torch.tensor([[2.0, 0.0], [0.0, -2 + 6 * 0.49]], dtype=torch.float64)
+    torch.testing.assert_close(obj.hvp(pt, torch.tensor([1.0, 2.0])), H @ torch.tensor([1.0, 2.0], dtype=torch.float64))
+    vals, _ = obj.evaluate_many(torch.stack([pt, -pt]))
+    torch.testing.assert_close(vals, torch.stack([f(pt), f(-pt)]))
