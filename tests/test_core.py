@@ -194,3 +194,15 @@ def test_function_objective_matches_analytic_derivatives():
     torch.testing.assert_close(obj.hvp(pt, torch.tensor([1.0, 2.0])), H @ torch.tensor([1.0, 2.0], dtype=torch.float64))
     vals, _ = obj.evaluate_many(torch.stack([pt, -pt]))
     torch.testing.assert_close(vals, torch.stack([f(pt), f(-pt)]))
+
+
+def test_differentiable_losses_of_many_points():
+    x, y = tiny_data(n=30)
+    obj = Objective(tiny_mlp(), F.cross_entropy, (x, y), chunk_size=11)
+    thetas = (obj.flat_params() + 0.2 * torch.randn(3, obj.size)).requires_grad_(True)
+    ls = obj.losses(thetas)
+    ls.sum().backward()
+    for i in range(3):
+        val, g = obj.value_and_grad(thetas[i].detach())
+        assert ls[i].item() == pytest.approx(val, rel=1e-6)
+        torch.testing.assert_close(thetas.grad[i], g, rtol=1e-5, atol=1e-6)

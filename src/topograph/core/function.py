@@ -82,6 +82,11 @@ class FunctionObjective:
         vals = self.fn(thetas.to(self.dtype)).to(torch.float64)
         return vals, torch.full_like(vals, math.nan)
 
+    def losses(self, thetas: Tensor, *, split: str = "train", batch=None) -> Tensor:
+        """Differentiable values at K points (K×dim) → tensor of length K."""
+        self.calls["forward"] += thetas.shape[0]
+        return self.fn(thetas.to(self.dtype))
+
     def value_and_grad(self, theta=None, *, split: str = "train", batch=None) -> tuple[float, Tensor]:
         x = self._flat(theta).detach().requires_grad_(True)
         val = self.fn(x)

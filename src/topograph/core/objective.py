@@ -216,7 +216,7 @@ class Objective:
 
     # ------------------------------------------------------------------ module calls
     @contextlib.contextmanager
-    def _mode(self) -> Iterator[None]:
+    def mode(self) -> Iterator[None]:
         """Set the train/eval flags the buffer policy asks for; restore them afterwards."""
         flags = [(m, m.training) for m in self.module.modules()]
         try:
@@ -255,7 +255,7 @@ class Objective:
         params = self.spec.unflatten(self._flat(theta))
         n = self._n(split, batch)
         total, correct, has_acc = 0.0, 0, True
-        with self._mode():
+        with self.mode():
             for x, y in self.chunks(split, batch):
                 loss, c = self._chunk_terms(params, x, y)
                 total += float(loss) * x.shape[0]
@@ -293,7 +293,7 @@ class Objective:
         correct = torch.zeros(k, dtype=torch.float64, device=self.device)
         has_acc = True
         points = [self.spec.unflatten(thetas[i]) for i in range(k)]
-        with self._mode():
+        with self.mode():
             for x, y in self.chunks(split, batch):
                 for i, params in enumerate(points):
                     loss, c = self._chunk_terms(params, x, y)
@@ -306,6 +306,24 @@ class Objective:
         acc = correct / n if has_acc else torch.full_like(correct, math.nan)
         return (losses / n).cpu(), acc.cpu()
 
+    def losses(self, thetas: Tensor, *, split: str = "train", batch: Batch | None = None) -> Tensor:
+        """Differentiable losses of K points ``thetas`` (K×P) → a tensor of length K.
+
+        Unlike :meth:`evaluate_many` this keeps the autograd graph, so a loss over many
+        points (a path, a set of probes) can be optimised through ``thetas``.
+        """
+        if thetas.ndim != 2 or thetas.shape[1] != self.size:
+            raise UsageError(f"thetas must have shape (K, {self.size}); got {tuple(thetas.shape)}")
+        n = self._n(split, batch)
+        points = [self.spec.unflatten(thetas[i]) for i in range(thetas.shape[0])]
+        out = []
+        with self.mode():
+            for x, y in self.chunks(split, batch):
+                w = x.shape[0] / n
+                out.append(torch.stack([self._chunk_terms(p, x, y)[0] * w for p in points]))
+        self.calls["forward"] += thetas.shape[0]
+        return torch.stack(out).sum(0)
+
     # ------------------------------------------------------------------ gradients
     def value_and_grad(
         self, theta: Theta | None = None, *, split: str = "train", batch: Batch | None = None
@@ -316,7 +334,7 @@ class Objective:
         n = self._n(split, batch)
         grad = torch.zeros_like(flat)
         total = 0.0
-        with self._mode():
+        with self.mode():
             for x, y in self.chunks(split, batch):
                 loss, _ = self._chunk_terms(params, x, y)
                 w = x.shape[0] / n
@@ -379,7 +397,7 @@ class Objective:
 
             def matvec_fr(v: Tensor) -> Tensor:
                 out = torch.zeros_like(theta_sub)
-                with self._mode():
+                with self.mode():
                     for x, y in chunks:
                         g = torch.func.grad(chunk_loss)
                         out += torch.func.jvp(lambda t: g(t, x, y), (theta_sub,), (v.to(theta_sub),))[1]
@@ -394,7 +412,7 @@ class Objective:
 
         def build(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
             leaf = theta_sub.clone().requires_grad_(True)
-            with self._mode():
+            with self.mode():
                 loss, _ = self._chunk_terms(full_params(leaf), x, y)
             (g,) = torch.autograd.grad(loss * (x.shape[0] / n), leaf, create_graph=True)
             return leaf, g

@@ -1,0 +1,1 @@
+"""Command-line interface: one module per sub-command, wired up in :mod:`topograph.cli.main`."""
