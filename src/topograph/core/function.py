@@ -92,7 +92,7 @@ class FunctionObjective:
         val = self.fn(x)
         (g,) = torch.autograd.grad(val, x)
         self.calls["backward"] += 1
-        return float(val), g.detach()
+        return float(val.detach()), g.detach()
 
     def grad(self, theta=None, *, split: str = "train", batch=None) -> Tensor:
         return self.value_and_grad(theta)[1]
