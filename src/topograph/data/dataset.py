@@ -1,0 +1,359 @@
+"""The in-memory data set every topograph feature consumes, and :func:`load_dataset`.
+
+A :class:`Dataset` holds whole splits as tensors — inputs ``float32``, labels ``int64`` — so
+training and evaluation batch by index with no per-sample Python objects.  The functional
+core (:class:`topograph.core.Objective`) takes it directly through its ``splits`` attribute.
+
+:func:`load_dataset` is the one entry point by name.  It asks a *source* (``digits``,
+``fashion-mnist``, ``cifar10``) for the raw train/test images scaled to [0, 1], then applies
+the same post-processing to every source, in this order:
+
+1. **validation split** — a seeded permutation ``π`` of the training indices; the first
+   ``n_val`` of ``π`` become ``val``, the rest stay ``train``.  The same seed gives the same
+   split, and the two are disjoint by construction;
+2. **limits** — ``limit_train`` keeps the first ``n`` of the remaining permuted training
+   indices (so the validation split does not depend on the limit), ``limit_test`` the first
+   ``n`` of a seeded permutation of the test indices; the kept indices are then sorted, so a
+   subset keeps file order;
+3. **normalisation** — per channel ``x ← (x − μ_c) / σ_c`` with the source's published
+   constants (Fashion-MNIST, CIFAR-10) or, for sources without them (digits), μ and σ of the
+   training split *after* the validation split is removed (before ``limit_train``, so quick
+   runs see the same scaling);
+4. **flatten** — inputs reshaped to ``(N, D)``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from topograph.errors import UsageError
+
+Split = tuple[Tensor, Tensor]
+
+#: data-set name -> module of topograph.data that provides ``load_raw(root, download)``
+SOURCES: dict[str, str] = {
+    "digits": "topograph.data.digits",
+    "fashion-mnist": "topograph.data.fashion_mnist",
+    "cifar10": "topograph.data.cifar10",
+}
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Whole splits of a classification data set, as tensors in memory.
+
+    Attributes
+    ----------
+    name:
+        the data-set name (``"digits"``, ``"fashion-mnist"``, ``"cifar10"`` or the user's).
+    splits:
+        ``{"train": (x, y), "test": (x, y)}`` and optionally ``"val"``; ``x`` is ``float32``
+        of shape ``(N, *input_shape)``, ``y`` is ``int64`` of shape ``(N,)``.
+    num_classes:
+        number of classes; labels lie in ``[0, num_classes)``.
+    input_shape:
+        shape of one input, e.g. ``(1, 28, 28)`` or ``(784,)`` when flattened.
+    class_names:
+        one name per class, in label order.
+    meta:
+        provenance: source, normalisation mean/std, file checksums, split seeds, limits.
+
+    The tensors are shared, not copied, by :meth:`flattened`; treat them as read-only.
+    """
+
+    name: str
+    splits: dict[str, Split]
+    num_classes: int
+    input_shape: tuple[int, ...]
+    class_names: tuple[str, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for required in ("train", "test"):
+            if required not in self.splits:
+                raise UsageError(
+                    f"Dataset {self.name!r}: splits must contain {required!r}; got {sorted(self.splits)}"
+                )
+        for split, pair in self.splits.items():
+            if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+                raise UsageError(f"Dataset {self.name!r}: split {split!r} must be an (inputs, labels) pair")
+            x, y = pair
+            if not (isinstance(x, Tensor) and isinstance(y, Tensor)):
+                raise UsageError(f"Dataset {self.name!r}: split {split!r} must hold tensors")
+            if x.shape[0] != y.shape[0]:
+                raise UsageError(
+                    f"Dataset {self.name!r}: split {split!r} has {x.shape[0]} inputs but {y.shape[0]} labels"
+                )
+            if tuple(x.shape[1:]) != tuple(self.input_shape):
+                raise UsageError(
+                    f"Dataset {self.name!r}: split {split!r} inputs have shape {tuple(x.shape[1:])}, "
+                    f"input_shape says {tuple(self.input_shape)}"
+                )
+
+    # -- access ---------------------------------------------------------------------------
+    def _get(self, split: str) -> Split:
+        if split not in self.splits:
+            hint = " (load it with val_size > 0)" if split == "val" else ""
+            raise UsageError(
+                f"Dataset {self.name!r} has no split {split!r}{hint}; it has {', '.join(self.splits)}"
+            )
+        return self.splits[split]
+
+    @property
+    def train(self) -> Split:
+        """``(x, y)`` of the training split."""
+        return self._get("train")
+
+    @property
+    def test(self) -> Split:
+        """``(x, y)`` of the test split."""
+        return self._get("test")
+
+    @property
+    def val(self) -> Split:
+        """``(x, y)`` of the validation split (UsageError if it was not requested)."""
+        return self._get("val")
+
+    @property
+    def input_dim(self) -> int:
+        """Number of input features, ``prod(input_shape)``."""
+        return int(np.prod(self.input_shape))
+
+    def n(self, split: str = "train") -> int:
+        """Number of samples in ``split``."""
+        return int(self._get(split)[1].shape[0])
+
+    def subset(self, split: str = "train", n: int = 256, seed: int = 0) -> Split:
+        """``n`` samples of ``split`` drawn without replacement by a seeded permutation."""
+        x, y = self._get(split)
+        total = y.shape[0]
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= total:
+            raise UsageError(f"subset n={n!r} for split {split!r}: must be an integer in [1, {total}]")
+        gen = torch.Generator().manual_seed(int(seed))
+        idx = torch.randperm(total, generator=gen)[:n]
+        return x[idx], y[idx]
+
+    # -- derived data sets ----------------------------------------------------------------
+    def flattened(self) -> Dataset:
+        """The same data set with inputs reshaped to ``(N, D)`` (views, no copy)."""
+        splits = {k: (x.reshape(x.shape[0], -1), y) for k, (x, y) in self.splits.items()}
+        meta = {**self.meta, "flatten": True}
+        return replace(self, splits=splits, input_shape=(self.input_dim,), meta=meta)
+
+    def fingerprint(self) -> str:
+        """SHA-256 hex digest of the name and every split's shapes, dtypes and bytes.
+
+        Two data sets with the same fingerprint hold identical tensors (up to hash
+        collisions); the hash reads the tensors' memory without copying it.
+        """
+        h = hashlib.sha256()
+        h.update(self.name.encode())
+        for split in sorted(self.splits):
+            x, y = self.splits[split]
+            for t in (x, y):
+                arr = np.ascontiguousarray(t.detach().cpu().numpy())
+                h.update(f"|{split}|{arr.dtype.str}|{arr.shape}|".encode())
+                h.update(memoryview(arr).cast("B"))
+        return h.hexdigest()
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{k}={self.n(k)}" for k in self.splits)
+        return (
+            f"Dataset(name={self.name!r}, {sizes}, input_shape={tuple(self.input_shape)}, "
+            f"num_classes={self.num_classes})"
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class RawData:
+    """What a source hands to :func:`load_dataset`: images scaled to [0, 1], before splitting.
+
+    ``train``/``test`` inputs are ``float32`` of shape ``(N, C, H, W)`` (or ``(N, D)``),
+    labels ``int64``.  ``mean``/``std`` are per-channel normalisation constants, or ``None``
+    to estimate them from the training split.  The tensors must be fresh (not cached by the
+    source): :func:`load_dataset` normalises them in place to save a copy.
+    """
+
+    name: str
+    train: Split
+    test: Split
+    num_classes: int
+    class_names: tuple[str, ...]
+    meta: dict[str, Any]
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+
+# -- load_dataset ---------------------------------------------------------------------------
+def _validation_count(val_size: int | float, n_train: int) -> int:
+    """Number of validation samples from an int count or a float fraction in (0, 1)."""
+    if isinstance(val_size, bool):
+        raise UsageError(f"val_size={val_size!r}: must be an int count or a float fraction in (0, 1)")
+    if isinstance(val_size, (int, np.integer)):
+        if not 0 <= val_size < n_train:
+            raise UsageError(f"val_size={val_size}: a sample count must lie in [0, {n_train - 1}]")
+        return int(val_size)
+    if isinstance(val_size, (float, np.floating)):
+        if val_size == 0.0:
+            return 0
+        if not 0.0 < val_size < 1.0:
+            raise UsageError(f"val_size={val_size}: a fraction must lie in (0, 1) (or pass an int count)")
+        n_val = int(round(val_size * n_train))
+        return min(max(n_val, 1), n_train - 1)
+    raise UsageError(f"val_size={val_size!r}: must be an int count or a float fraction in (0, 1)")
+
+
+def _limit(value: int | None, argument: str) -> int | None:
+    """``None`` or 0 mean "all samples"; otherwise a positive int."""
+    if value is None or (not isinstance(value, bool) and isinstance(value, (int, np.integer)) and value == 0):
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise UsageError(f"{argument}={value!r}: must be a positive int (or None for all samples)")
+    return int(value)
+
+
+def _normalize_(x: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    """In place ``(x − mean_c) / std_c`` over the channel axis 1 (scalar stats broadcast)."""
+    shape = (1, -1) + (1,) * (x.ndim - 2) if x.ndim >= 2 else (-1,)
+    x.sub_(mean.reshape(shape)).div_(std.reshape(shape))
+    return x
+
+
+def _channel_stats(x: Tensor, channels: int) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and (population) std of ``x`` (N, C, ...) in float64."""
+    per_channel = x.transpose(0, 1).reshape(channels, -1) if x.ndim >= 3 else x.reshape(1, -1)
+    per_channel = per_channel.double()
+    return per_channel.mean(dim=1), per_channel.std(dim=1, correction=0)
+
+
+def load_dataset(
+    name: str,
+    *,
+    root: str | Path | None = None,
+    download: bool = False,
+    val_size: int | float = 0,
+    seed: int = 0,
+    flatten: bool = False,
+    normalize: bool = True,
+    limit_train: int | None = None,
+    limit_test: int | None = None,
+) -> Dataset:
+    """Load a data set by name as a :class:`Dataset` of in-memory tensors.
+
+    Parameters
+    ----------
+    name:
+        ``"digits"`` (scikit-learn's bundled 8×8 digits, no download), ``"fashion-mnist"``
+        or ``"cifar10"``.
+    root:
+        data directory; default ``$TOPOGRAPH_DATA_DIR``, else ``~/.cache/topograph``
+        (see :func:`topograph.data.download.data_dir`).  Unused by digits.
+    download:
+        fetch missing files from the official mirror, with checksums.
+    val_size:
+        validation samples carved out of train: an int count or a float fraction in (0, 1).
+    seed:
+        seed of the validation split and of the ``limit_*`` subsets.
+    flatten:
+        inputs as ``(N, D)`` instead of ``(N, C, H, W)``.
+    normalize:
+        standard per-data-set normalisation (see the module docstring); ``False`` keeps
+        pixels scaled to [0, 1].
+    limit_train, limit_test:
+        keep only this many samples (a seeded random subset; ``None`` or 0 = all).
+    """
+    if not isinstance(name, str) or name.lower() not in SOURCES:
+        raise UsageError(f"unknown data set {name!r}; known: {', '.join(SOURCES)}")
+    name = name.lower()
+    n_limit_train = _limit(limit_train, "limit_train")
+    n_limit_test = _limit(limit_test, "limit_test")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise UsageError(f"seed={seed!r}: must be an int")
+
+    source = importlib.import_module(SOURCES[name])
+    raw: RawData = source.load_raw(root=root, download=download)
+
+    x_train, y_train = raw.train
+    x_test, y_test = raw.test
+    n_train = int(y_train.shape[0])
+    n_val = _validation_count(val_size, n_train)
+
+    gen = torch.Generator().manual_seed(int(seed))
+    perm = torch.randperm(n_train, generator=gen)
+    val_idx, train_idx = perm[:n_val], perm[n_val:]
+    stats_idx = train_idx
+    if n_limit_train is not None:
+        train_idx = train_idx[:n_limit_train]
+    test_idx = None
+    if n_limit_test is not None:
+        test_gen = torch.Generator().manual_seed(int(seed) + 1)
+        test_idx = torch.randperm(int(y_test.shape[0]), generator=test_gen)[:n_limit_test].sort().values
+
+    splits: dict[str, Split] = {}
+    if n_val == 0 and n_limit_train is None:
+        splits["train"] = (x_train, y_train)
+    else:
+        train_idx = train_idx.sort().values
+        splits["train"] = (x_train[train_idx], y_train[train_idx])
+    if n_val:
+        val_idx = val_idx.sort().values
+        splits["val"] = (x_train[val_idx], y_train[val_idx])
+    splits["test"] = (x_test, y_test) if test_idx is None else (x_test[test_idx], y_test[test_idx])
+
+    meta: dict[str, Any] = dict(raw.meta)
+    meta.update(
+        val_size=n_val, split_seed=int(seed), limit_train=n_limit_train, limit_test=n_limit_test,
+        normalize=bool(normalize), flatten=bool(flatten),
+    )
+    if normalize:
+        channels = x_train.shape[1] if x_train.ndim >= 3 else 1
+        if raw.mean is not None and raw.std is not None:
+            mean = torch.tensor(raw.mean, dtype=torch.float64)
+            std = torch.tensor(raw.std, dtype=torch.float64)
+            meta["normalization"] = {"mean": list(raw.mean), "std": list(raw.std), "estimated": False}
+        else:
+            mean, std = _channel_stats(x_train[stats_idx] if n_val else x_train, channels)
+            meta["normalization"] = {
+                "mean": [float(v) for v in mean], "std": [float(v) for v in std],
+                "estimated": True, "from": "train split (after removing val)",
+            }
+        mean32, std32 = mean.float(), std.float()
+        for split, (x, y) in list(splits.items()):
+            splits[split] = (_normalize_(x, mean32, std32), y)  # RawData tensors are ours to modify
+
+    input_shape = tuple(int(s) for s in x_train.shape[1:])
+    dataset = Dataset(
+        name=raw.name, splits=splits, num_classes=raw.num_classes, input_shape=input_shape,
+        class_names=tuple(raw.class_names), meta=meta,
+    )
+    return dataset.flattened() if flatten else dataset
+
+
+def dataset_from_tensors(
+    name: str,
+    splits: Mapping[str, Split],
+    *,
+    class_names: tuple[str, ...] | None = None,
+    meta: Mapping[str, Any] | None = None,
+) -> Dataset:
+    """Wrap user tensors as a :class:`Dataset` (inputs cast to float32, labels to int64)."""
+    out: dict[str, Split] = {}
+    for split, (x, y) in splits.items():
+        out[split] = (torch.as_tensor(x).float(), torch.as_tensor(y).long())
+    first = out.get("train", next(iter(out.values())))
+    labels = torch.cat([y for _, y in out.values()])
+    num_classes = int(labels.max()) + 1 if labels.numel() else 0
+    names = tuple(class_names) if class_names is not None else tuple(str(i) for i in range(num_classes))
+    return Dataset(
+        name=name, splits=out, num_classes=num_classes, input_shape=tuple(first[0].shape[1:]),
+        class_names=names, meta=dict(meta or {}),
+    )
