@@ -1,0 +1,125 @@
+"""``topograph curvature RUN_DIR_OR_CHECKPOINT``: Hessian eigenvalues, trace, density and
+sharpness of a trained model, as a table, JSON and plots (a thin layer over
+:mod:`topograph.curvature`)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import click
+
+from topograph.errors import UsageError
+
+
+def _atomic_json(path: Path, obj) -> None:
+    import os
+
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2, default=float))
+    os.replace(tmp, path)
+
+
+@click.command("curvature")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True,
+              help="data split the loss is averaged over")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="use only the first N samples of the split (default: all, in chunks)")
+@click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True,
+              help="number of top eigenvalues (Lanczos)")
+@click.option("--trace-probes", type=click.IntRange(min=3), default=50, show_default=True,
+              help="Hessian-vector products for the trace (Hutchinson)")
+@click.option("--density", is_flag=True, help="eigenvalue spectral density (SLQ) and its plot")
+@click.option("--per-layer", is_flag=True, help="top eigenvalue and trace of each layer's block")
+@click.option("--along-trajectory", is_flag=True, help="measures at every snapshot of the run")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="output directory (default: <run>/curvature)")
+def command(path: Path, split: str, batch_size: int | None, top_k: int, trace_probes: int,
+            density: bool, per_layer: bool, along_trajectory: bool, seed: int,
+            out: Path | None) -> None:
+    """Curvature of the loss at a saved run's final weights or at a checkpoint."""
+    if not path.exists():
+        raise UsageError(f"PATH {str(path)!r} does not exist; give a run directory or a checkpoint file")
+    from rich.console import Console
+    from rich.table import Table
+
+    from topograph.curvature import (
+        HessianOperator, estimate_trace, lanczos, layer_curvature, measures_along_trajectory,
+        negative_curvature_from_density, plot_along, plot_density, spectral_density,
+    )
+    from topograph.curvature.measures import epsilon_sharpness
+    from topograph.runs import Run, load_model
+
+    run = Run.open(path)
+    objective = run.objective()
+    theta = None
+    if path.is_file():  # a checkpoint: evaluate at its weights
+        from topograph.core import ParamSpec
+
+        model = load_model(path)
+        theta = ParamSpec.from_module(model).flatten(dict(model.named_parameters())).detach()
+    if split not in objective.split_names():
+        raise UsageError(f"--split {split!r} is not in the run's data; known: {', '.join(objective.split_names())}")
+    batch = None
+    if batch_size is not None:
+        xs, ys = objective.splits[split]
+        batch = (xs[:batch_size], ys[:batch_size])
+    out = Path(out) if out is not None else Path(run.path) / "curvature"
+    out.mkdir(parents=True, exist_ok=True)
+
+    op = HessianOperator(objective, theta, split=split, batch=batch)
+    eig = lanczos(op, k=top_k, which="LA", tol=1e-3, seed=seed)
+    tr = estimate_trace(op, probes=trace_probes, method="hutchinson", seed=seed)
+    sharp = epsilon_sharpness(objective, theta, split=split, batch=batch, seed=seed)
+    report: dict = {
+        "path": str(path), "split": split, "samples": batch_size or objective.num_samples(split),
+        "parameters": op.size, "loss": sharp.loss,
+        "top_eigenvalues": [float(v) for v in eig.eigenvalues],
+        "trace": tr.estimate, "trace_std_error": tr.std_error,
+        "epsilon_sharpness": sharp.value, "epsilon": sharp.epsilon,
+    }
+    files = []
+    if density:
+        dens = spectral_density(op, steps=80, runs=3, seed=seed)
+        nc = negative_curvature_from_density(dens)
+        report["density"] = {"sigma": dens.sigma, "nodes": dens.nodes.tolist(),
+                             "weights": dens.weights.tolist()}
+        report.update(negative_fraction=nc.negative_fraction, lambda_min=nc.lambda_min,
+                      saddle_ratio=nc.ratio)
+        files += plot_density(dens, out / "density")
+    if per_layer:
+        report["layers"] = [lc.as_dict() for lc in layer_curvature(
+            objective, theta, split=split, batch=batch, k=1, trace_probes=trace_probes, seed=seed)]
+    if along_trajectory:
+        along = measures_along_trajectory(run, objective=objective, split=split, batch=batch,
+                                          trace_probes=trace_probes, seed=seed, density_steps=None)
+        report["along_trajectory"] = along.as_dict()
+        files += plot_along(along, out / "along_trajectory")
+    report["hvps"] = op.matvecs
+    _atomic_json(out / "curvature.json", report)
+
+    table = Table(title=f"Hessian of the {split} loss at {path}")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("loss", f"{report['loss']:.5g}")
+    for i, v in enumerate(report["top_eigenvalues"]):
+        table.add_row(f"λ_{i + 1}", f"{v:.5g}")
+    table.add_row("trace", f"{tr.estimate:.5g} ± {tr.std_error:.2g}")
+    table.add_row(f"ε-sharpness (ε={sharp.epsilon:g}, %)", f"{sharp.value:.4g}")
+    if density:
+        table.add_row("negative eigenvalue fraction", f"{report['negative_fraction']:.3g}")
+        table.add_row("λ_min (Ritz)", f"{report['lambda_min']:.4g}")
+    console = Console()
+    console.print(table)
+    if per_layer:
+        lt = Table(title="per layer")
+        for col in ("layer", "size", "λ_max", "trace"):
+            lt.add_column(col, justify="right" if col != "layer" else "left")
+        for lc in report["layers"]:
+            lt.add_row(lc["name"], str(lc["size"]), f"{lc['top_eigenvalues'][0]:.5g}",
+                       f"{lc['trace']:.5g}" if not math.isnan(lc["trace"]) else "-")
+        console.print(lt)
+    console.print(f"wrote {out / 'curvature.json'}" + "".join(f", {f.name}" for f in files))
