@@ -1,0 +1,554 @@
+"""The run configuration: a typed, documented schema read from TOML (``tomllib``).
+
+A config has seven tables; every key has a default, so an empty file is a valid run (SGD on
+digits).  The reference with every key is ``docs/runs.md``; in short::
+
+    [run]            name, seeds, epochs, max_steps, device, out_dir, checkpoint_every_steps,
+                     threads
+    [data]           name, root, download, batch_size ("full" or an integer), val_size, seed,
+                     limit_train, limit_test, flatten, normalize
+    [model]          name, loss, and the model's keyword arguments
+    [optimizer]      name and its hyperparameters (topograph.optim.registry)
+    [schedule]       name ("none", "step", "cosine", "sgdr"), step_size, gamma, t_max, eta_min,
+                     t_0, t_mult
+    [early_stopping] patience, min_delta, monitor, stop_on_nonfinite
+    [snapshots]      every_epochs, every_steps
+
+Overrides (``--set optimizer.lr=0.01``) are parsed as TOML values (``run.seeds=[0,1]``); a
+value that is not TOML is taken as a string (``data.name=digits``).  Every mistake — an unknown
+table or key, a value of the wrong type or range — raises one
+:class:`~topograph.errors.UsageError` line that names the file (or ``--set``), the key and what
+is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import re
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from topograph.errors import UsageError
+from topograph.optim import registry
+
+# ---------------------------------------------------------------------- value rules
+
+
+class _Bad(Exception):
+    """A value broke a rule; the message says what is allowed."""
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def positive_int(v: Any) -> int:
+    if not _is_int(v) or v < 1:
+        raise _Bad("a positive integer")
+    return int(v)
+
+
+def nonneg_int(v: Any) -> int:
+    if not _is_int(v) or v < 0:
+        raise _Bad("a non-negative integer (0 = off / no limit)")
+    return int(v)
+
+
+def positive_number(v: Any) -> float:
+    if not _is_number(v) or not (v > 0) or math.isinf(v):
+        raise _Bad("a positive number")
+    return float(v)
+
+
+def nonneg_number(v: Any) -> float:
+    if not _is_number(v) or not (v >= 0) or math.isinf(v):
+        raise _Bad("a non-negative number")
+    return float(v)
+
+
+def boolean(v: Any) -> bool:
+    if not isinstance(v, bool):
+        raise _Bad("true or false")
+    return v
+
+
+def string(v: Any) -> str:
+    if not isinstance(v, str):
+        raise _Bad("a string")
+    return v
+
+
+def choice(*options: str) -> Callable[[Any], str]:
+    def check(v: Any) -> str:
+        if v not in options:
+            raise _Bad("one of " + ", ".join(repr(o) for o in options))
+        return v
+
+    return check
+
+
+def run_name(v: Any) -> str:
+    if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", v):
+        raise _Bad("a non-empty name of letters, digits, '.', '_', '+', '-' (a folder name)")
+    return v
+
+
+def seed_list(v: Any) -> list[int]:
+    if _is_int(v):
+        v = [v]
+    if (not isinstance(v, list) or not v or not all(_is_int(s) and s >= 0 for s in v)
+            or len(set(v)) != len(v)):
+        raise _Bad("a non-empty list of distinct non-negative integers, e.g. [0, 1, 2]")
+    return [int(s) for s in v]
+
+
+def batch_size(v: Any) -> int | str:
+    if v == "full":
+        return "full"
+    if not _is_int(v) or v < 1:
+        raise _Bad('a positive integer or "full"')
+    return int(v)
+
+
+def val_size(v: Any) -> int | float:
+    if _is_int(v) and v >= 0:
+        return int(v)
+    if isinstance(v, float) and 0.0 <= v < 1.0:
+        return v
+    raise _Bad("a number of samples (integer >= 0) or a fraction in [0, 1)")
+
+
+def device(v: Any) -> str:
+    if not isinstance(v, str) or not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v):
+        raise _Bad('"auto", "cpu", "cuda", "cuda:N" or "mps"')
+    return v
+
+
+def _rule(default: Any, check: Callable[[Any], Any], doc: str) -> Any:
+    factory = (lambda: copy.deepcopy(default)) if isinstance(default, (list, dict)) else None
+    meta = {"check": check, "doc": doc}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+# ---------------------------------------------------------------------- sections
+
+
+@dataclass
+class RunSection:
+    """``[run]``: what to train, how long, where, and how often to checkpoint."""
+
+    name: str = _rule("run", run_name, "folder name of the run: runs go to OUT/NAME/seed-S")
+    seeds: list[int] = _rule([0], seed_list, "one run (directory) per seed")
+    epochs: int = _rule(20, positive_int, "maximum number of epochs (one step per epoch for full batch)")
+    max_steps: int = _rule(0, nonneg_int, "stop after this many optimizer steps (0 = no limit)")
+    device: str = _rule("cpu", device, '"cpu", "cuda", "cuda:N", "mps" or "auto"')
+    out_dir: str = _rule("topograph-runs", string, "parent folder of the run directories")
+    checkpoint_every_steps: int = _rule(
+        0, nonneg_int, "also checkpoint every N steps inside an epoch (0 = at epoch ends only)")
+    threads: int = _rule(0, nonneg_int, "torch CPU threads during the run (0 = leave torch's "
+                         "setting; 1 is fastest for tiny models)")
+
+
+@dataclass
+class DataSection:
+    """``[data]``: the data set (``topograph.data.load_dataset``) and its batching."""
+
+    name: str = _rule("digits", string, '"digits", "fashion-mnist", "cifar10"')
+    root: str = _rule("", string, "data folder (empty: the loader's default / environment variable)")
+    download: bool = _rule(False, boolean, "download (with checksums) when the files are missing")
+    batch_size: int | str = _rule(64, batch_size, 'samples per step, or "full" for full batch')
+    val_size: int | float = _rule(0, val_size, "validation samples held out of train (count or fraction)")
+    seed: int = _rule(0, nonneg_int, "seed of the validation split (shared by all run seeds)")
+    limit_train: int = _rule(0, nonneg_int, "use only the first N training samples (0 = all)")
+    limit_test: int = _rule(0, nonneg_int, "use only the first N test samples (0 = all)")
+    flatten: bool = _rule(False, boolean, "flatten images to vectors")
+    normalize: bool = _rule(True, boolean, "standard per-data-set normalisation")
+
+
+LOSSES = ("cross-entropy",)
+
+#: keyword arguments the built-in models accept (others are passed through unchecked)
+MODEL_KWARGS: dict[str, tuple[str, ...]] = {
+    "mlp-cifar": ("num_classes",),
+    "mlp-fmnist": ("num_classes",),
+    "mlp-784-128-64-10": ("num_classes",),
+    "mlp-digits": ("num_classes",),
+    "cnn-small": ("in_channels", "num_classes", "image_size", "dropout"),
+}
+
+
+@dataclass
+class ModelSection:
+    """``[model]``: a model by name (``topograph.models``), its loss and keyword arguments."""
+
+    name: str = _rule("mlp-digits", string, "a model name of topograph.models")
+    loss: str = _rule("cross-entropy", choice(*LOSSES), "the training loss")
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class OptimizerSection:
+    """``[optimizer]``: an optimizer by registry name and its hyperparameters."""
+
+    name: str = _rule("sgd", string, "a name of topograph.optim.registry")
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ScheduleSection:
+    """``[schedule]``: the learning-rate schedule (torch's schedulers)."""
+
+    name: str = _rule("none", choice("none", "step", "cosine", "sgdr"),
+                      "none | step (StepLR) | cosine (CosineAnnealingLR) | sgdr (warm restarts)")
+    step_size: int = _rule(10, positive_int, "step: epochs between decays")
+    gamma: float = _rule(0.1, positive_number, "step: decay factor")
+    t_max: int = _rule(0, nonneg_int, "cosine: period in epochs (0 = run.epochs)")
+    eta_min: float = _rule(0.0, nonneg_number, "cosine, sgdr: the lowest learning rate")
+    t_0: int = _rule(10, positive_int, "sgdr: epochs until the first restart")
+    t_mult: int = _rule(1, positive_int, "sgdr: each period is t_mult times the previous one")
+
+
+@dataclass
+class EarlyStoppingSection:
+    """``[early_stopping]``: stop on a non-finite loss or when the loss stops improving."""
+
+    patience: int = _rule(0, nonneg_int, "stop after this many epochs without improvement (0 = off)")
+    min_delta: float = _rule(0.0, nonneg_number, "an improvement must lower the loss by more than this")
+    monitor: str = _rule("auto", choice("auto", "train", "val"),
+                         "loss watched: auto = val if there is a validation split, else train")
+    stop_on_nonfinite: bool = _rule(True, boolean, "stop when the loss becomes NaN or infinite")
+
+
+@dataclass
+class SnapshotsSection:
+    """``[snapshots]``: flat parameter vectors saved for trajectory plots (initial point included)."""
+
+    every_epochs: int = _rule(1, nonneg_int, "snapshot every N epochs (0 = off)")
+    every_steps: int = _rule(0, nonneg_int, "snapshot every N steps (0 = off)")
+
+
+SECTIONS: dict[str, type] = {
+    "run": RunSection,
+    "data": DataSection,
+    "model": ModelSection,
+    "optimizer": OptimizerSection,
+    "schedule": ScheduleSection,
+    "early_stopping": EarlyStoppingSection,
+    "snapshots": SnapshotsSection,
+}
+
+#: keys that do not change a run's results (a run may be resumed with other values)
+NON_RESULT_KEYS = frozenset({("run", "out_dir"), ("run", "checkpoint_every_steps"), ("run", "seeds"),
+                             ("run", "threads"),
+                             ("run", "device"), ("data", "root"), ("data", "download")})
+
+
+@dataclass
+class RunConfig:
+    """A validated run configuration (one object per config file; one run per seed)."""
+
+    run: RunSection = field(default_factory=RunSection)
+    data: DataSection = field(default_factory=DataSection)
+    model: ModelSection = field(default_factory=ModelSection)
+    optimizer: OptimizerSection = field(default_factory=OptimizerSection)
+    schedule: ScheduleSection = field(default_factory=ScheduleSection)
+    early_stopping: EarlyStoppingSection = field(default_factory=EarlyStoppingSection)
+    snapshots: SnapshotsSection = field(default_factory=SnapshotsSection)
+    source: str = field(default="config", compare=False, repr=False)
+
+    # ------------------------------------------------------------------ conversion
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any], *, source: str = "config",
+                  override_keys: Iterable[str] = ()) -> RunConfig:
+        """Validate a nested dict (as ``tomllib`` returns it) into a :class:`RunConfig`."""
+        return _parse(doc, source, frozenset(override_keys))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as nested plain dicts (what ``config.toml`` of a run holds)."""
+        out: dict[str, Any] = {}
+        for name in SECTIONS:
+            sec = getattr(self, name)
+            d = {f.name: copy.deepcopy(getattr(sec, f.name)) for f in dataclasses.fields(sec)
+                 if f.name not in ("kwargs", "hyperparameters")}
+            if name == "model":
+                d.update(copy.deepcopy(sec.kwargs))
+            if name == "optimizer":
+                d.update(copy.deepcopy(sec.hyperparameters))
+            out[name] = d
+        return out
+
+    def for_seed(self, seed: int) -> RunConfig:
+        """A copy that runs only ``seed``."""
+        cfg = copy.deepcopy(self)
+        cfg.run.seeds = [int(seed)]
+        return cfg
+
+    @property
+    def full_batch(self) -> bool:
+        """Whether each step sees the whole training set."""
+        return self.data.batch_size == "full" or registry.is_full_batch(
+            self.optimizer.name, self.optimizer.hyperparameters)
+
+
+def result_view(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """``doc`` without :data:`NON_RESULT_KEYS` — two runs with equal views give equal results."""
+    out = copy.deepcopy(dict(doc))
+    for sec, key in NON_RESULT_KEYS:
+        if isinstance(out.get(sec), dict):
+            out[sec].pop(key, None)
+    return out
+
+
+# ---------------------------------------------------------------------- parsing
+
+
+def _error(source: str, key: str, overrides: frozenset[str], what: str) -> UsageError:
+    src = f"{source} (--set)" if key in overrides else source
+    return UsageError(f"{src}: {what}")
+
+
+def _check_field(sec_name: str, f: dataclasses.Field, value: Any, source: str,
+                 overrides: frozenset[str]) -> Any:
+    key = f"{sec_name}.{f.name}"
+    try:
+        return f.metadata["check"](value)
+    except _Bad as bad:
+        raise _error(source, key, overrides, f"{key} must be {bad}, got {_show(value)}") from None
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, str):
+        return repr(v)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return str(v)
+
+
+def _parse(doc: Mapping[str, Any], source: str, overrides: frozenset[str]) -> RunConfig:
+    if not isinstance(doc, Mapping):
+        raise UsageError(f"{source}: a config is a TOML document of tables")
+    for name, value in doc.items():
+        if name not in SECTIONS:
+            raise _error(source, name, overrides,
+                         f"unknown table [{name}]; allowed: {', '.join(SECTIONS)}")
+        if not isinstance(value, Mapping):
+            raise _error(source, name, overrides, f"{name} must be a table [{name}], got {_show(value)}")
+    sections: dict[str, Any] = {}
+    for name, cls in SECTIONS.items():
+        raw = dict(doc.get(name, {}))
+        fields = {f.name: f for f in dataclasses.fields(cls) if "check" in f.metadata}
+        values: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        for key, value in raw.items():
+            if key in fields:
+                values[key] = _check_field(name, fields[key], value, source, overrides)
+            else:
+                extra[key] = value
+        if name == "model":
+            values["kwargs"] = _model_kwargs(values.get("name", "mlp-digits"), extra, source, overrides)
+        elif name == "optimizer":
+            values["hyperparameters"] = _hyperparameters(
+                values.get("name", "sgd"), extra, "optimizer", source, overrides)
+        elif extra:
+            key = next(iter(extra))
+            raise _error(source, f"{name}.{key}", overrides,
+                         f"unknown key '{name}.{key}'; allowed: {', '.join(fields)}")
+        sections[name] = cls(**values)
+    cfg = RunConfig(**sections, source=source)
+    if cfg.optimizer.name in registry.OPTIMIZERS and cfg.full_batch and cfg.data.batch_size not in ("full",):
+        cfg.data.batch_size = "full"
+    return cfg
+
+
+def _model_kwargs(name: str, extra: dict[str, Any], source: str, overrides: frozenset[str]) -> dict:
+    from topograph.models import MODELS
+
+    if name not in MODELS:
+        raise _error(source, "model.name", overrides,
+                     f"model.name must be one of {', '.join(MODELS)}, got {name!r}")
+    allowed = MODEL_KWARGS.get(name)
+    if allowed is not None:
+        for key in extra:
+            if key not in allowed:
+                raise _error(source, f"model.{key}", overrides,
+                             f"unknown key 'model.{key}'; allowed: name, loss, {', '.join(allowed)}")
+    return dict(extra)
+
+
+def _hyperparameters(name: str, extra: dict[str, Any], prefix: str, source: str,
+                     overrides: frozenset[str]) -> dict[str, Any]:
+    if name not in registry.OPTIMIZERS:
+        raise _error(source, f"{prefix}.name", overrides,
+                     f"{prefix}.name must be one of {', '.join(registry.OPTIMIZERS)}, got {name!r}")
+    spec = registry.optimizer_spec(name)
+    defaults = registry.hyperparameter_defaults(name)
+    if defaults is None:  # module not importable yet: the build will check
+        return dict(extra)
+    out: dict[str, Any] = {k: copy.deepcopy(v) for k, v in defaults.items() if v is not None}
+    if isinstance(out.get("betas"), tuple):
+        out["betas"] = list(out["betas"])
+    for key, value in extra.items():
+        full = f"{prefix}.{key}"
+        if key not in defaults:
+            allowed = ", ".join(["name", *defaults])
+            raise _error(source, full, overrides, f"unknown key '{full}'; allowed: {allowed}")
+        if key == "base" and spec.wraps_base:
+            if not isinstance(value, Mapping):
+                raise _error(source, full, overrides,
+                             f'{full} must be a table like {{name = "sgd", lr = 0.1}}, got {_show(value)}')
+            base = dict(value)
+            base_name = base.pop("name", "sgd")
+            if base_name not in registry.OPTIMIZERS or registry.optimizer_spec(base_name).wraps_base:
+                plain = [n for n, s in registry.OPTIMIZERS.items() if not s.wraps_base]
+                raise _error(source, f"{full}.name", overrides,
+                             f"{full}.name must be one of {', '.join(plain)}, got {_show(base_name)}")
+            out[key] = {"name": base_name,
+                        **_hyperparameters(base_name, base, full, source, overrides)}
+            continue
+        out[key] = _check_hyperparameter(full, value, defaults[key], source, overrides)
+    if spec.wraps_base and "base" not in extra:
+        out["base"] = {"name": "sgd", **_hyperparameters("sgd", {}, f"{prefix}.base", source, overrides)}
+    return out
+
+
+def _check_hyperparameter(key: str, value: Any, default: Any, source: str,
+                          overrides: frozenset[str]) -> Any:
+    def bad(what: str) -> UsageError:
+        return _error(source, key, overrides, f"{key} must be {what}, got {_show(value)}")
+
+    leaf = key.rsplit(".", 1)[-1]
+    if leaf == "lr":
+        if not _is_number(value) or not value > 0 or math.isinf(value):
+            raise bad("a positive number")
+        return float(value)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise bad("true or false")
+        return value
+    if _is_number(default):
+        if not _is_number(value):
+            raise bad("a number")
+        if value < 0 and leaf in ("momentum", "dampening", "weight_decay", "eps"):
+            raise bad("a non-negative number")
+        return int(value) if _is_int(default) and _is_int(value) else value
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise bad("a string")
+        return value
+    if isinstance(default, (tuple, list)):
+        if not isinstance(value, list) or len(value) != len(default) or not all(map(_is_number, value)):
+            raise bad(f"a list of {len(default)} numbers")
+        return [float(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------------- files and overrides
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"optimizer.lr=0.01"`` → ``("optimizer.lr", 0.01)``; values are TOML, else strings."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)+", key):
+        raise UsageError(f"--set {text!r}: expected TABLE.KEY=VALUE, e.g. --set optimizer.lr=0.01")
+    raw = raw.strip()
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+def apply_overrides(doc: Mapping[str, Any], overrides: Iterable[str]) -> tuple[dict, frozenset[str]]:
+    """A copy of ``doc`` with ``--set`` overrides applied, and the set of overridden keys."""
+    out = copy.deepcopy(dict(doc))
+    keys = set()
+    for text in overrides:
+        key, value = parse_override(text)
+        parts = key.split(".")
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            nxt = node.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise UsageError(f"--set {key}: '{'.'.join(parts[:i + 1])}' is not a table")
+            node = nxt
+        node[parts[-1]] = value
+        keys.add(key)
+        keys.add(parts[0])
+    return out, frozenset(keys)
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """Parse a TOML file; a missing or malformed file is a one-line :class:`UsageError`."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such config file") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as err:
+        raise UsageError(f"{path}: cannot read the config ({err.__class__.__name__})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise UsageError(f"{path}: not valid TOML: {err}") from None
+
+
+def load_config(path: str | Path, overrides: Iterable[str] = ()) -> RunConfig:
+    """Read, override and validate a config file."""
+    doc = read_toml(path)
+    doc, keys = apply_overrides(doc, overrides)
+    return RunConfig.from_dict(doc, source=Path(path).name, override_keys=keys)
+
+
+def as_config(config: RunConfig | Mapping[str, Any] | str | Path) -> RunConfig:
+    """Accept a :class:`RunConfig`, a nested dict or a TOML path."""
+    if isinstance(config, RunConfig):
+        return config
+    if isinstance(config, (str, Path)):
+        return load_config(config)
+    if isinstance(config, Mapping):
+        return RunConfig.from_dict(config, source="config")
+    raise UsageError(f"config must be a RunConfig, a dict or a TOML path, got {type(config).__name__}")
+
+
+def schema() -> dict[str, list[tuple[str, Any, str]]]:
+    """``{table: [(key, default, description), ...]}`` — the reference in ``docs/runs.md``."""
+    out = {}
+    for name, cls in SECTIONS.items():
+        rows = []
+        for f in dataclasses.fields(cls):
+            if "doc" in f.metadata:
+                default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                rows.append((f.name, default, f.metadata["doc"]))
+        out[name] = rows
+    return out
+
+
+__all__ = [
+    "DataSection",
+    "EarlyStoppingSection",
+    "ModelSection",
+    "OptimizerSection",
+    "RunConfig",
+    "RunSection",
+    "ScheduleSection",
+    "SnapshotsSection",
+    "apply_overrides",
+    "as_config",
+    "load_config",
+    "parse_override",
+    "read_toml",
+    "result_view",
+    "schema",
+]

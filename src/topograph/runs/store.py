@@ -1,0 +1,241 @@
+"""The run store: one directory per run, written atomically, read back through :class:`Run`.
+
+Layout of a run directory (``OUT/NAME/seed-S/``)::
+
+    config.toml            the resolved config of this run (run.seeds = [S])
+    metrics.csv            one row per epoch (row 0 = the initial point); see METRIC_COLUMNS
+    checkpoints/last.pt    the latest resumable checkpoint (model, optimizer, scheduler, RNG
+                           states, epoch/step, early-stopping state, metrics so far)
+    snapshots/NNNNNN.pt    {"epoch": float, "step": int, "params": flat parameter vector}
+    model.pt               final weights (a state_dict)
+    summary.json           written last: status, stop reason, final metrics, compute, versions
+
+Every file is written by :mod:`topograph.runs.atomic` (temp file + ``os.replace``) and every
+``.pt`` file loads with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from topograph.errors import UsageError
+from topograph.runs.atomic import atomic_write_text, safe_torch_load
+
+CONFIG_FILE = "config.toml"
+METRICS_FILE = "metrics.csv"
+CHECKPOINT_DIR = "checkpoints"
+CHECKPOINT_FILE = "checkpoints/last.pt"
+SNAPSHOT_DIR = "snapshots"
+MODEL_FILE = "model.pt"
+SUMMARY_FILE = "summary.json"
+
+#: integer-valued metric columns (all others are floats)
+INT_COLUMNS = frozenset({"epoch", "step", "grad_evals", "func_evals", "grad_evals_total",
+                         "func_evals_total", "grad_samples_total"})
+#: columns that depend on the machine's speed, not on the computation
+TIME_COLUMNS = ("train_seconds", "epoch_seconds", "wall_seconds")
+
+
+def metric_columns(has_val: bool) -> list[str]:
+    """The columns of ``metrics.csv``.
+
+    ``epoch`` (0 = initial point), ``step`` (optimizer steps so far), ``lr`` (rate of the
+    epoch's first step), ``train_batch_loss`` (mean of the minibatch losses seen during the
+    epoch, before each update), full-split ``train/val/test_loss`` and ``_acc`` (evaluated
+    through :class:`topograph.core.Objective` in eval mode after the epoch), ``grad_evals`` and
+    ``func_evals`` (forward+backward and forward passes on one batch during the epoch, every
+    closure call counted), their running totals, ``grad_samples_total`` (samples through
+    backward passes so far: divide by the training-set size for epochs of gradient compute),
+    ``train_seconds`` (the epoch's optimizer steps alone), ``epoch_seconds`` (steps plus the
+    full-split evaluation and writes) and ``wall_seconds`` (since the start of the run).
+    """
+    cols = ["epoch", "step", "lr", "train_batch_loss", "train_loss", "train_acc"]
+    if has_val:
+        cols += ["val_loss", "val_acc"]
+    cols += ["test_loss", "test_acc", "grad_evals", "func_evals", "grad_evals_total",
+             "func_evals_total", "grad_samples_total", *TIME_COLUMNS]
+    return cols
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return repr(v)  # exact round trip
+    return str(v)
+
+
+def metrics_csv(rows: list[Mapping[str, Any]], columns: list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(columns)
+    for r in rows:
+        w.writerow([_fmt(r.get(c, math.nan)) for c in columns])
+    return buf.getvalue()
+
+
+def write_metrics(run_dir: Path, rows: list[Mapping[str, Any]], columns: list[str]) -> None:
+    atomic_write_text(run_dir / METRICS_FILE, metrics_csv(rows, columns))
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """Rows of a ``metrics.csv`` with ints and floats parsed."""
+    if not path.exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = []
+        for r in csv.DictReader(fh):
+            rows.append({k: (int(v) if k in INT_COLUMNS else float(v)) for k, v in r.items()})
+        return rows
+
+
+def _find_run_dir(path: Path) -> Path:
+    """The run directory that holds ``path`` (itself, or up to two levels up for files)."""
+    for cand in (path, path.parent, path.parent.parent):
+        if (cand / CONFIG_FILE).is_file():
+            return cand
+    raise UsageError(f"{path}: not a run directory or a file inside one (no {CONFIG_FILE} found)")
+
+
+class Run:
+    """A run directory, read back.  Open with :meth:`Run.open`; nothing is loaded eagerly
+    except the config and the summary (both small).
+
+    Attributes
+    ----------
+    path: the run directory.
+    config: the resolved config (nested dict, as in ``config.toml``).
+    summary: the contents of ``summary.json`` (``{}`` while the run is unfinished).
+    """
+
+    def __init__(self, path: Path, config: dict[str, Any], summary: dict[str, Any]) -> None:
+        self.path = path
+        self.config = config
+        self.summary = summary
+
+    @classmethod
+    def open(cls, path: str | Path) -> Run:
+        """Open the run directory ``path`` (or the run that holds the file ``path``)."""
+        from topograph.runs.config import read_toml
+
+        run_dir = _find_run_dir(Path(path))
+        config = read_toml(run_dir / CONFIG_FILE)
+        summary_path = run_dir / SUMMARY_FILE
+        summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else {}
+        return cls(run_dir, config, summary)
+
+    def __repr__(self) -> str:
+        state = self.summary.get("status", "unfinished")
+        return f"Run({str(self.path)!r}, {state})"
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def finished(self) -> bool:
+        """True once ``summary.json`` exists (the run ended: completed or stopped early)."""
+        return bool(self.summary)
+
+    @property
+    def seed(self) -> int:
+        return int(self.config["run"]["seeds"][0])
+
+    @property
+    def name(self) -> str:
+        return str(self.config["run"]["name"])
+
+    def metrics(self) -> list[dict[str, Any]]:
+        """The rows of ``metrics.csv`` (row 0 = the initial point)."""
+        return read_metrics(self.path / METRICS_FILE)
+
+    # ------------------------------------------------------------------ models and data
+    def build_model(self) -> nn.Module:
+        """A fresh model of the run's architecture (initialised with the run's seed)."""
+        from topograph.models import build_model
+
+        kwargs = {k: v for k, v in self.config["model"].items() if k not in ("name", "loss")}
+        return build_model(self.config["model"]["name"], seed=self.seed, **kwargs)
+
+    def model(self, which: str = "final") -> nn.Module:
+        """The model with the weights of ``which``: ``"final"`` (``model.pt``), ``"last"`` (the
+        latest checkpoint) or ``"initial"`` (the initialisation, rebuilt from the seed)."""
+        module = self.build_model()
+        if which == "initial":
+            return module
+        if which == "final":
+            if not (self.path / MODEL_FILE).exists():
+                raise UsageError(f"{self.path}: the run has no {MODEL_FILE} yet (unfinished); "
+                                 "use which='last' for its latest checkpoint")
+            state = safe_torch_load(self.path / MODEL_FILE)
+        elif which == "last":
+            if not (self.path / CHECKPOINT_FILE).exists():
+                raise UsageError(f"{self.path}: the run has no checkpoint yet")
+            state = safe_torch_load(self.path / CHECKPOINT_FILE)["model"]
+        else:
+            raise UsageError(f"which={which!r}; use 'final', 'last' or 'initial'")
+        module.load_state_dict(state)
+        return module
+
+    def dataset(self):
+        """The run's data set (``topograph.data.load_dataset`` with the run's data settings)."""
+        from topograph.runs.trainer import load_run_dataset
+
+        return load_run_dataset(self.config["data"], source=str(self.path / CONFIG_FILE))
+
+    def loss_fn(self):
+        from topograph.runs.trainer import LOSSES
+
+        return LOSSES[self.config["model"].get("loss", "cross-entropy")]
+
+    def objective(self, data: Any = None, *, which: str = "final", buffers: str = "eval",
+                  chunk_size: int = 8192):
+        """A :class:`topograph.core.Objective` of the run's model (weights ``which``), loss and
+        data (``data`` if given — a split pair, a dict of splits or a Dataset — else the run's
+        data set)."""
+        from topograph.core import Objective
+
+        return Objective(self.model(which), self.loss_fn(), self.dataset() if data is None else data,
+                         buffers=buffers, chunk_size=chunk_size)
+
+    def snapshots(self) -> tuple[list[tuple[float, int]], torch.Tensor]:
+        """``([(epoch, step), ...], S×P tensor)`` of the saved parameter snapshots, in order.
+
+        ``epoch`` is fractional for snapshots taken inside an epoch.
+        """
+        files = sorted((self.path / SNAPSHOT_DIR).glob("*.pt"))
+        labels, vectors = [], []
+        for f in files:
+            snap = safe_torch_load(f)
+            labels.append((float(snap["epoch"]), int(snap["step"])))
+            vectors.append(snap["params"])
+        if not vectors:
+            return [], torch.empty(0, 0)
+        return labels, torch.stack(vectors)
+
+
+def load_model(path: str | Path, *, which: str | None = None) -> nn.Module:
+    """A model with weights, from a run directory (final weights, or the latest checkpoint if
+    unfinished), a run's ``model.pt`` or a checkpoint file."""
+    path = Path(path)
+    run = Run.open(path)
+    if which is None:
+        if path.is_file() and path.parent.name == CHECKPOINT_DIR:
+            which = "last"
+        elif path.is_file():
+            which = "final"
+        else:
+            which = "final" if (run.path / MODEL_FILE).exists() else "last"
+    if path.is_file() and which in ("final", "last"):
+        module = run.build_model()
+        state = safe_torch_load(path)
+        module.load_state_dict(state["model"] if "model" in state and isinstance(state["model"], dict) else state)
+        return module
+    return run.model(which)
+
+
+__all__ = ["Run", "load_model", "metric_columns", "read_metrics", "write_metrics"]
