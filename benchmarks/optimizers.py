@@ -1,0 +1,201 @@
+"""Benchmark: the landscape-aware optimizers against their bases on the Fashion-MNIST MLP.
+
+Workload (issue 5 item 7): model ``mlp-fmnist`` (784-64-64-32-10), a seeded subset of
+``--limit`` Fashion-MNIST training images (default 10,000), cross-entropy.  Measured in the
+same run, each optimizer next to its base:
+
+* mini-batch (batch ``--batch``, one epoch = limit/batch steps, ``--repeats`` epochs each,
+  interleaved, the median epoch reported): GE(SGD) vs SGD, GE(Adam) vs Adam, RollingBall vs
+  SGD (``--rbo-steps`` inner steps, default 10; the authors' K = 100 costs ≈ 10× more;
+  timed on the first ``--rbo-max-steps`` steps of each epoch and scaled to the epoch);
+  GE at its defaults (k = 10, n = 4: 9 forward-only probes every 10 steps);
+* full batch on the subset: QuasiNewton (golden-section line search) vs ``torch.optim.LBFGS``
+  at equal history (m = 10), time per iteration over ``--iters`` iterations; LBFGS both
+  without line search and with its strong-Wolfe search.
+
+Forward and backward passes are counted by the closure.  Targets from the issue: GE at
+defaults ≤ 1.5× its base per epoch; QuasiNewton's time per iteration within 1.3× of
+torch.optim.LBFGS.  Timing needs a quiet machine; the ratios are what to read.
+
+    /work/venv/bin/python benchmarks/optimizers.py            # ≈ 1 minute on 2 idle cores
+    /work/venv/bin/python benchmarks/optimizers.py --quick    # a smoke check
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from topograph.models import build_model
+from topograph.optim.guided import GuidedExploration
+from topograph.optim.quasi_newton import QuasiNewton
+from topograph.optim.rolling_ball import RollingBall
+
+
+def data_root() -> Path:
+    env = os.environ.get("TOPOGRAPH_DATA_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fashion-mnist"
+
+
+def load_train(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    from topograph.data import load_dataset
+
+    ds = load_dataset("fashion-mnist", root=data_root(), flatten=True, limit_train=n, limit_test=1000)
+    return ds.splits["train"]
+
+
+class Counter:
+    def __init__(self) -> None:
+        self.forward = 0
+        self.backward = 0
+
+
+def make_closure(model, opt_box, batch_box, counter: Counter):
+    def closure(backward: bool = True):
+        x, y = batch_box[0]
+        opt_box[0].zero_grad()
+        with torch.set_grad_enabled(backward or torch.is_grad_enabled()):
+            loss = F.cross_entropy(model(x), y)
+        counter.forward += 1
+        if backward:
+            loss.backward()
+            counter.backward += 1
+        return loss.detach()
+
+    return closure
+
+
+MINIBATCH = {
+    "SGD": (None, lambda m: torch.optim.SGD(m.parameters(), lr=0.05)),
+    "GE(SGD)": ("SGD", lambda m: GuidedExploration(torch.optim.SGD(m.parameters(), lr=0.05), modules=m)),
+    "Adam": (None, lambda m: torch.optim.Adam(m.parameters(), lr=1e-3)),
+    "GE(Adam)": ("Adam", lambda m: GuidedExploration(torch.optim.Adam(m.parameters(), lr=1e-3), modules=m)),
+}
+
+
+def minibatch_table(x, y, *, batch: int, repeats: int, rbo_steps: int, rbo_max_steps: int) -> list[dict]:
+    setups = dict(MINIBATCH)
+    setups[f"RollingBall(K={rbo_steps})"] = ("SGD", lambda m: RollingBall(
+        m.parameters(), lr=0.05, radius=1.0, proj_lr=1e-3, proj_steps=rbo_steps, proj_init="gd", modules=m))
+    state = {}
+    for name, (_, make) in setups.items():
+        model = build_model("mlp-fmnist", seed=0)
+        counter = Counter()
+        opt_box, batch_box = [make(model)], []
+        state[name] = (model, opt_box, batch_box, counter, make_closure(model, opt_box, batch_box, counter), [])
+    n = x.shape[0]
+    steps = n // batch
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(repeats + 1):  # the first epoch is a warm-up
+        perm = torch.randperm(n, generator=gen)
+        for name in setups:  # interleaved, so machine load hits all alike
+            model, opt_box, batch_box, counter, closure, times = state[name]
+            model.train()
+            f0, b0 = counter.forward, counter.backward
+            timed = min(steps, rbo_max_steps) if name.startswith("RollingBall") else steps
+            t0 = time.perf_counter()
+            for i in range(timed):
+                idx = perm[i * batch:(i + 1) * batch]
+                batch_box[:] = [(x[idx], y[idx])]
+                opt_box[0].step(closure)
+            scale = steps / timed  # RollingBall: a prefix of the epoch, scaled to the whole epoch
+            times.append(((time.perf_counter() - t0) * scale, (counter.forward - f0) * scale,
+                          (counter.backward - b0) * scale))
+    rows = []
+    for name, (base, _) in setups.items():
+        times = state[name][5][1:]
+        epoch = statistics.median(t for t, _, _ in times)
+        fwd, bwd = times[-1][1] / steps, times[-1][2] / steps
+        rows.append({"optimizer": name, "base": base, "epoch_s": epoch, "step_ms": 1e3 * epoch / steps,
+                     "fwd": fwd, "bwd": bwd})
+    by_name = {r["optimizer"]: r for r in rows}
+    for r in rows:
+        r["ratio"] = r["epoch_s"] / by_name[r["base"]]["epoch_s"] if r["base"] else None
+    return rows
+
+
+def full_batch_table(x, y, *, iters: int, history: int, runs: int) -> list[dict]:
+    setups = {
+        "LBFGS (no line search)": lambda m: torch.optim.LBFGS(m.parameters(), lr=1.0, history_size=history,
+                                                              max_iter=iters, tolerance_grad=0, tolerance_change=0),
+        "LBFGS (strong Wolfe)": lambda m: torch.optim.LBFGS(m.parameters(), lr=1.0, history_size=history,
+                                                            max_iter=iters, tolerance_grad=0, tolerance_change=0,
+                                                            line_search_fn="strong_wolfe"),
+        "QuasiNewton (golden)": lambda m: QuasiNewton(m.parameters(), history_size=history, max_iter=iters,
+                                                      tolerance_grad=0, tolerance_change=0),
+    }
+    rows = []
+    for name, make in setups.items():
+        best = None
+        for _ in range(runs):  # best of `runs`
+            model = build_model("mlp-fmnist", seed=0)
+            counter = Counter()
+            opt_box, batch_box = [make(model)], [(x, y)]
+            closure = make_closure(model, opt_box, batch_box, counter)
+            t0 = time.perf_counter()
+            opt_box[0].step(closure)
+            elapsed = time.perf_counter() - t0
+            opt = opt_box[0]
+            n_iter = opt.counts.iterations if isinstance(opt, QuasiNewton) else opt.state[opt._params[0]]["n_iter"]
+            with torch.no_grad():
+                final = float(F.cross_entropy(model(x), y))
+            row = {"optimizer": name, "iters": n_iter, "iter_ms": 1e3 * elapsed / max(n_iter, 1),
+                   "fwd": counter.forward / max(n_iter, 1), "bwd": counter.backward / max(n_iter, 1), "loss": final}
+            if best is None or row["iter_ms"] < best["iter_ms"]:
+                best = row
+        rows.append(best)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--limit", type=int, default=10_000, help="training images used (default 10,000)")
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--repeats", type=int, default=2, help="timed epochs per optimizer (after one warm-up)")
+    ap.add_argument("--rbo-steps", type=int, default=10, help="RollingBall inner steps K")
+    ap.add_argument("--rbo-max-steps", type=int, default=20,
+                    help="RollingBall is timed on this many steps per epoch, scaled to the epoch")
+    ap.add_argument("--iters", type=int, default=15, help="full-batch quasi-Newton iterations")
+    ap.add_argument("--runs", type=int, default=1, help="full-batch runs per optimizer (best reported)")
+    ap.add_argument("--history", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    ap.add_argument("--quick", action="store_true", help="2,000 images, 1 repeat, 5 iterations")
+    args = ap.parse_args()
+    if args.quick:
+        args.limit, args.repeats, args.iters = 2000, 1, 5
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    x, y = load_train(args.limit)
+    print(f"mlp-fmnist on {x.shape[0]} Fashion-MNIST images; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads\n")
+    print(f"mini-batch (batch {args.batch}, {x.shape[0] // args.batch} steps/epoch, median of {args.repeats} epochs)")
+    print(f"{'optimizer':<22} {'epoch s':>8} {'step ms':>8} {'F/step':>7} {'B/step':>7}  ratio vs base")
+    for r in minibatch_table(x, y, batch=args.batch, repeats=args.repeats, rbo_steps=args.rbo_steps,
+                            rbo_max_steps=args.rbo_max_steps):
+        ratio = f"{r['ratio']:.2f}x {r['base']}" if r["ratio"] is not None else "(base)"
+        print(f"{r['optimizer']:<22} {r['epoch_s']:8.3f} {r['step_ms']:8.2f} {r['fwd']:7.2f} {r['bwd']:7.2f}  {ratio}")
+    print("  target: GE at defaults <= 1.5x its base per epoch")
+    print(f"\nfull batch ({x.shape[0]} images, history {args.history}, {args.iters} iterations, "
+          f"best of {args.runs})")
+    print(f"{'optimizer':<24} {'iters':>5} {'ms/iter':>8} {'F/iter':>7} {'B/iter':>7} {'final loss':>10}")
+    rows = full_batch_table(x, y, iters=args.iters, history=args.history, runs=args.runs)
+    for r in rows:
+        print(f"{r['optimizer']:<24} {r['iters']:5d} {r['iter_ms']:8.1f} {r['fwd']:7.2f} {r['bwd']:7.2f} "
+              f"{r['loss']:10.4f}")
+    qn = rows[-1]["iter_ms"]
+    for r in rows[:-1]:
+        print(f"  QuasiNewton / {r['optimizer']}: {qn / r['iter_ms']:.2f}x per iteration")
+    print("  target: QuasiNewton within 1.3x of torch.optim.LBFGS per iteration")
+
+
+if __name__ == "__main__":
+    main()

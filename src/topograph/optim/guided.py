@@ -1,0 +1,687 @@
+r"""Guided Exploration (GE): a landscape-probing add-on around any ``torch.optim`` optimizer.
+
+Source: A. Pare, *Improving Gradient Descent Optimization through Guided Exploration of Loss
+Landscape* (seed 000), Algorithm 1: sample the vicinity of θ, identify critical points from
+finite differences or Hessian information, and step with an "effective gradient" ∇_e biased
+toward promising regions.  The paper gives no more than that; this module implements the
+concrete instantiation of ``algorithms.md`` §2.3–2.6.
+
+Every ``explore_every`` = k steps (an *exploration event*), on the SAME minibatch as the step:
+
+1. **Probe directions.**  n = ``n_dirs`` directions u_i, each generated on the fly from a
+   per-event seed (never n stored copies).  ``filter_norm=True``: a Gaussian draw
+   filter-normalised against θ with :func:`topograph.core.random_direction` (Li et al. 2018;
+   one definition of "filter" for the package; 1-D tensors zeroed when ``ignore_1d``), so σ is
+   relative to the weights.  ``filter_norm=False``: u_i uniform on the sphere of radius √P
+   (P = number of parameters), so σ is absolute, every probe lies exactly at distance σ√P and
+   E[u uᵀ] = I (see the departures below).
+2. **Loss map.**  L₀ = L(θ) and L_i^± = L(θ ± σu_i): 1 + 2n forward passes without backward
+   (``closure(backward=False)`` under ``torch.no_grad()``), all under one random seed per event
+   (``torch.random.fork_rng``: the same dropout masks, the caller's RNG untouched), BatchNorm
+   running statistics frozen (pass ``modules=model``).  θ is restored EXACTLY afterwards from
+   a copy (``copy_``, no floating-point add/subtract).
+3. **Finite differences** (exact on quadratics):
+   slope_i = (L_i^+ − L_i^−)/(2σ) ≈ gᵀu_i,  curv_i = (L_i^+ − 2L₀ + L_i^−)/σ² ≈ u_iᵀHu_i,
+   κ_i = curv_i/‖u_i‖².  The Gaussian-smoothing (ES) gradient ĝ_ES = (1/n) Σ slope_i u_i is
+   available from :meth:`GuidedExploration.es_gradient` (diagnostic; not used by the update).
+4. **Optional Hessian information** (``hvp_iters`` = m > 0): m Lanczos steps on the minibatch
+   Hessian at θ (double backprop, one graph build + m Hessian-vector products, warm-started
+   from the previous event's v_min) give λ_min, v_min, λ_max (:mod:`topograph.curvature.lanczos`).
+5. **Classification**, with ḡ the EMA (decay 0.9) of ‖g‖ over the steps so far:
+   stationary ⇔ ‖g‖ < max(τ_g ḡ, 1e-8);
+   SADDLE ⇔ stationary and (min_i κ_i < −τ_c or λ_min < −τ_c|λ_max|);
+   MINIMUM ⇔ stationary and not SADDLE;  SLOPE otherwise.
+6. **Action.**  Let P = {(i, ±): L_i^± < L₀ − margin} (improving probes).
+   * SLOPE: if P ≠ ∅, d = Σ_P w (±u_i), w ∝ exp(−(L_i^± − L₀)/T) (softmin, T = ``temperature``
+     or the std of the 2n probe losses), ∇_e = g − β‖g‖ d/‖d‖; else ∇_e = g.
+   * SADDLE: jump to the better of θ ± σu_j, j = argmin κ_j (exact tie: +); with Lanczos
+     information, to the better of θ ± σ r v_min (r = the mean ‖u_i‖, i.e. the same
+     filter-relative size) when that one improves on L₀ (2 more forward passes); ∇_e = g.
+   * MINIMUM: if the best probe improves on L₀ by more than ``margin``, jump to it; otherwise
+     widen the search radius σ ← min(σ·``sigma_growth``, ``sigma_max``) for the next event.
+   * σ returns to its initial value after a jump and at SLOPE events.
+   * GE-LA (``lookahead_alpha`` = α > 0, SLOPE with P ≠ ∅): one extra gradient at the best
+     probe θ*, g ← (1 − α)g(θ) + αg(θ*) before the bias (the "gradient at θ + Δθ" of
+     Algorithm 1 line 5; unlike SAM it looks at the *best* nearby point).
+   ∇_e is written into ``p.grad`` and the base optimizer steps.  Between events the step is
+   the base optimizer's own.
+
+Cost per step (F = forward pass, F/B = forward+backward on one minibatch): the base
+optimizer's cost (1 F/B for SGD/Adam) plus, per event, (1 + 2n) F [+ 1 F/B + m HVPs (≈ 2 F/B
+each) + 2 F if ``hvp_iters``] [+ 1 F/B if GE-LA]; at the defaults (n = 4, k = 10)
+0.9 F per step ≈ 0.3 F/B, i.e. ≈ 1.3× SGD.  Memory: at events only, one parameter copy (θ),
+one gradient copy, two flat temporaries and the n directions while n·P ≤ 2²⁴ (above that
+they are regenerated from their seeds instead of stored).  Counts are kept in the state
+(:attr:`GuidedExploration.counts`) for equal-compute comparisons.
+
+The base optimizer sees ∇_e through the closure it is given: its first evaluation returns the
+loss already computed with ∇_e in ``p.grad``; further evaluations (Rolling Ball's inner
+steps, quasi-Newton's line search) run the real closure.  So GE wraps SGD, Adam, RollingBall,
+QuasiNewton or torch's LBFGS alike.  The wrapper shares the base's ``param_groups`` (an LR
+scheduler attached to it acts on the base) and its ``state``; ``state_dict()`` holds both the
+base's state dict and GE's own (σ, ḡ, step and event counters, Lanczos warm start); the probe
+directions and dropout seeds are derived from (``seed``, event number), so a resumed run
+continues identically.  With ``enabled=False``, or β = 0 with no jumps, every parameter is
+bit-for-bit the base optimizer's (tested against SGD and Adam).
+
+Departures from ``algorithms.md`` §2.3, and why:
+
+* ``filter_norm=False`` draws directions uniformly on the sphere of radius √P instead of raw
+  Gaussians: the probe radius is then exactly σ√P (the §2.8 double-well test needs a hard
+  radius — a Gaussian |u| > 1.5 would teleport with σ = 1), and E[uuᵀ] = I keeps ĝ_ES
+  unbiased on quadratics.
+* σ returns to σ₀ at SLOPE events as well as after jumps (§2.3 resets only after a jump):
+  the widening belongs to one stay in a minimum; a wide σ carried into slopes would bias the
+  step toward far-away probes.
+* A saddle jump along a Lanczos v_min is taken only if it improves on L₀ (the FD jump always
+  improves: a negative κ_j means L_j^+ + L_j^− < 2L₀).
+* ``stall_patience`` of the §2.4 sketch is not implemented: events happen every k steps only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.optim import Optimizer
+
+from topograph.core.directions import random_direction
+from topograph.core.params import ParamSpec
+from topograph.errors import UsageError
+from topograph.optim.closure import accepts_backward, evaluate_closure, require_closure
+
+__all__ = ["GuidedExploration", "ProbeResult", "GuidedCounts", "MODES"]
+
+MODES = ("slope", "saddle", "minimum")
+#: decay of the exponential moving average ḡ of ‖g‖
+EMA_DECAY = 0.9
+#: absolute floor ε_g of the stationarity test (an exact critical point counts as stationary)
+GRAD_FLOOR = 1e-8
+#: keep an event's directions in memory (instead of regenerating them) up to n·P entries
+KEEP_DIRECTIONS_MAX = 1 << 24
+
+
+@dataclass(frozen=True)
+class ProbeResult:
+    """The loss map of one exploration event (floats; directions are regenerated on demand).
+
+    Attributes
+    ----------
+    event: the event number (0, 1, …); with the optimizer's ``seed`` it fixes the directions.
+    sigma: the probe radius σ used.
+    loss0: L(θ) re-evaluated under the event's random seed.
+    loss_plus, loss_minus: L(θ + σu_i), L(θ − σu_i), one per direction.
+    slopes: (L⁺ − L⁻)/(2σ) ≈ gᵀu_i.
+    curvatures: (L⁺ − 2L₀ + L⁻)/σ² ≈ u_iᵀHu_i.
+    direction_sq_norms: ‖u_i‖².
+    kappas: curvatures/‖u_i‖² (Rayleigh quotients).
+    lanczos_min, lanczos_max: extreme Ritz values of the minibatch Hessian (``hvp_iters`` > 0).
+    """
+
+    event: int
+    sigma: float
+    loss0: float
+    loss_plus: tuple[float, ...]
+    loss_minus: tuple[float, ...]
+    slopes: tuple[float, ...]
+    curvatures: tuple[float, ...]
+    direction_sq_norms: tuple[float, ...]
+    kappas: tuple[float, ...]
+    lanczos_min: float | None = None
+    lanczos_max: float | None = None
+
+
+@dataclass(frozen=True)
+class GuidedCounts:
+    """Cumulative counters of a :class:`GuidedExploration` (for equal-compute comparisons).
+
+    ``forward_evals``/``backward_evals`` count every closure call made through the wrapper
+    (its own and the base optimizer's); ``probe_forwards`` the forward-only probe calls;
+    ``hvps`` the Hessian-vector products; ``mode_counts`` the events per mode; ``jumps`` the
+    parameter jumps taken.
+    """
+
+    steps: int
+    events: int
+    forward_evals: int
+    backward_evals: int
+    probe_forwards: int
+    hvps: int
+    jumps: int
+    mode_counts: dict[str, int]
+    sigma: float
+    grad_norm_ema: float
+    last_mode: str | None
+
+
+def _bn_freezer(modules) -> contextlib.AbstractContextManager:
+    if modules is None:
+        return contextlib.nullcontext()
+    from topograph.optim.rolling_ball import freeze_bn_stats  # one definition in the package
+
+    return freeze_bn_stats(modules)
+
+
+class GuidedExploration(Optimizer):
+    """Guided Exploration (seed 000, ``algorithms.md`` §2.3) around ``base_optimizer``.
+
+    Args:
+        base_optimizer: any ``torch.optim.Optimizer`` (SGD, Adam, RollingBall, QuasiNewton, …)
+            built over the parameters to train; the wrapper shares its ``param_groups``.
+        explore_every: k ≥ 1, steps between exploration events (the first step explores).
+        n_dirs: n ≥ 1 probe directions per event (2n probes).
+        sigma: σ₀ > 0, the probe radius (relative to the filters with ``filter_norm``).
+        beta: β ≥ 0, relative strength of the bias toward improving probes (0 = none).
+        margin: a probe "improves" when L < L₀ − margin.
+        temperature: softmin temperature T (``None``: the std of the probe losses).
+        tau_g: stationarity threshold, ‖g‖ < τ_g ḡ.
+        tau_c: negative-curvature threshold, κ < −τ_c.
+        sigma_growth, sigma_max: widening of σ at minima without an improving probe.
+        filter_norm: filter-normalised directions (else uniform on the sphere of radius √P).
+        ignore_1d: with ``filter_norm``, zero the direction on 1-D tensors (biases, BN).
+        hvp_iters: m ≥ 0 Lanczos steps (HVPs) per event; needs a closure that returns the loss
+            attached to the graph when called with ``backward=False`` and gradients enabled.
+        lookahead_alpha: α ∈ [0, 1], the GE-LA look-ahead weight (0 = off).
+        seed: seed of the probe directions and of the probes' dropout masks.
+        enabled: ``False`` makes the wrapper exactly its base optimizer.
+        modules: the model (or modules) whose BatchNorm running statistics the probes must not
+            change; not stored in the state dict.
+
+    ``step(closure)``: ``closure(backward=True)`` zeroes the gradients, computes the loss on
+    the CURRENT minibatch (the same one for every call during one ``step``), runs backward
+    only if asked and returns the loss.  Returns the loss at θ_t.
+
+    >>> model = nn.Linear(4, 1)
+    >>> opt = GuidedExploration(torch.optim.SGD(model.parameters(), lr=0.1), explore_every=5)
+    >>> x, y = torch.randn(16, 4), torch.randn(16, 1)
+    >>> def closure(backward=True):
+    ...     opt.zero_grad()
+    ...     loss = nn.functional.mse_loss(model(x), y)
+    ...     if backward:
+    ...         loss.backward()
+    ...     return loss
+    >>> for _ in range(10):
+    ...     _ = opt.step(closure)
+    >>> opt.counts.events, opt.counts.probe_forwards
+    (2, 18)
+    """
+
+    def __init__(
+        self,
+        base_optimizer: Optimizer,
+        *,
+        explore_every: int = 10,
+        n_dirs: int = 4,
+        sigma: float = 0.02,
+        beta: float = 0.3,
+        margin: float = 0.0,
+        temperature: float | None = None,
+        tau_g: float = 0.1,
+        tau_c: float = 0.0,
+        sigma_growth: float = 2.0,
+        sigma_max: float = 0.5,
+        filter_norm: bool = True,
+        ignore_1d: bool = True,
+        hvp_iters: int = 0,
+        lookahead_alpha: float = 0.0,
+        seed: int = 0,
+        enabled: bool = True,
+        modules: nn.Module | Iterable[nn.Module] | None = None,
+    ) -> None:
+        if not isinstance(base_optimizer, Optimizer):
+            raise UsageError(
+                f"GuidedExploration: base_optimizer must be a torch.optim.Optimizer, got {type(base_optimizer).__name__}"
+            )
+        if isinstance(base_optimizer, GuidedExploration):
+            raise UsageError("GuidedExploration: base_optimizer is already a GuidedExploration; wrap a plain optimizer")
+        _check_int("explore_every", explore_every, 1)
+        _check_int("n_dirs", n_dirs, 1)
+        _check_int("hvp_iters", hvp_iters, 0)
+        _check_int("seed", seed, 0)
+        _check_number("sigma", sigma, positive=True)
+        _check_number("sigma_max", sigma_max, positive=True)
+        _check_number("sigma_growth", sigma_growth, positive=True)
+        if sigma_growth < 1:
+            raise UsageError(f"GuidedExploration: sigma_growth must be >= 1, got {sigma_growth!r}")
+        for name, value in (("beta", beta), ("margin", margin), ("tau_g", tau_g), ("tau_c", tau_c)):
+            _check_number(name, value)
+        if temperature is not None:
+            _check_number("temperature", temperature, positive=True)
+        _check_number("lookahead_alpha", lookahead_alpha)
+        if lookahead_alpha > 1:
+            raise UsageError(f"GuidedExploration: lookahead_alpha must lie in [0, 1], got {lookahead_alpha!r}")
+        # torch.optim.Optimizer's own machinery (hooks, step patching); the groups are then
+        # replaced by the base's so that schedulers, zero_grad and add_param_group act on it
+        super().__init__([{"params": list(g["params"])} for g in base_optimizer.param_groups],
+                         dict(base_optimizer.defaults))
+        self.base_optimizer = base_optimizer
+        self.param_groups = base_optimizer.param_groups
+        self.defaults = base_optimizer.defaults
+        self.state = base_optimizer.state
+        self.explore_every = int(explore_every)
+        self.n_dirs = int(n_dirs)
+        self.sigma = float(sigma)
+        self.beta = float(beta)
+        self.margin = float(margin)
+        self.temperature = None if temperature is None else float(temperature)
+        self.tau_g = float(tau_g)
+        self.tau_c = float(tau_c)
+        self.sigma_growth = float(sigma_growth)
+        self.sigma_max = float(sigma_max)
+        self.filter_norm = bool(filter_norm)
+        self.ignore_1d = bool(ignore_1d)
+        self.hvp_iters = int(hvp_iters)
+        self.lookahead_alpha = float(lookahead_alpha)
+        self.seed = int(seed)
+        self.enabled = bool(enabled)
+        self._modules = modules
+        self.ge_state: dict = self._fresh_state()
+        self.last_probe: ProbeResult | None = None
+
+    # ------------------------------------------------------------------ torch.optim contract
+    def add_param_group(self, param_group: dict) -> None:
+        if "base_optimizer" in self.__dict__:
+            self.base_optimizer.add_param_group(param_group)
+        else:  # during Optimizer.__init__ only
+            super().add_param_group(param_group)
+
+    def state_dict(self) -> dict:
+        """``{"base": base_optimizer.state_dict(), "guided": GE's own state}``."""
+        own = {k: (v.clone() if isinstance(v, Tensor) else (dict(v) if isinstance(v, dict) else v))
+               for k, v in self.ge_state.items()}
+        return {"base": self.base_optimizer.state_dict(), "guided": own}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        if not isinstance(state_dict, dict) or "base" not in state_dict or "guided" not in state_dict:
+            raise UsageError("GuidedExploration.load_state_dict: expected a dict with keys 'base' and 'guided' "
+                             "(from GuidedExploration.state_dict())")
+        self.base_optimizer.load_state_dict(state_dict["base"])
+        self.state = self.base_optimizer.state
+        fresh = self._fresh_state()
+        unknown = set(state_dict["guided"]) - set(fresh)
+        if unknown:
+            raise UsageError(f"GuidedExploration.load_state_dict: unknown key {sorted(unknown)[0]!r} in 'guided'")
+        fresh.update({k: (v.clone() if isinstance(v, Tensor) else (dict(v) if isinstance(v, dict) else v))
+                      for k, v in state_dict["guided"].items()})
+        self.ge_state = fresh
+
+    def __repr__(self) -> str:
+        return (f"GuidedExploration(base={type(self.base_optimizer).__name__}, explore_every={self.explore_every}, "
+                f"n_dirs={self.n_dirs}, sigma={self.sigma}, beta={self.beta}, enabled={self.enabled})")
+
+    def _fresh_state(self) -> dict:
+        return {
+            "step": 0, "events": 0, "sigma": self.sigma, "grad_norm_ema": None,
+            "forward_evals": 0, "backward_evals": 0, "probe_forwards": 0, "hvps": 0, "jumps": 0,
+            "mode_counts": {m: 0 for m in MODES}, "last_mode": None, "lanczos_v0": None,
+        }
+
+    @property
+    def counts(self) -> GuidedCounts:
+        """Cumulative counters and the current σ and ḡ (floats)."""
+        s = self.ge_state
+        ema = s["grad_norm_ema"]
+        return GuidedCounts(
+            steps=int(s["step"]), events=int(s["events"]), forward_evals=int(s["forward_evals"]),
+            backward_evals=int(s["backward_evals"]), probe_forwards=int(s["probe_forwards"]),
+            hvps=int(s["hvps"]), jumps=int(s["jumps"]), mode_counts=dict(s["mode_counts"]),
+            sigma=float(s["sigma"]), grad_norm_ema=math.nan if ema is None else float(ema),
+            last_mode=s["last_mode"],
+        )
+
+    @property
+    def evaluations(self) -> dict[str, int]:
+        """Cumulative ``{"forward": closure calls, "backward": backward passes}``."""
+        return {"forward": int(self.ge_state["forward_evals"]), "backward": int(self.ge_state["backward_evals"])}
+
+    # ------------------------------------------------------------------ helpers
+    def _params(self) -> list[Tensor]:
+        return [p for g in self.param_groups for p in g["params"] if p.requires_grad]
+
+    def _spec(self, params: list[Tensor]) -> ParamSpec:
+        return ParamSpec.from_tensors({str(i): p for i, p in enumerate(params)})
+
+    def _event_seeds(self, event: int) -> tuple[int, int]:
+        """(dropout seed, direction seed) of an event, from (seed, event) alone."""
+        a, b = np.random.SeedSequence((self.seed, int(event))).generate_state(2, dtype=np.uint64)
+        return int(a) % (2**63 - 1), int(b) % (2**63 - 1)
+
+    def direction(self, spec: ParamSpec, theta: Tensor, seed: int) -> Tensor:
+        """The flat probe direction drawn from ``seed`` at the flat point ``theta``."""
+        if self.filter_norm:
+            return random_direction(spec, theta, norm="filter", ignore_1d=self.ignore_1d, seed=seed)
+        gen = torch.Generator().manual_seed(int(seed))
+        raw = torch.randn(spec.size, generator=gen, dtype=torch.float32).to(device=theta.device, dtype=theta.dtype)
+        return raw * (math.sqrt(spec.size) / raw.norm().clamp_min(1e-30))
+
+    def _count(self, did_backward: bool) -> None:
+        self.ge_state["forward_evals"] += 1
+        self.ge_state["backward_evals"] += int(did_backward)
+
+    def _call(self, closure: Callable, *, backward: bool, fwd_ok: bool) -> Tensor:
+        loss, did_backward = evaluate_closure(closure, backward=backward, forward_only_ok=fwd_ok)
+        self._count(did_backward)
+        return loss
+
+    @contextlib.contextmanager
+    def _probe_context(self, params: list[Tensor], dropout_seed: int) -> Iterator[Callable[[], None]]:
+        """Fork the RNG (caller's generators restored), freeze BN statistics; yields ``reseed()``."""
+        devices = sorted({p.device.index or 0 for p in params if p.device.type == "cuda"})
+
+        def reseed() -> None:
+            torch.default_generator.manual_seed(dropout_seed)
+            for index in devices:
+                torch.cuda.default_generators[index].manual_seed(dropout_seed)
+
+        with torch.random.fork_rng(devices=devices), _bn_freezer(self._modules):
+            yield reseed
+
+    # ------------------------------------------------------------------ probing
+    def probe(self, closure: Callable, *, return_directions: bool = False) -> tuple[ProbeResult, Tensor | None]:
+        """Map the vicinity of θ now (one event's probes, no step): 1 + 2n forward passes.
+
+        Returns the :class:`ProbeResult` and, if asked, the directions as an (n, P) tensor.
+        The parameters are restored exactly; the event counter advances.
+        """
+        closure = require_closure(closure, "GuidedExploration")
+        params = self._params()
+        with torch.no_grad():
+            theta0 = torch.cat([p.detach().reshape(-1) for p in params])
+        result, dirs = self._probe(closure, params, theta0, accepts_backward(closure), keep=return_directions)
+        self.ge_state["events"] += 1
+        return result, dirs
+
+    def es_gradient(self, result: ProbeResult, theta: Tensor | None = None) -> Tensor:
+        """ĝ_ES = (1/n) Σ_i slope_i u_i for a probe result taken at the current point (flat).
+
+        With E[uuᵀ] = I this is an unbiased estimate of the gradient of the Gaussian- (or
+        sphere-) smoothed loss; on a quadratic, of the gradient itself.
+        """
+        params = self._params()
+        spec = self._spec(params)
+        if theta is None:
+            theta = torch.cat([p.detach().reshape(-1) for p in params])
+        _, dir_seed = self._event_seeds(result.event)
+        out = torch.zeros_like(theta)
+        for i, slope in enumerate(result.slopes):
+            out += slope * self.direction(spec, theta, dir_seed + i)
+        return out / len(result.slopes)
+
+    def _probe(self, closure, params, theta0, fwd_ok, *, keep=False):
+        st = self.ge_state
+        event = int(st["events"])
+        sigma = float(st["sigma"])
+        dropout_seed, dir_seed = self._event_seeds(event)
+        spec = self._spec(params)
+        values: list[Tensor] = []
+        sq_norms: list[Tensor] = []
+        kept: list[Tensor] = []
+        try:
+            with torch.no_grad(), self._probe_context(params, dropout_seed) as reseed:
+                reseed()
+                values.append(self._call(closure, backward=False, fwd_ok=fwd_ok))
+                for i in range(self.n_dirs):
+                    u = self.direction(spec, theta0, dir_seed + i)
+                    sq_norms.append(u.square().sum())
+                    if keep:
+                        kept.append(u)
+                    for sign in (1.0, -1.0):
+                        _write_flat(params, theta0 + (sign * sigma) * u)
+                        reseed()
+                        values.append(self._call(closure, backward=False, fwd_ok=fwd_ok))
+        finally:
+            with torch.no_grad():
+                _write_flat(params, theta0)  # exact restore
+        st["probe_forwards"] += 1 + 2 * self.n_dirs
+        vals = torch.stack([v.to(torch.float64).reshape(()).cpu() for v in values]).tolist()
+        norms = torch.stack([n.to(torch.float64).cpu() for n in sq_norms]).tolist()
+        if any(n == 0.0 for n in norms):
+            raise UsageError(
+                "GuidedExploration: a probe direction is zero (with filter_norm=True and ignore_1d=True every "
+                "1-D parameter tensor is left out); use filter_norm=False or ignore_1d=False"
+            )
+        l0, lp, lm = vals[0], vals[1::2], vals[2::2]
+        slopes = [(a - b) / (2.0 * sigma) for a, b in zip(lp, lm)]
+        curvs = [(a - 2.0 * l0 + b) / sigma**2 for a, b in zip(lp, lm)]
+        kappas = [c / n for c, n in zip(curvs, norms)]
+        result = ProbeResult(event, sigma, l0, tuple(lp), tuple(lm), tuple(slopes), tuple(curvs), tuple(norms),
+                             tuple(kappas))
+        self.last_probe = result
+        return result, (torch.stack(kept) if keep else None)
+
+    def _lanczos(self, closure, params, theta0, fwd_ok, dropout_seed):
+        """(λ_min, v_min, λ_max) of the minibatch Hessian by ``hvp_iters`` Lanczos steps."""
+        from topograph.curvature.lanczos import lanczos_tridiagonal  # lazy: optional feature
+
+        if not fwd_ok:
+            raise UsageError("GuidedExploration: hvp_iters > 0 needs closure(backward=False) support")
+        with self._probe_context(params, dropout_seed) as reseed, torch.enable_grad():
+            reseed()
+            loss = closure(backward=False)
+            self._count(False)
+            if not (isinstance(loss, Tensor) and loss.requires_grad):
+                raise UsageError(
+                    "GuidedExploration: hvp_iters > 0 needs closure(backward=False) to return the loss attached to "
+                    "the autograd graph when gradients are enabled"
+                )
+            grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+            grads = [g if g is not None else torch.zeros_like(p) for g, p in zip(grads, params)]
+            self.ge_state["backward_evals"] += 1
+            numels = [p.numel() for p in params]
+            ge = self
+
+            class _Hessian:
+                size = theta0.numel()
+                dtype = theta0.dtype
+                device = theta0.device
+
+                def matvec(self, v: Tensor) -> Tensor:
+                    parts = [c.view_as(p) for c, p in zip(torch.split(v, numels), params)]
+                    hv = torch.autograd.grad(grads, params, grad_outputs=parts, retain_graph=True, allow_unused=True)
+                    ge.ge_state["hvps"] += 1
+                    return torch.cat([(h if h is not None else torch.zeros_like(p)).reshape(-1)
+                                      for h, p in zip(hv, params)]).detach()
+
+            v0 = self.ge_state["lanczos_v0"]
+            if not (isinstance(v0, Tensor) and v0.shape == theta0.shape):
+                gen = torch.Generator().manual_seed(dropout_seed)
+                v0 = torch.randn(theta0.numel(), generator=gen, dtype=torch.float32)
+            v0 = v0.to(theta0)
+            tri = lanczos_tridiagonal(_Hessian(), v0, self.hvp_iters)
+        evals, evecs = torch.linalg.eigh(tri.matrix())
+        v_min = tri.basis.T @ evecs[:, 0].to(tri.basis)
+        self.ge_state["lanczos_v0"] = v_min.detach().clone()
+        return float(evals[0]), v_min / v_min.norm().clamp_min(1e-30), float(evals[-1])
+
+    # ------------------------------------------------------------------ the step
+    def step(self, closure=None):
+        """One step of the base optimizer on ∇_e; every ``explore_every`` steps an exploration event."""
+        if not self.enabled:
+            if closure is None:
+                return self.base_optimizer.step()
+            return self.base_optimizer.step(self._counting(closure, accepts_backward(closure)))
+        closure = require_closure(closure, "GuidedExploration")
+        fwd_ok = accepts_backward(closure)
+        st = self.ge_state
+        loss = self._call(closure, backward=True, fwd_ok=fwd_ok)  # g = ∇L(θ_t), 1 F/B
+        params = self._params()
+        if not params:
+            return loss
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+        grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)).to(torch.float64))
+        ema = st["grad_norm_ema"]
+        ema = grad_norm if ema is None else EMA_DECAY * ema.to(grad_norm) + (1.0 - EMA_DECAY) * grad_norm
+        st["grad_norm_ema"] = ema.detach()
+        is_event = st["step"] % self.explore_every == 0
+        st["step"] += 1
+        if is_event:
+            self._explore(closure, params, grads, float(grad_norm), float(ema), fwd_ok, loss)
+        self.base_optimizer.step(self._cached(closure, fwd_ok, loss))
+        return loss
+
+    def _counting(self, closure, fwd_ok):
+        def counted(backward: bool = True):
+            if fwd_ok:
+                out = closure(backward=backward)
+            else:
+                out = closure()
+                backward = True
+            self._count(backward)
+            return out
+
+        return counted
+
+    def _cached(self, closure, fwd_ok, loss):
+        """A closure whose first backward call returns ``loss`` (∇_e already in p.grad)."""
+        first = [True]
+        counted = self._counting(closure, fwd_ok)
+
+        def cached(backward: bool = True):
+            if first[0] and backward:
+                first[0] = False
+                return loss
+            first[0] = False
+            return counted(backward=backward)
+
+        return cached
+
+    def _explore(self, closure, params, grads, grad_norm, ema, fwd_ok, loss) -> None:  # noqa: C901
+        st = self.ge_state
+        with torch.no_grad():
+            theta0 = torch.cat([p.detach().reshape(-1) for p in params])
+            saved = [g.detach().clone() for g in grads]
+        event = int(st["events"])
+        dropout_seed, dir_seed = self._event_seeds(event)
+        keep = self.n_dirs * theta0.numel() <= KEEP_DIRECTIONS_MAX
+        result, kept = self._probe(closure, params, theta0, fwd_ok, keep=keep)
+        st["events"] += 1
+        lam_min = lam_max = v_min = None
+        if self.hvp_iters > 0:
+            lam_min, v_min, lam_max = self._lanczos(closure, params, theta0, fwd_ok, dropout_seed)
+            result = ProbeResult(**{**result.__dict__, "lanczos_min": lam_min, "lanczos_max": lam_max})
+            self.last_probe = result
+        with torch.no_grad():
+            for p, g in zip(params, saved):  # the probes' closure calls zeroed the gradients
+                p.grad = g
+        spec = self._spec(params)
+
+        def direction(i: int) -> Tensor:  # kept, or regenerated from its seed
+            return kept[i] if kept is not None else self.direction(spec, theta0, dir_seed + i)
+
+        sigma = result.sigma
+        l0 = result.loss0
+        probe_losses = [v for pair in zip(result.loss_plus, result.loss_minus) for v in pair]  # (i,+), (i,−)
+        stationary = grad_norm < max(self.tau_g * ema, GRAD_FLOOR)
+        neg_fd = min(result.kappas) < -self.tau_c
+        neg_lanczos = lam_min is not None and lam_min < -self.tau_c * abs(lam_max)
+        mode = "slope" if not stationary else ("saddle" if (neg_fd or neg_lanczos) else "minimum")
+        st["mode_counts"][mode] += 1
+        st["last_mode"] = mode
+
+        def jump_to_probe(k: int) -> None:
+            i, sign = divmod(k, 2)
+            with torch.no_grad():
+                _write_flat(params, theta0 + ((-1.0 if sign else 1.0) * sigma) * direction(i))
+            st["jumps"] += 1
+            st["sigma"] = self.sigma
+
+        if mode == "saddle":
+            jumped = False
+            if neg_lanczos:
+                radius = sigma * float(np.mean(np.sqrt(result.direction_sq_norms)))
+                cands = []
+                with torch.no_grad(), self._probe_context(params, dropout_seed) as reseed:
+                    try:
+                        for sign in (1.0, -1.0):
+                            _write_flat(params, theta0 + (sign * radius) * v_min)
+                            reseed()
+                            cands.append(float(self._call(closure, backward=False, fwd_ok=fwd_ok)))
+                    finally:
+                        _write_flat(params, theta0)
+                st["probe_forwards"] += 2
+                with torch.no_grad():
+                    for p, g in zip(params, saved):
+                        p.grad = g
+                best = 0 if cands[0] <= cands[1] else 1
+                if cands[best] < l0:
+                    with torch.no_grad():
+                        _write_flat(params, theta0 + ((1.0 if best == 0 else -1.0) * radius) * v_min)
+                    st["jumps"] += 1
+                    st["sigma"] = self.sigma
+                    jumped = True
+            if not jumped:
+                j = int(np.argmin(result.kappas))
+                jump_to_probe(2 * j if result.loss_plus[j] <= result.loss_minus[j] else 2 * j + 1)
+            return
+        if mode == "minimum":
+            k = int(np.argmin(probe_losses))
+            if probe_losses[k] < l0 - self.margin:
+                jump_to_probe(k)
+            else:
+                st["sigma"] = min(sigma * self.sigma_growth, self.sigma_max)
+            return
+        # SLOPE: bias the gradient toward the improving probes (softmin-weighted)
+        st["sigma"] = self.sigma
+        improving = [k for k, v in enumerate(probe_losses) if v < l0 - self.margin]
+        if not improving or (self.beta == 0.0 and self.lookahead_alpha == 0.0):
+            return
+        deltas = np.array([probe_losses[k] - l0 for k in improving])
+        temp = self.temperature if self.temperature is not None else float(np.std(probe_losses))
+        if temp > 0 and math.isfinite(temp):
+            w = np.exp(-(deltas - deltas.min()) / temp)
+        else:
+            w = np.ones_like(deltas)
+        w = w / w.sum()
+        d = torch.zeros_like(theta0)
+        for k, wk in zip(improving, w):
+            i, sign = divmod(k, 2)
+            d.add_(direction(i), alpha=float(wk) * (-1.0 if sign else 1.0))
+        with torch.no_grad():
+            g_flat = torch.cat([g.reshape(-1) for g in saved]).to(theta0)
+            if self.lookahead_alpha > 0.0:
+                k = improving[int(np.argmin(deltas))]
+                i, sign = divmod(k, 2)
+                u = direction(i)
+                try:
+                    with self._probe_context(params, dropout_seed) as reseed:
+                        _write_flat(params, theta0 + ((-1.0 if sign else 1.0) * sigma) * u)
+                        reseed()
+                        self._call(closure, backward=True, fwd_ok=fwd_ok)
+                        g_star = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
+                                            for p in params]).to(theta0)
+                finally:
+                    _write_flat(params, theta0)
+                g_flat = (1.0 - self.lookahead_alpha) * g_flat + self.lookahead_alpha * g_star
+            if self.beta > 0.0:
+                d_norm = d.norm()
+                if float(d_norm) > 0:
+                    g_flat = g_flat - (self.beta * float(g_flat.norm()) / d_norm) * d
+            for p, part in zip(params, torch.split(g_flat, [p.numel() for p in params])):
+                p.grad = part.view_as(p).to(p.dtype).clone()
+
+
+def _write_flat(params: list[Tensor], flat: Tensor) -> None:
+    """Copy the flat vector into the parameters (exact for the same dtype)."""
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.copy_(flat[offset:offset + n].view_as(p))
+        offset += n
+
+
+def _check_int(name: str, value, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise UsageError(f"GuidedExploration: {name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_number(name: str, value, *, positive: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > 0 if positive else value >= 0)
+    if not ok:
+        raise UsageError(f"GuidedExploration: {name} must be a finite number {'> 0' if positive else '>= 0'}, "
+                         f"got {value!r}")

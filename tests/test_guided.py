@@ -1,0 +1,331 @@
+"""GuidedExploration against the known answers of algorithms.md §2.8 and torch's own optimizers."""
+
+from __future__ import annotations
+
+import copy
+import io
+
+import pytest
+import torch
+from torch import nn
+
+from topograph.errors import UsageError
+from topograph.optim.guided import GuidedExploration
+
+DT = torch.float64
+TOY = dict(filter_norm=False, ignore_1d=False)  # §2.8: toy tests use absolute σ
+
+
+def function_closure(opt, x, f):
+    def closure(backward: bool = True):
+        opt.zero_grad()
+        loss = f(x)
+        if backward:
+            loss.backward()
+        return loss
+
+    return closure
+
+
+def saddle(v):  # x² − y² + y⁴/2: saddle at 0, minima f = −0.5 at (0, ±1)
+    return v[0] ** 2 - v[1] ** 2 + 0.5 * v[1] ** 4
+
+
+def tilted_well(v):  # x⁴ − 2x² + 0.3x
+    return (v**4 - 2 * v**2 + 0.3 * v).sum()
+
+
+def tiny_net(seed=0, bn=False):
+    torch.manual_seed(seed)
+    layers = [nn.Linear(5, 8)] + ([nn.BatchNorm1d(8)] if bn else []) + [nn.Tanh(), nn.Dropout(0.2), nn.Linear(8, 3)]
+    return nn.Sequential(*layers)
+
+
+def net_closure(opt, model, x, y):
+    def closure(backward: bool = True):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        if backward:
+            loss.backward()
+        return loss
+
+    return closure
+
+
+def data(seed=1, n=32):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 5, generator=gen), torch.randint(0, 3, (n,), generator=gen)
+
+
+# ---------------------------------------------------------------- 1. identity when off
+@pytest.mark.parametrize("make_base", [
+    lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
+    lambda p: torch.optim.Adam(p, lr=0.01),
+])
+@pytest.mark.parametrize("off", [dict(enabled=False), dict(beta=0.0, explore_every=2)])
+def test_identity_when_off(make_base, off):
+    x, y = data()
+    ref = tiny_net()
+    ref_opt = make_base(ref.parameters())
+    torch.manual_seed(5)  # dropout masks of the reference run
+    for _ in range(7):
+        ref_opt.step(net_closure(ref_opt, ref, x, y))
+    model = tiny_net()
+    opt = GuidedExploration(make_base(model.parameters()), **off)
+    torch.manual_seed(5)  # the probes must not consume the caller's random numbers
+    for _ in range(7):
+        opt.step(net_closure(opt, model, x, y))
+    assert opt.counts.jumps == 0
+    if off.get("enabled", True):
+        assert opt.counts.events == 4 and opt.counts.probe_forwards == 4 * 9
+    for a, b in zip(ref.parameters(), model.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_probe_restores_parameters_rng_and_bn_exactly():
+    x, y = data()
+    model = tiny_net(bn=True)
+    opt = GuidedExploration(torch.optim.SGD(model.parameters(), lr=0.1), sigma=0.3, modules=model)
+    before = copy.deepcopy(model.state_dict())
+    rng = torch.get_rng_state()
+    result, dirs = opt.probe(net_closure(opt, model, x, y), return_directions=True)
+    assert torch.equal(torch.get_rng_state(), rng)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+    assert dirs.shape == (4, sum(p.numel() for p in model.parameters()))
+    assert len(result.loss_plus) == 4 and all(abs(s) > 0 for s in result.slopes)
+    # filter normalisation: every row of a weight matrix has the norm of the weights' row
+    w = model[0].weight.detach().reshape(-1)
+    u = dirs[0, : w.numel()].view(8, 5)
+    torch.testing.assert_close(u.norm(dim=1), model[0].weight.detach().norm(dim=1), rtol=1e-5, atol=0)
+    assert torch.all(dirs[0, w.numel(): w.numel() + 8] == 0)  # 1-D bias ignored
+
+
+# ---------------------------------------------------------------- 2./3. finite differences and ES
+def quadratic(d=5, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    a = torch.randn(d, d, generator=gen, dtype=DT)
+    h = (a + a.T) / 2  # indefinite
+    b = torch.randn(d, generator=gen, dtype=DT)
+    x = nn.Parameter(torch.randn(d, generator=gen, dtype=DT))
+    return h, b, x, (lambda v: 0.5 * v @ h @ v + b @ v)
+
+
+@pytest.mark.parametrize("filter_norm", [False, True])
+def test_finite_differences_exact_on_quadratic(filter_norm):
+    h, b, x, f = quadratic()
+    if filter_norm:  # a 2-D tensor so that filter normalisation applies
+        x = nn.Parameter(x.detach().clone().view(1, 5))
+        f0 = f
+        f = lambda v: f0(v.view(-1))  # noqa: E731
+    opt = GuidedExploration(torch.optim.SGD([x], lr=0.1), n_dirs=6, sigma=0.01, filter_norm=filter_norm,
+                            ignore_1d=False)
+    result, dirs = opt.probe(function_closure(opt, x, f), return_directions=True)
+    g = h @ x.detach().view(-1) + b
+    torch.testing.assert_close(torch.tensor(result.slopes, dtype=DT), dirs @ g, rtol=1e-6, atol=0)
+    curv = torch.einsum("ni,ij,nj->n", dirs, h, dirs)
+    torch.testing.assert_close(torch.tensor(result.curvatures, dtype=DT), curv, rtol=1e-6, atol=1e-9)
+    torch.testing.assert_close(torch.tensor(result.kappas, dtype=DT), curv / dirs.square().sum(1), rtol=1e-6,
+                               atol=1e-9)
+
+
+def test_es_gradient_unbiased():
+    h, b, x, f = quadratic(d=3, seed=2)
+    opt = GuidedExploration(torch.optim.SGD([x], lr=0.1), n_dirs=1000, sigma=0.05, **TOY)
+    closure = function_closure(opt, x, f)
+    samples, estimates = [], []
+    for _ in range(3):  # 3000 directions
+        result, dirs = opt.probe(closure, return_directions=True)
+        samples.append(torch.tensor(result.slopes, dtype=DT)[:, None] * dirs)
+        estimates.append(opt.es_gradient(result))
+    samples = torch.cat(samples)
+    torch.testing.assert_close(torch.stack(estimates).mean(0), samples.mean(0), rtol=1e-10, atol=1e-12)
+    g = h @ x.detach() + b
+    stderr = samples.std(0) / samples.shape[0] ** 0.5
+    assert torch.all((samples.mean(0) - g).abs() < 4 * stderr), (samples.mean(0), g, stderr)
+
+
+# ---------------------------------------------------------------- 4. saddle escape
+def steps_to(opt, x, f, level, budget):
+    closure = function_closure(opt, x, f)
+    for t in range(1, budget + 1):
+        opt.step(closure)
+        if float(f(x.detach())) < level:
+            return t
+    return None
+
+
+def test_gd_reference_on_the_saddle():
+    x = nn.Parameter(torch.tensor([1.0, 1e-6], dtype=DT))
+    assert steps_to(torch.optim.SGD([x], lr=0.05), x, saddle, -0.4, 400) == 146  # algorithms.md §2.8
+    x = nn.Parameter(torch.zeros(2, dtype=DT))
+    assert steps_to(torch.optim.SGD([x], lr=0.05), x, saddle, -0.4, 300) is None
+    assert torch.all(x == 0)  # GD never moves from the exact saddle
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_guided_exploration_escapes_the_saddle(seed):
+    x = nn.Parameter(torch.zeros(2, dtype=DT))
+    opt = GuidedExploration(torch.optim.SGD([x], lr=0.05), explore_every=1, sigma=0.1, seed=seed, **TOY)
+    t = steps_to(opt, x, saddle, -0.4, 146)
+    assert t is not None and opt.counts.mode_counts["saddle"] >= 1 and opt.counts.jumps >= 1
+    x = nn.Parameter(torch.tensor([1.0, 1e-6], dtype=DT))
+    opt = GuidedExploration(torch.optim.SGD([x], lr=0.05), explore_every=1, sigma=0.1, seed=seed, **TOY)
+    t = steps_to(opt, x, saddle, -0.4, 146)
+    assert t is not None and t <= 146 // 3
+
+
+def test_lanczos_curvature_and_saddle_jump():
+    h = torch.diag(torch.tensor([3.0, 1.0, -2.0, 0.5], dtype=DT))
+    q, _ = torch.linalg.qr(torch.randn(4, 4, generator=torch.Generator().manual_seed(0), dtype=DT))
+    h = q @ h @ q.T
+    x = nn.Parameter(torch.zeros(4, dtype=DT))
+    f = lambda v: 0.5 * v @ h @ v  # noqa: E731
+    opt = GuidedExploration(torch.optim.SGD([x], lr=0.05), explore_every=1, hvp_iters=4, tau_c=1e9, **TOY)
+    opt.step(function_closure(opt, x, f))  # τ_c huge: FD curvature never counts, Lanczos does not either
+    assert opt.last_probe.lanczos_min == pytest.approx(-2.0, abs=1e-10)
+    assert opt.last_probe.lanczos_max == pytest.approx(3.0, abs=1e-10)
+    assert opt.counts.hvps == 4 and opt.counts.mode_counts["minimum"] == 1  # (jumps to its best probe)
+    opt.tau_c = 0.0
+    with torch.no_grad():
+        x.zero_()
+    jumps = opt.counts.jumps
+    opt.step(function_closure(opt, x, f))  # g = 0: the step is the jump alone
+    assert opt.counts.mode_counts["saddle"] == 1 and opt.counts.jumps == jumps + 1
+    assert float(f(x.detach())) < 0
+    v_min = q[:, 2]  # the jump follows the Lanczos v_min
+    assert abs(float(x.detach() @ v_min)) == pytest.approx(float(x.detach().norm()), rel=1e-8)
+
+
+# ---------------------------------------------------------------- 5. global search, double well
+@pytest.mark.parametrize("sigma_max, global_basin", [(4.0, True), (1.0, False)])
+def test_double_well_global_search(sigma_max, global_basin):
+    x = nn.Parameter(torch.tensor([0.9601495555191055], dtype=DT))  # the local minimum
+    opt = GuidedExploration(torch.optim.SGD([x], lr=0.05), explore_every=1, sigma=0.1, sigma_growth=2.0,
+                            sigma_max=sigma_max, **TOY)
+    closure = function_closure(opt, x, tilted_well)
+    for _ in range(150):
+        opt.step(closure)
+    if global_basin:
+        assert float(x.detach()) == pytest.approx(-1.0355787140888537, abs=1e-6)
+        assert opt.counts.jumps >= 1
+    else:
+        assert float(x.detach()) == pytest.approx(0.9601495555191055, abs=1e-9)
+        assert opt.counts.jumps == 0 and opt.counts.sigma == 1.0
+
+
+# ---------------------------------------------------------------- 6. convex quadratic
+def test_convex_quadratic_converges_like_the_base():
+    gen = torch.Generator().manual_seed(3)
+    a = torch.randn(6, 6, generator=gen, dtype=DT)
+    h = a @ a.T / 6 + torch.eye(6, dtype=DT)
+    b = torch.randn(6, generator=gen, dtype=DT)
+    x_star = torch.linalg.solve(h, -b)
+    f = lambda v: 0.5 * v @ h @ v + b @ v  # noqa: E731
+    for wrap in (False, True):
+        x = nn.Parameter(torch.zeros(6, dtype=DT))
+        base = torch.optim.SGD([x], lr=0.2)
+        opt = GuidedExploration(base, explore_every=1, beta=0.3, **TOY) if wrap else base
+        closure = function_closure(opt, x, f)
+        for _ in range(160):
+            opt.step(closure)
+        assert torch.linalg.vector_norm(x.detach() - x_star) < 1e-8
+    assert opt.counts.mode_counts["slope"] > 0 and opt.counts.mode_counts["minimum"] > 0
+
+
+# ---------------------------------------------------------------- contract
+def test_state_dict_round_trip_resumes_identically():
+    x, y = data()
+
+    def run(model, opt, steps):
+        torch.manual_seed(11)
+        for _ in range(steps):
+            opt.step(net_closure(opt, model, x, y))
+
+    make = lambda m: GuidedExploration(torch.optim.Adam(m.parameters(), lr=0.01), explore_every=2,  # noqa: E731
+                                       beta=0.5, sigma=0.1)
+    model = tiny_net()
+    opt = make(model)
+    run(model, opt, 5)
+    buf = io.BytesIO()
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict()}, buf)
+    run(model, opt, 6)
+    buf.seek(0)
+    ck = torch.load(buf, weights_only=True)
+    model2 = tiny_net(seed=9)
+    model2.load_state_dict(ck["model"])
+    opt2 = make(model2)
+    opt2.load_state_dict(ck["opt"])
+    run(model2, opt2, 6)
+    for a, b in zip(model.parameters(), model2.parameters()):
+        assert torch.equal(a, b)
+    assert opt.counts == opt2.counts
+    with pytest.raises(UsageError, match="'base' and 'guided'"):
+        opt2.load_state_dict(ck["model"])
+
+
+def test_lr_scheduler_acts_on_the_base():
+    x, y = data()
+    ref = tiny_net()
+    ref_opt = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+    ref_sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(ref_opt, T_0=3)
+    model = tiny_net()
+    opt = GuidedExploration(torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), enabled=False)
+    sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=3)
+    torch.manual_seed(0)
+    for _ in range(5):
+        ref_opt.step(net_closure(ref_opt, ref, x, y))
+        ref_sched.step()
+    torch.manual_seed(0)
+    for _ in range(5):
+        opt.step(net_closure(opt, model, x, y))
+        sched.step()
+    assert opt.base_optimizer.param_groups[0]["lr"] == ref_opt.param_groups[0]["lr"] != 0.1
+    for a, b in zip(ref.parameters(), model.parameters()):
+        assert torch.equal(a, b)
+    ge = GuidedExploration(torch.optim.Adam(model.parameters(), lr=0.1), explore_every=1)
+    step = torch.optim.lr_scheduler.StepLR(ge, step_size=1, gamma=0.5)
+    ge.step(net_closure(ge, model, x, y))
+    step.step()
+    assert ge.base_optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
+
+
+def test_wraps_rolling_ball_and_lookahead_and_counts():
+    from topograph.optim.rolling_ball import RollingBall
+
+    x, y = data()
+    model = tiny_net()
+    opt = GuidedExploration(RollingBall(model.parameters(), lr=0.1, radius=0.5, proj_lr=0.01, proj_steps=3),
+                            explore_every=2, lookahead_alpha=0.5, sigma=0.1)
+    for _ in range(4):
+        opt.step(net_closure(opt, model, x, y))
+    c = opt.counts
+    # per step: 1 F/B (GE) + 3 RBO inner F/B; per event (2): 9 probe F (+1 F/B look-ahead if SLOPE improves)
+    lookaheads = c.backward_evals - 4 * 4
+    assert c.probe_forwards == 18 and 0 <= lookaheads <= 2
+    assert c.forward_evals == 4 * 4 + 18 + lookaheads
+
+
+def test_registry_builds_guided_exploration():
+    from topograph.optim import build_optimizer
+
+    model = tiny_net()
+    opt = build_optimizer("guided-exploration", model.parameters(), model=model, base={"name": "adam", "lr": 0.01},
+                          explore_every=3)
+    assert isinstance(opt.base_optimizer, torch.optim.Adam) and opt.explore_every == 3
+
+
+def test_usage_errors():
+    x = nn.Parameter(torch.zeros(2, dtype=DT))
+    opt = GuidedExploration(torch.optim.SGD([x], lr=0.1))  # filter-normalised, 1-D ignored ⇒ zero
+    with pytest.raises(UsageError, match="probe direction is zero"):
+        opt.step(function_closure(opt, x, saddle))
+    assert torch.all(x == 0)
+    with pytest.raises(UsageError, match="needs a closure"):
+        opt.step()
+    with pytest.raises(UsageError, match="sigma"):
+        GuidedExploration(torch.optim.SGD([x], lr=0.1), sigma=0)
+    with pytest.raises(UsageError, match="explore_every"):
+        GuidedExploration(torch.optim.SGD([x], lr=0.1), explore_every=0)
+    with pytest.raises(UsageError, match="torch.optim.Optimizer"):
+        GuidedExploration([x])
