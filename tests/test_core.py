@@ -206,3 +206,18 @@ def test_differentiable_losses_of_many_points():
         val, g = obj.value_and_grad(thetas[i].detach())
         assert ls[i].item() == pytest.approx(val, rel=1e-6)
         torch.testing.assert_close(thetas.grad[i], g, rtol=1e-5, atol=1e-6)
+
+
+def test_hvp_object_gives_batched_products_and_the_gradient():
+    x, y = tiny_data(n=40)
+    model = tiny_mlp()
+    flat0, H = dense_hessian(model, x, y)
+    obj = Objective(model, F.cross_entropy, (x, y), chunk_size=16)
+    hvp, n = obj.hvp_function(flat0)
+    V = torch.randn(5, n, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(hvp.matmat(V), V @ H.T, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(hvp.gradient, obj.grad(flat0), rtol=1e-5, atol=1e-7)
+    sub, m = obj.hvp_function(flat0, params=["1.bias"])
+    assert sub.gradient.shape == (m,)
+    sl = obj.spec.slice_of("1.bias")
+    torch.testing.assert_close(sub.gradient, obj.grad(flat0)[sl], rtol=1e-5, atol=1e-7)

@@ -351,3 +351,22 @@ def test_batched_matmat_equals_matvec_loop_and_counts(mlp_case):
     blocked = hutchinson(op, probes=12, seed=4, block=5)
     single = hutchinson(op, probes=12, seed=4, block=None)
     torch.testing.assert_close(blocked.samples, single.samples, rtol=1e-10, atol=1e-12)
+
+
+def test_lanczos_started_at_the_gradient_finds_the_dense_top_eigenvalue():
+    from topograph.core import Objective as _Objective
+    from topograph.curvature import HessianOperator as _HessianOperator, lanczos as _lanczos
+    from topograph.models import MLP as _MLP
+
+    torch.manual_seed(0)
+    model = _MLP([6, 5, 3]).double()
+    x, y = torch.randn(50, 6, dtype=torch.float64), torch.randint(0, 3, (50,))
+    obj = _Objective(model, F.cross_entropy, (x, y))
+    theta = obj.flat_params()
+    dense = torch.autograd.functional.hessian(
+        lambda t: F.cross_entropy(torch.func.functional_call(model, obj.spec.unflatten(t), (x,)), y), theta)
+    top = torch.linalg.eigvalsh(dense)[-1]
+    op = _HessianOperator(obj, theta)
+    torch.testing.assert_close(op.gradient(), obj.grad(theta), rtol=1e-8, atol=1e-10)
+    res = _lanczos(op, k=1, tol=1e-8, start="gradient")
+    assert res.eigenvalues[0].item() == pytest.approx(top.item(), rel=1e-6)

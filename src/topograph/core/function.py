@@ -99,16 +99,8 @@ class FunctionObjective:
 
     def hvp_function(self, theta=None, *, split: str = "train", batch=None, params=None,
                      method=None, keep_graph=None):
-        x = self._flat(theta).detach().requires_grad_(True)
-        (g,) = torch.autograd.grad(self.fn(x), x, create_graph=True)
-        counter = self.calls
-
-        def matvec(v: Tensor) -> Tensor:
-            (hv,) = torch.autograd.grad(g, x, grad_outputs=v.to(x), retain_graph=True)
-            counter["hvp"] += 1
-            return hv.detach()
-
-        return matvec, self.dim
+        """``(hvp, dim)`` with ``hvp(v) = H v``, ``hvp.matmat(V)`` and ``hvp.gradient``."""
+        return _FunctionHVP(self, self._flat(theta)), self.dim
 
     def hvp(self, theta, v: Tensor, *, split: str = "train", batch=None, method=None) -> Tensor:
         return self.hvp_function(theta)[0](v)
@@ -117,3 +109,22 @@ class FunctionObjective:
         """The dense d×d Hessian (for small d: tests, saddle classification)."""
         x = self._flat(theta).detach()
         return torch.autograd.functional.hessian(self.fn, x)
+
+
+class _FunctionHVP:
+    """Hessian-vector products of a :class:`FunctionObjective` through one kept gradient graph."""
+
+    def __init__(self, objective: FunctionObjective, x: Tensor) -> None:
+        self.objective = objective
+        self.size = objective.dim
+        self._x = x.detach().requires_grad_(True)
+        (self._g,) = torch.autograd.grad(objective.fn(self._x), self._x, create_graph=True)
+        self.gradient = self._g.detach()
+
+    def __call__(self, v: Tensor) -> Tensor:
+        (hv,) = torch.autograd.grad(self._g, self._x, grad_outputs=v.to(self._x), retain_graph=True)
+        self.objective.calls["hvp"] += 1
+        return hv.detach()
+
+    def matmat(self, vectors: Tensor) -> Tensor:
+        return torch.stack([self(v) for v in vectors])

@@ -359,79 +359,23 @@ class Objective:
         params: list[str] | tuple[str, ...] | None = None,
         method: HVPMethod | None = None,
         keep_graph: bool | None = None,
-    ) -> tuple[Callable[[Tensor], Tensor], int]:
-        """A function ``v ↦ H(θ) v`` and its dimension, reusing work across calls.
+    ) -> tuple[HessianVectorProduct, int]:
+        """``(hvp, n)``: a callable ``v ↦ H(θ) v`` over n coordinates, reusing work across calls.
 
         ``params`` restricts the Hessian to the named tensors (the others stay fixed at θ);
         ``v`` is then a flat vector over those tensors only, in model order.  With the
         default ``double_backward`` method and ``keep_graph`` (default: when the data has at
         most 20,000 samples), the gradient graph of each chunk is built once and every
-        product is a single reverse pass through it.
+        product is a single reverse pass through it.  The returned
+        :class:`HessianVectorProduct` also offers ``matmat`` (a block of products in one
+        batched pass) and ``gradient`` (∇L(θ), a by-product of the kept graph).
         """
         method = method or self.hvp_method
         if method not in HVP_METHODS:
             raise UsageError(f"method={method!r}; use one of {', '.join(HVP_METHODS)}")
-        flat = self._flat(theta).detach()
-        names = self.spec.names if params is None else tuple(params)
-        sub = self.spec.restrict(names) if params is not None else self.spec
-        sub_idx = None
-        if params is not None:
-            sub_idx = torch.cat([
-                torch.arange(self.spec.slice_of(nm).start, self.spec.slice_of(nm).stop)
-                for nm in sub.names
-            ]).to(self.device)
-        n = self._n(split, batch)
-        counter = self.calls
-
-        def full_params(sub_flat: Tensor) -> ParamDict:
-            whole = flat.index_put((sub_idx,), sub_flat) if params is not None else sub_flat
-            return self.spec.unflatten(whole)
-
-        theta_sub = flat[sub_idx] if params is not None else flat
-
-        if method == "forward_over_reverse":
-            chunks = list(self.chunks(split, batch))
-
-            def chunk_loss(sub_flat: Tensor, x: Tensor, y: Tensor) -> Tensor:
-                return self._chunk_terms(full_params(sub_flat), x, y)[0] * (x.shape[0] / n)
-
-            def matvec_fr(v: Tensor) -> Tensor:
-                out = torch.zeros_like(theta_sub)
-                with self.mode():
-                    for x, y in chunks:
-                        g = torch.func.grad(chunk_loss)
-                        out += torch.func.jvp(lambda t: g(t, x, y), (theta_sub,), (v.to(theta_sub),))[1]
-                counter["hvp"] += 1
-                return out
-
-            return matvec_fr, sub.size
-
-        if keep_graph is None:
-            keep_graph = n <= 20_000
-        graphs: list[tuple[Tensor, Tensor]] = []
-
-        def build(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-            leaf = theta_sub.clone().requires_grad_(True)
-            with self.mode():
-                loss, _ = self._chunk_terms(full_params(leaf), x, y)
-            (g,) = torch.autograd.grad(loss * (x.shape[0] / n), leaf, create_graph=True)
-            return leaf, g
-
-        if keep_graph:
-            graphs = [build(x, y) for x, y in self.chunks(split, batch)]
-            counter["backward"] += 1
-
-        def matvec(v: Tensor) -> Tensor:
-            v = v.to(theta_sub)
-            out = torch.zeros_like(theta_sub)
-            pairs = graphs if keep_graph else (build(x, y) for x, y in self.chunks(split, batch))
-            for leaf, g in pairs:
-                (hv,) = torch.autograd.grad(g, leaf, grad_outputs=v, retain_graph=keep_graph)
-                out += hv
-            counter["hvp"] += 1
-            return out.detach()
-
-        return matvec, sub.size
+        hvp = HessianVectorProduct(self, self._flat(theta).detach(), split=split, batch=batch,
+                                   params=params, method=method, keep_graph=keep_graph)
+        return hvp, hvp.size
 
     def hvp(
         self, theta: Theta | None, v: Tensor, *, split: str = "train", batch: Batch | None = None,
@@ -440,3 +384,118 @@ class Objective:
         """One Hessian-vector product H(θ)v (flat ``v``; flat result)."""
         matvec, _ = self.hvp_function(theta, split=split, batch=batch, method=method, keep_graph=True)
         return matvec(v)
+
+
+class HessianVectorProduct:
+    """Products with the Hessian H(θ) of an :class:`Objective` at a fixed point θ.
+
+    Built by :meth:`Objective.hvp_function`.  With ``method="double_backward"`` the gradient
+    graph g_c = ∇(w_c L_c)(θ) of every data chunk c (w_c = chunk share of the samples) is built
+    once — lazily, at the first product — and each product is one reverse pass,
+    Hv = Σ_c ∂(g_c·v)/∂θ (Pearlmutter 1994; the trick that makes PyHessian fast).  With
+    ``keep_graph=False`` the graphs are rebuilt for every product (bounded memory).  With
+    ``method="forward_over_reverse"`` each product is ``torch.func.jvp`` of ``torch.func.grad``.
+    """
+
+    def __init__(self, objective: Objective, theta: Tensor, *, split: str, batch: Batch | None,
+                 params, method: HVPMethod, keep_graph: bool | None) -> None:
+        self.objective = objective
+        self.split, self.batch, self.method = split, batch, method
+        spec = objective.spec
+        self._theta = theta
+        self._index = None
+        if params is not None:
+            sub = spec.restrict(tuple(params))
+            self._index = torch.cat([
+                torch.arange(spec.slice_of(nm).start, spec.slice_of(nm).stop) for nm in sub.names
+            ]).to(theta.device)
+            self.size = sub.size
+        else:
+            self.size = spec.size
+        self.n = objective._n(split, batch)
+        self.keep_graph = self.n <= 20_000 if keep_graph is None else bool(keep_graph)
+        self._graphs: list[tuple[Tensor, Tensor]] | None = None
+        self._gradient: Tensor | None = None
+
+    # -- parameter handling ------------------------------------------------------------
+    def _point(self) -> Tensor:
+        return self._theta if self._index is None else self._theta[self._index]
+
+    def _params(self, sub_flat: Tensor) -> ParamDict:
+        whole = sub_flat if self._index is None else self._theta.index_put((self._index,), sub_flat)
+        return self.objective.spec.unflatten(whole)
+
+    def _chunk_gradient(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        obj = self.objective
+        leaf = self._point().clone().requires_grad_(True)
+        with obj.mode():
+            loss, _ = obj._chunk_terms(self._params(leaf), x, y)
+        (g,) = torch.autograd.grad(loss * (x.shape[0] / self.n), leaf, create_graph=True)
+        return leaf, g
+
+    def _pairs(self):
+        chunks = self.objective.chunks(self.split, self.batch)
+        if not self.keep_graph:
+            return (self._chunk_gradient(x, y) for x, y in chunks)
+        if self._graphs is None:
+            self._graphs = [self._chunk_gradient(x, y) for x, y in chunks]
+            self._gradient = sum(g.detach() for _, g in self._graphs)
+            self.objective.calls["backward"] += 1
+        return self._graphs
+
+    # -- products ----------------------------------------------------------------------
+    def __call__(self, v: Tensor) -> Tensor:
+        """H v for one flat vector v."""
+        point = self._point()
+        v = v.to(point)
+        if self.method == "forward_over_reverse":
+            out = self._forward_over_reverse(v)
+        else:
+            out = torch.zeros_like(point)
+            for leaf, g in self._pairs():
+                (hv,) = torch.autograd.grad(g, leaf, grad_outputs=v, retain_graph=self.keep_graph)
+                out += hv
+        self.objective.calls["hvp"] += 1
+        return out.detach()
+
+    def matmat(self, vectors: Tensor) -> Tensor:
+        """H applied to every row of ``vectors`` (b×n → b×n).
+
+        With the kept double-backward graph, all b products are one batched reverse pass
+        (``is_grads_batched=True``: vmap over the backward) — the same FLOPs as b single
+        products, in wider matrix products.  Otherwise a loop of single products.
+        """
+        if self.method != "double_backward" or not self.keep_graph:
+            return torch.stack([self(v) for v in vectors])
+        vectors = vectors.to(self._point())
+        out = None
+        for leaf, g in self._pairs():
+            (hv,) = torch.autograd.grad(g, leaf, grad_outputs=vectors, retain_graph=True,
+                                        is_grads_batched=True)
+            out = hv if out is None else out + hv
+        self.objective.calls["hvp"] += vectors.shape[0]
+        return out.detach()
+
+    @property
+    def gradient(self) -> Tensor:
+        """∇L(θ) over the operator's coordinates (free once the kept graph exists)."""
+        if self._gradient is None:
+            if self.method == "double_backward" and self.keep_graph:
+                self._pairs()
+            else:
+                self._gradient = sum(g.detach() for _, g in (self._chunk_gradient(x, y) for x, y
+                                     in self.objective.chunks(self.split, self.batch)))
+        return self._gradient
+
+    def _forward_over_reverse(self, v: Tensor) -> Tensor:
+        obj = self.objective
+
+        def chunk_loss(sub_flat: Tensor, x: Tensor, y: Tensor) -> Tensor:
+            return obj._chunk_terms(self._params(sub_flat), x, y)[0] * (x.shape[0] / self.n)
+
+        out = torch.zeros_like(self._point())
+        with obj.mode():
+            for x, y in obj.chunks(self.split, self.batch):
+                g = torch.func.grad(chunk_loss)
+                out += torch.func.jvp(lambda t: g(t, x, y), (self._point(),), (v,))[1]
+        return out

@@ -265,7 +265,7 @@ def curvature_summary(
     """
     start = time.perf_counter()
     op = HessianOperator(objective, theta, split=split, batch=batch)
-    eig = lanczos(op, k=k, which="LA", tol=tol, seed=seed)
+    eig = lanczos(op, k=k, which="LA", tol=tol, seed=seed, start="gradient" if k == 1 else "random")
     tr = estimate_trace(op, probes=trace_probes, method=trace_method, seed=seed)
     return {
         "top_eigenvalues": [float(v) for v in eig.eigenvalues],

@@ -163,28 +163,6 @@ class HessianOperator:
         self.matvecs += 1
         return self._fn(v)
 
-    def _batched_supported(self) -> bool:
-        obj = self.objective
-        method = self.method or getattr(obj, "hvp_method", None)
-        return (self.params is None and method == "double_backward"
-                and all(hasattr(obj, a) for a in ("forward", "loss_fn", "chunks", "mode")))
-
-    def _build_batched(self) -> None:
-        """Per chunk, a leaf θ and its gradient graph g = ∇(w_c L_c)(θ), kept for products."""
-        obj = self.objective
-        theta = (obj.flat_params() if self.theta is None
-                 else obj.spec.as_flat(self.theta).detach().to(obj.device))
-        chunks = list(obj.chunks(self.split, self.batch))
-        n = sum(int(x.shape[0]) for x, _ in chunks)
-        graphs = []
-        with obj.mode():
-            for x, y in chunks:
-                leaf = theta.clone().requires_grad_(True)
-                loss = obj.loss_fn(obj.forward(obj.spec.unflatten(leaf), x), y) * (x.shape[0] / n)
-                (g,) = torch.autograd.grad(loss, leaf, create_graph=True)
-                graphs.append((leaf, g))
-        self._graphs = graphs
-
     def matmat(self, vectors: Tensor) -> Tensor:
         """H applied to each row of ``vectors`` (b×n) → b×n; counts b products.
 
@@ -196,17 +174,14 @@ class HessianOperator:
         """
         if vectors.ndim != 2 or vectors.shape[1] != self.size:
             raise UsageError(f"vectors must have shape (b, {self.size}); got {tuple(vectors.shape)}")
-        if not self._batched_supported():
-            return torch.stack([self.matvec(v) for v in vectors])
-        if getattr(self, "_graphs", None) is None:
-            self._build_batched()
-        out = None
-        for leaf, g in self._graphs:
-            (hv,) = torch.autograd.grad(g, leaf, grad_outputs=vectors.to(leaf), retain_graph=True,
-                                        is_grads_batched=True)
-            out = hv if out is None else out + hv
+        self._build()
         self.matvecs += vectors.shape[0]
-        return out.detach()
+        return self._fn.matmat(vectors)
+
+    def gradient(self) -> Tensor:
+        """∇L(θ) on the operator's coordinates — a free by-product of the kept gradient graph."""
+        self._build()
+        return self._fn.gradient
 
 
 class GaussNewtonOperator:
