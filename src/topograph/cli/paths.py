@@ -1,0 +1,118 @@
+"""``topograph paths``: barriers and low paths between solutions, or maps of a set of runs.
+
+    topograph paths RUN_A RUN_B [--method fourier] [--objective softmax] [--steps 100] [--out DIR]
+    topograph paths --runs RUN_1 RUN_2 RUN_3 ... [--method linear] [--out DIR]
+
+A and B are run directories or checkpoint files inside runs (``topograph.runs.load_model``); the
+data and loss are those of A's run.  With ``--runs`` the command computes the pairwise barrier
+matrix (straight line by default), its minimum spanning tree, centroid distances, and kernel PCA
+(RBF, γ = 1/N_prm) and linear PCA of the solutions, coloured by optimizer.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from topograph.errors import UsageError
+
+METHOD_CHOICES = ["fourier", "bezier", "polychain", "neb", "linear"]
+
+
+def _flat(objective, module):
+    return objective.spec.flatten({n: p.detach() for n, p in module.named_parameters() if p.requires_grad})
+
+
+def _load_pair(a: str, b: str):
+    for p in (a, b):
+        if not Path(p).exists():
+            raise UsageError(f"{p}: no such run directory or checkpoint file")
+    from topograph.runs import Run, load_model
+
+    objective = Run.open(a).objective()
+    model_a, model_b = load_model(a), load_model(b)
+    theta_a = _flat(objective, model_a)
+    try:
+        theta_b = _flat(objective, model_b)
+    except UsageError as err:
+        raise UsageError(f"{b}: its model does not match {a}'s ({err})") from None
+    return objective, theta_a, theta_b
+
+
+@click.command("paths")
+@click.argument("solutions", nargs=-1, type=click.Path())
+@click.option("--runs", "runs", is_flag=True, help="Treat the arguments as a set of runs (barrier matrix, kPCA).")
+@click.option("--method", type=click.Choice(METHOD_CHOICES), default=None,
+              help="Path method (default: fourier for a pair, linear for --runs).")
+@click.option("--objective", "path_objective", type=click.Choice(["softmax", "sum", "squared"]), default="softmax",
+              show_default=True, help="FourierPathFinder objective.")
+@click.option("--steps", type=click.IntRange(min=0), default=100, show_default=True, help="Optimisation steps.")
+@click.option("--points", type=click.IntRange(min=3), default=51, show_default=True, help="Path points per step.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning rate.")
+@click.option("--out", "out", type=click.Path(file_okay=False), default="paths-out", show_default=True,
+              help="Output directory.")
+def command(solutions, runs, method, path_objective, steps, points, lr, out):
+    """Barrier and low-height path between two solutions, or maps of a set of runs."""
+    if runs:
+        _run_set(list(solutions), method or "linear", path_objective, steps, points, lr, Path(out))
+        return
+    if len(solutions) != 2:
+        raise UsageError(f"give exactly two solutions (run directories or checkpoints), got {len(solutions)}; "
+                         "use --runs for a set")
+    from topograph.paths.report import compare_solutions
+
+    objective, a, b = _load_pair(*solutions)
+    results = compare_solutions(objective, a, b, out, method=method or "fourier", steps=steps, points=points,
+                                path_objective=path_objective, lr=lr)
+    for name, r in results.items():
+        tests = r.profiles.get("test")
+        extra = f", test H = {tests.height:.4g}" if tests is not None else ""
+        click.echo(f"{name:>10}: H = {r.height:.4g}, ΔH = {r.barrier:.4g} at t = {r.argmax_t:.3f}{extra}")
+    click.echo(f"wrote {Path(out) / 'paths.png'} and {Path(out) / 'paths.json'}")
+
+
+def _run_set(dirs, method, path_objective, steps, points, lr, out: Path) -> None:
+    if len(dirs) < 2:
+        raise UsageError(f"--runs needs at least two run directories, got {len(dirs)}")
+    for d in dirs:
+        if not Path(d).exists():
+            raise UsageError(f"{d}: no such run directory")
+    from topograph.paths import solutions as sol
+    from topograph.paths.plots import plot_barrier_matrix, plot_disconnectivity, plot_embedding
+    from topograph.paths.report import make_finder
+    from topograph.paths.result import _atomic_write
+    from topograph.runs import Run
+
+    runs = [Run.open(d) for d in dirs]
+    objective = runs[0].objective()
+    vectors, labels, groups = [], [], []
+    for r in runs:
+        try:
+            vectors.append(_flat(objective, r.model()))
+        except UsageError as err:
+            raise UsageError(f"{r.path}: its model does not match {runs[0].path}'s ({err})") from None
+        groups.append(str(r.config.get("optimizer", {}).get("name", "?")))
+        labels.append(f"{r.name}:{r.seed}")
+    finder = make_finder(method, steps=steps, points=points, objective=path_objective, lr=lr)
+    matrix = sol.barrier_matrix(objective, vectors, finder=finder, labels=labels)
+    out.mkdir(parents=True, exist_ok=True)
+    plot_barrier_matrix(matrix.heights, out / "barrier-matrix", labels=labels)
+    plot_disconnectivity(matrix.heights, out / "disconnectivity", labels=labels)
+    summary = matrix.summary()
+    summary["groups"] = groups
+    summary["centroid_distances"] = sol.centroid_distances(vectors, groups)["distances"].tolist()
+    summary["weights"] = sol.weight_statistics(vectors)
+    if len(vectors) >= 3:
+        kp = sol.kernel_pca(vectors)
+        lin = sol.linear_pca(vectors)
+        plot_embedding(kp, out / "kpca", groups=groups)
+        plot_embedding(lin, out / "pca", groups=groups, title="linear PCA")
+        summary["kpca"], summary["pca"] = kp.tolist(), lin.tolist()
+    text = json.dumps(summary, indent=2)
+    _atomic_write(out / "solutions.json", lambda f: f.write(text))
+    tree = ", ".join(f"{labels[i]}–{labels[j]} {h:.4g}" for i, j, h in summary["spanning_tree"])
+    click.echo(f"mean H = {summary['mean_height']:.4g}, mean ΔH = {summary['mean_barrier']:.4g} ({matrix.method})")
+    click.echo(f"spanning tree: {tree}")
+    click.echo(f"wrote {out / 'solutions.json'} and plots in {out}")

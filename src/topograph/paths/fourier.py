@@ -1,0 +1,170 @@
+"""FourierPathFinder: low-height paths between two minima (Yu & Morozov, arXiv:2602.21276).
+
+The path (Eq. 3; see :class:`~topograph.paths.family.FourierPath`)
+
+    ω(t) = (1−t) ω¹ + t ω² + Σ_{n=1}^{N} b_n sin(nπt),   b_n ∈ R^P, b = 0 at the start,
+
+keeps both endpoints fixed for any b.  On M points t_m = m/(M−1) the coefficients minimise
+
+    J(b) = D(l_1, …, l_M) + λ Σ_{m=1}^{M−1} ‖ω(t_{m+1}) − ω(t_m)‖²,   l_m = L(ω(t_m)),
+
+with one of three data terms D (``objective=``):
+
+``"sum"``      Σ_m l_m — the paper's Eq. 4 and its NN notebook (faithful).
+``"squared"``  Σ_m l_m² — the paper's toy notebook (MSE of f against 0); this is what produced the
+               toy figure's heights 0.640–0.652.
+``"softmax"``  τ log Σ_m exp(l_m/τ) + (w/M) Σ_m l_m, a smooth maximum (default; τ = ``temperature``,
+               w = ``mean_weight`` = 0.1).
+
+Why soft-max is the default (algorithms.md §3.4.1, re-checked by ``tests/test_paths.py``): a sum
+or integral trades barrier height against time spent near the minima — it is not a minimax
+objective.  On the paper's own 4-Gaussian toy Eq. 4 stops at H ≈ 0.68–0.73 (true saddle 0.6244);
+on the Müller–Brown potential it stops 10–25 units above the true barrier −40.66 because the
+path cuts across a flank instead of following the curved valley.  The soft-max objective
+concentrates the gradient on the highest points and reaches the true barriers (toy ≈ 0.625, MB
+≈ −40.2 … −40.6).  Its weakness — the M discrete points can straddle the ridge and report a
+maximum *below* the true barrier — is why the height reported here is **always re-evaluated on a
+dense t-grid** (``dense_points``, default 10 (M−1) + 1) of the full split.
+
+Gradients come from autograd through ω(t) = C(t)·V, which is exactly the paper's Algorithm 2.
+All M points of a step are evaluated in one batched pass (:class:`~topograph.paths.PathEvaluator`).
+The scalable variant (``batch_size=``, ``points_per_step=``) uses a random minibatch and a random
+sorted subset of the grid at each step.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from topograph.errors import UsageError
+from topograph.paths.barrier import _flat_point, buffers_policy, profile_path
+from topograph.paths.evaluate import Engine, PathEvaluator
+from topograph.paths.family import FourierPath
+from topograph.paths.optimize import optimise_path
+from topograph.paths.result import PathResult
+
+PathObjective = Literal["softmax", "sum", "squared"]
+PATH_OBJECTIVES = ("softmax", "sum", "squared")
+
+
+def path_objective(kind: str, *, temperature: float = 0.1, mean_weight: float = 0.1):
+    """The data term D(l) as a function of the vector of point losses (see module docstring)."""
+    if kind == "sum":
+        return lambda losses: losses.sum()
+    if kind == "squared":
+        return lambda losses: losses.pow(2).sum()
+    if kind == "softmax":
+        if temperature <= 0:
+            raise UsageError(f"temperature must be positive, got {temperature}")
+        tau = float(temperature)
+        return lambda losses: tau * torch.logsumexp(losses / tau, dim=0) + mean_weight * losses.mean()
+    raise UsageError(f"objective={kind!r} is not known; use one of {', '.join(PATH_OBJECTIVES)}")
+
+
+@dataclass
+class FourierPathFinder:
+    """Find a low path between two solutions with FourierPathFinder.
+
+    Settings (scikit-learn style: stored as given, all work happens in :meth:`find`):
+
+    n_terms:        N, the number of sine terms (paper: "typically" 10).
+    points:         M, grid points used in the objective (paper NN notebook: 51).
+    objective:      ``"softmax"`` (default), ``"sum"`` (paper Eq. 4) or ``"squared"`` (toy notebook).
+    temperature:    τ of the soft-max objective, in loss units.
+    mean_weight:    weight of the mean-loss term added to the soft-max.
+    reg:            λ of the chord-length regulariser (paper NN: 1e-4).
+    lr, steps:      Adam learning rate and number of steps (paper NN: 1e-3, 100).
+    batch_size:     ``None``: the full split at every step (faithful); else a random minibatch.
+    points_per_step: ``None``: all M grid points; else a random sorted subset of that many.
+    split:          the split the path is optimised on.
+    dense_points:   t values of the final dense evaluation (default 10 (M−1) + 1).
+    eval_splits:    splits of the dense evaluation (default: train and test when present).
+    keep_best:      restore the iterate with the lowest objective (deterministic runs only).
+    gradient_noise: σ of Gaussian noise added to the gradient (the toy notebook used 1).
+    batchnorm:      ``"frozen"`` or ``"recompute"`` for the dense evaluation (see barrier.py).
+    engine:         batched-evaluation engine (``"auto"``, ``"core"``, ``"first-layer"``).
+    seed:           seeds the random t subsets, minibatches and noise.
+    progress:       a progress bar (None: when stderr is a terminal).
+    """
+
+    n_terms: int = 10
+    points: int = 51
+    objective: PathObjective = "softmax"
+    temperature: float = 0.1
+    mean_weight: float = 0.1
+    reg: float = 1e-4
+    lr: float = 1e-3
+    steps: int = 100
+    batch_size: int | None = None
+    points_per_step: int | None = None
+    split: str = "train"
+    dense_points: int | None = None
+    eval_splits: tuple[str, ...] | None = None
+    keep_best: bool = True
+    gradient_noise: float = 0.0
+    batchnorm: str = "frozen"
+    engine: Engine = "auto"
+    seed: int = 0
+    progress: bool | None = None
+
+    def _check(self) -> None:
+        if self.objective not in PATH_OBJECTIVES:
+            raise UsageError(f"objective={self.objective!r} is not known; use one of {', '.join(PATH_OBJECTIVES)}")
+        if int(self.points) < 3:
+            raise UsageError(f"points must be at least 3, got {self.points}")
+        if int(self.n_terms) < 1:
+            raise UsageError(f"n_terms must be a positive integer, got {self.n_terms}")
+        if self.reg < 0:
+            raise UsageError(f"reg must be non-negative, got {self.reg}")
+        if self.points_per_step is not None and not 1 <= int(self.points_per_step) <= int(self.points):
+            raise UsageError(f"points_per_step must be between 1 and points={self.points}, got {self.points_per_step}")
+        if self.batch_size is not None and int(self.batch_size) < 1:
+            raise UsageError(f"batch_size must be a positive integer, got {self.batch_size}")
+
+    def find(self, objective, start: Tensor, end: Tensor) -> PathResult:
+        """Optimise a Fourier path from ``start`` to ``end`` (flat vectors or parameter dicts)."""
+        self._check()
+        t0 = time.perf_counter()
+        calls0 = dict(getattr(objective, "calls", {}))
+        start = _flat_point(objective, start, "start")
+        end = _flat_point(objective, end, "end")
+        path = FourierPath(start, end, n_terms=self.n_terms)
+        evaluator = PathEvaluator(objective, engine=self.engine)
+        grid = torch.linspace(0, 1, int(self.points), dtype=start.dtype, device=start.device)
+        sampler = None
+        if self.points_per_step is not None and int(self.points_per_step) < int(self.points):
+            k = int(self.points_per_step)
+
+            def sampler(gen: torch.Generator) -> Tensor:
+                idx = torch.randperm(int(self.points), generator=gen)[:k].sort().values
+                return grid.cpu()[idx]
+
+        reduce = path_objective(self.objective, temperature=self.temperature, mean_weight=self.mean_weight)
+        history = optimise_path(
+            path, objective, evaluator, reduce=reduce, grid=grid, steps=self.steps, lr=self.lr,
+            reg=self.reg, t_sampler=sampler, batch_size=self.batch_size, split=self.split,
+            gradient_noise=self.gradient_noise, keep_best=self.keep_best, seed=self.seed,
+            progress=self.progress, description=f"FourierPathFinder ({self.objective})",
+        )
+        optimise_points = evaluator.point_evaluations
+        dense = int(self.dense_points or 10 * (int(self.points) - 1) + 1)
+        profiles = profile_path(objective, path, dense, splits=self.eval_splits, batchnorm=self.batchnorm,
+                                evaluator=evaluator)
+        calls = {f"objective_{k}": int(v - calls0.get(k, 0)) for k, v in getattr(objective, "calls", {}).items()}
+        return PathResult(
+            method="fourier", profiles=profiles, buffers=buffers_policy(objective, self.batchnorm), path=path,
+            history=history,
+            evaluations={"point_evaluations": evaluator.point_evaluations,
+                         "optimisation_point_evaluations": optimise_points,
+                         "optimisation_steps": int(self.steps), "dense_points": dense, **calls},
+            settings={**asdict(self), "engine": evaluator.resolved_engine},
+            seconds=time.perf_counter() - t0,
+        )
+
+
+__all__ = ["PATH_OBJECTIVES", "FourierPathFinder", "path_objective"]

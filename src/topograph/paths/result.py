@@ -1,0 +1,188 @@
+"""The result type shared by every path method: a dense loss profile and the barrier it implies.
+
+Barrier definitions (algorithms.md §3.6, recommended for the toolkit):
+
+* the **height** H = max_t L(ω(t)) — what FourierPathFinder (arXiv:2602.21276, Eq. 5),
+  Garipov et al. 2018 and AutoNEB report;
+* the **barrier** ΔH = H − max(L(ω(0)), L(ω(1))), the rise above the higher endpoint.
+
+Both are always read off a *dense* t-grid of the full split, never off the few points an
+optimiser used: a path optimised on M points can straddle a ridge between two of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from torch import nn
+
+
+@dataclass
+class PathProfile:
+    """Loss and accuracy along a path on one split, at the t values ``t``."""
+
+    split: str
+    t: np.ndarray
+    losses: np.ndarray
+    accuracies: np.ndarray
+
+    @property
+    def height(self) -> float:
+        """H = max_t L(ω(t))."""
+        return float(np.max(self.losses))
+
+    @property
+    def endpoint_losses(self) -> tuple[float, float]:
+        return float(self.losses[0]), float(self.losses[-1])
+
+    @property
+    def barrier(self) -> float:
+        """ΔH = H − max(L(ω¹), L(ω²))."""
+        return self.height - max(self.endpoint_losses)
+
+    @property
+    def argmax_t(self) -> float:
+        """The t at which the maximum is reached."""
+        return float(self.t[int(np.argmax(self.losses))])
+
+    @property
+    def min_accuracy(self) -> float:
+        return float(np.min(self.accuracies)) if np.isfinite(self.accuracies).any() else float("nan")
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "split": self.split, "height": self.height, "barrier": self.barrier,
+            "argmax_t": self.argmax_t, "endpoint_losses": list(self.endpoint_losses),
+            "min_accuracy": self.min_accuracy, "points": int(len(self.t)),
+        }
+
+
+@dataclass
+class PathResult:
+    """What a path method found, evaluated densely.
+
+    Attributes
+    ----------
+    method:
+        ``"straight"``, ``"fourier"``, ``"bezier"``, ``"polychain"`` or ``"neb"``.
+    profiles:
+        dense :class:`PathProfile` per split; the first is the split the path was optimised on.
+    buffers:
+        the BatchNorm policy the profiles were computed with: ``"eval"`` (stored running
+        statistics, frozen), ``"batch"`` (each chunk's statistics), ``"recompute"`` (statistics
+        re-estimated on the training data at every t) or ``"none"`` (the model has no buffers).
+    path:
+        the path itself (a :class:`~topograph.paths.family.LinearPath`; ``path.points(t)``).
+    history:
+        per optimisation step: ``objective`` (the optimised quantity) and ``max_loss`` (the
+        highest loss among the points used in that step).
+    evaluations:
+        ``point_evaluations`` (loss evaluations of one path point over the data used),
+        ``optimisation_steps``, ``dense_points``, and the objective's call counters.
+    settings:
+        the method's settings, for the record.
+    seconds:
+        wall time of the whole call.
+    """
+
+    method: str
+    profiles: dict[str, PathProfile]
+    buffers: str = "eval"
+    path: nn.Module | None = None
+    history: dict[str, list[float]] = field(default_factory=dict)
+    evaluations: dict[str, int] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    # the main (optimisation) split
+    @property
+    def profile(self) -> PathProfile:
+        return next(iter(self.profiles.values()))
+
+    @property
+    def t(self) -> np.ndarray:
+        return self.profile.t
+
+    @property
+    def losses(self) -> np.ndarray:
+        return self.profile.losses
+
+    @property
+    def height(self) -> float:
+        """H on the main split, from the dense profile."""
+        return self.profile.height
+
+    @property
+    def barrier(self) -> float:
+        """ΔH on the main split, from the dense profile."""
+        return self.profile.barrier
+
+    @property
+    def argmax_t(self) -> float:
+        return self.profile.argmax_t
+
+    @property
+    def coefficients(self):
+        """The trained control vectors (Fourier coefficients b_n, Bézier/NEB control points)."""
+        return None if self.path is None else self.path.control.detach()
+
+    def summary(self) -> dict[str, Any]:
+        """A JSON-ready summary (no arrays)."""
+        return {
+            "method": self.method, "buffers": self.buffers,
+            "height": self.height, "barrier": self.barrier, "argmax_t": self.argmax_t,
+            "profiles": {k: p.summary() for k, p in self.profiles.items()},
+            "evaluations": dict(self.evaluations), "settings": _jsonable(self.settings),
+            "seconds": self.seconds,
+            "final_objective": self.history.get("objective", [None])[-1] if self.history.get("objective") else None,
+        }
+
+    def save(self, directory: str | os.PathLike, name: str | None = None) -> Path:
+        """Write ``<name>.json`` (summary) and ``<name>.npz`` (profiles, history) atomically."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        name = name or f"path-{self.method}"
+        arrays: dict[str, np.ndarray] = {}
+        for split, p in self.profiles.items():
+            arrays[f"{split}_t"] = p.t
+            arrays[f"{split}_loss"] = p.losses
+            arrays[f"{split}_accuracy"] = p.accuracies
+        for k, v in self.history.items():
+            arrays[f"history_{k}"] = np.asarray(v, dtype=float)
+        _atomic_write(directory / f"{name}.npz", lambda f: np.savez(f, **arrays), binary=True)
+        text = json.dumps(self.summary(), indent=2)
+        _atomic_write(directory / f"{name}.json", lambda f: f.write(text))
+        return directory / f"{name}.json"
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (int, float, str, bool)) or obj is None:
+        return obj
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return str(obj)
+
+
+def _atomic_write(path: Path, write, *, binary: bool = False) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb" if binary else "w") as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+__all__ = ["PathProfile", "PathResult"]
