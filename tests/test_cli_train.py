@@ -91,3 +91,26 @@ def test_quickstart_end_to_end(tmp_path, capsys):
         assert rows[-1]["test_acc"] > 0.9  # digits: 10 classes, chance 0.1
         assert f"{100 * rows[-1]['test_acc']:.2f}%" in out  # the table shows the final numbers
         assert f"{rows[-1]['test_loss']:.4f}" in out
+    # the analyses: map, curvature at each solution, barrier between SGD and Adam
+    analysis = tmp_path / "analysis"
+    for fig in ("surface.png", "surface.svg", "paths/paths.png"):
+        assert (analysis / fig).stat().st_size > 1000, fig
+    import json
+
+    import torch
+
+    from topograph.curvature import HessianOperator, lanczos
+
+    curv = json.loads((analysis / "curvature.json").read_text())
+    adam = Run.open(tmp_path / "adam" / "seed-0")
+    dense_top = lanczos(HessianOperator(adam.objective()), k=1, tol=1e-8, max_steps=200).eigenvalues[0].item()
+    assert curv["adam"]["top_eigenvalue"] == pytest.approx(dense_top, rel=1e-2)
+    assert f"{curv['adam']['top_eigenvalue']:.4f}" in out
+    barrier = json.loads((analysis / "barrier.json").read_text())
+    obj = adam.objective()
+    a, b = Run.open(tmp_path / "sgd" / "seed-0").objective().flat_params(), obj.flat_params()
+    naive = max(obj.loss((1 - t) * a + t * b) for t in torch.linspace(0, 1, 101).tolist())
+    assert barrier["straight"]["H"] == pytest.approx(naive, rel=1e-4)
+    assert barrier["fourier"]["H"] <= barrier["straight"]["H"] + 1e-6
+    # a second run reuses everything
+    assert main(["quickstart", "--out", str(tmp_path), "--quiet"]) == 0

@@ -1,7 +1,8 @@
-"""``topograph quickstart``: train SGD, SGD + momentum and Adam on digits and print the results.
+"""``topograph quickstart``: train SGD, SGD + momentum and Adam on digits, then map, measure
+and connect their solutions.
 
-Needs no download; finishes in well under a minute on 2 CPU cores.  Run directories go to
-``--out`` (default ``./topograph-runs/quickstart``); running it again reuses finished runs.
+Needs no download; finishes in well under 2 minutes on 2 CPU cores.  Everything goes to
+``--out`` (default ``./topograph-runs/quickstart``); running it again reuses what is there.
 """
 
 from __future__ import annotations
@@ -12,15 +13,28 @@ import click
 @click.command("quickstart")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str),
               default="topograph-runs/quickstart", show_default=True,
-              help="Folder for the quickstart's run directories.")
+              help="Folder for the quickstart's run directories and figures.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-def command(out_dir: str, quiet: bool) -> None:
-    """Train SGD, SGD+momentum and Adam on digits; print a table of the results."""
+@click.option("--train-only", is_flag=True, help="Stop after training (no map, curvature, paths).")
+def command(out_dir: str, quiet: bool, train_only: bool) -> None:
+    """Train SGD, SGD+momentum and Adam on digits; map, measure and connect their solutions."""
     from rich.console import Console
 
-    from topograph.runs.quickstart import run_quickstart
+    from topograph.quickstart import analysis_table, run
 
-    result = run_quickstart(out_dir, progress=not quiet)
     console = Console()
-    console.print(result.table())
-    console.print(f"run directories: {result.out_dir}   ({result.seconds:.1f} s)")
+    if not console.is_terminal:
+        console = Console(width=110)
+    report = run(out_dir, progress=not quiet, analyses=not train_only)
+    console.print(report.training.table())
+    if not train_only:
+        console.print(analysis_table(report))
+        straight, found = report.barrier["straight"], report.barrier.get("fourier", {})
+        console.print(
+            f"barrier SGD → Adam (train loss): straight line H = {straight['H']:.4f} "
+            f"(ΔH = {straight['dH']:.4f}); FourierPathFinder H = {found.get('H', float('nan')):.4f} "
+            f"(ΔH = {found.get('dH', float('nan')):.4f})")
+        for fig in report.figures:
+            console.print(f"figure: {fig}")
+    timing = ", ".join(f"{k} {v:.1f} s" for k, v in report.seconds.items())
+    console.print(f"run directories: {report.training.out_dir}   ({timing})")
