@@ -1,0 +1,121 @@
+"""``topograph surface``: a loss/accuracy map around a saved run or checkpoint.
+
+    topograph surface RUN_DIR_OR_CHECKPOINT [--dim 1|2] [--range -1 1] [--resolution 31]
+        [--norm filter] [--seed 0] [--split train|test] [--batch-size B] [--trajectory]
+        [--out FILE.h5] [--plot]
+
+The model comes from ``topograph.runs.load_model`` (final weights of a run directory, or the
+given checkpoint), the data and loss from its run.  The grid is written block by block to the
+HDF5 file (default: ``surface-….h5`` in the run directory), so re-running the same command
+after a kill computes only the missing points.  ``--trajectory`` uses the PCA plane of the
+run's snapshots and overlays the path.  Under ``torchrun`` the grid is shared between the
+processes (docs/maps.md).  Thin wrapper over :mod:`topograph.landscape`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from topograph.core.directions import NORMS
+from topograph.errors import UsageError
+
+
+def _default_out(run_dir: Path, dim: int, norm: str, seed: int, split: str, batch_size, trajectory: bool) -> Path:
+    kind = "pca" if trajectory else f"{norm}-seed{seed}"
+    data = split if batch_size is None else f"{split}-batch{batch_size}"
+    return run_dir / f"surface-{dim}d-{kind}-{data}.h5"
+
+
+def _init_process_group() -> None:
+    """Under torchrun (WORLD_SIZE > 1) join the process group: NCCL with GPUs, else gloo."""
+    import os
+
+    import torch
+    import torch.distributed as dist
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and dist.is_available() and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group(backend)
+
+
+@click.command("surface")
+@click.argument("source", metavar="RUN_DIR_OR_CHECKPOINT", type=click.Path())
+@click.option("--dim", type=click.Choice(["1", "2"]), default="2", show_default=True,
+              help="1: a curve along one direction; 2: a plane.")
+@click.option("--range", "range_", nargs=2, type=float, default=(-1.0, 1.0), show_default=True,
+              help="Coefficient range LO HI along each direction.")
+@click.option("--resolution", type=int, default=31, show_default=True, help="Points per axis.")
+@click.option("--norm", type=click.Choice(list(NORMS)), default="filter", show_default=True,
+              help="Normalisation of the random directions (Li et al. 2018).")
+@click.option("--keep-1d", is_flag=True, help="Keep bias/BatchNorm entries (d = θ) instead of zeroing them.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random directions.")
+@click.option("--split", default="train", show_default=True, help="Data split to evaluate (train, test, val).")
+@click.option("--batch-size", type=int, default=None, help="Evaluate on one fixed batch of this size.")
+@click.option("--batch-seed", type=int, default=0, show_default=True, help="Seed of the fixed batch.")
+@click.option("--trajectory", is_flag=True, help="PCA plane of the run's snapshots, path overlaid.")
+@click.option("--engine", type=click.Choice(["auto", "first-layer", "generic"]), default="auto",
+              show_default=True, help="Evaluation engine.")
+@click.option("--out", type=click.Path(dir_okay=False), default=None, help="HDF5 file (resumed if it exists).")
+@click.option("--plot", is_flag=True, help="Also draw the figures (PNG and SVG next to the file).")
+def command(source, dim, range_, resolution, norm, keep_1d, seed, split, batch_size, batch_seed,
+            trajectory, engine, out, plot):
+    """Loss and accuracy surface around a run's model (filter-normalised directions)."""
+    path = Path(source)
+    if not path.exists():
+        raise UsageError(f"{path}: no such run directory or checkpoint file")
+    if resolution < 1:
+        raise UsageError(f"--resolution {resolution}: must be a positive integer (points per axis)")
+    if not range_[0] < range_[1]:
+        raise UsageError(f"--range {range_[0]:g} {range_[1]:g} is inverted or empty: LO must be below HI")
+    dim = int(dim)
+    if trajectory and dim != 2:
+        raise UsageError("--trajectory needs --dim 2 (a PCA plane)")
+
+    _init_process_group()
+    from topograph.core import Objective
+    from topograph.landscape import (compute_surface, pca_directions, project, random_directions,
+                                     run_snapshots)
+    from topograph.runs import Run, load_model
+
+    run = Run.open(path)
+    module = load_model(path)
+    objective = Objective(module, run.loss_fn(), run.dataset())
+    if split not in objective.split_names():
+        raise UsageError(f"--split {split}: the run's data has {', '.join(objective.split_names())}")
+    paths = []
+    if trajectory:
+        steps, snaps = run_snapshots(run.path)
+        directions = pca_directions(objective, snaps, center=objective.flat_params(), ignore_1d=not keep_1d)
+        paths = [project(snaps, directions, label=run.name, steps=steps)]
+    else:
+        directions = random_directions(objective, dim=dim, norm=norm, ignore_1d=not keep_1d, seed=seed)
+    out_path = Path(out) if out else _default_out(run.path, dim, norm, seed, split, batch_size, trajectory)
+    surf = compute_surface(objective, directions, range=tuple(range_), resolution=resolution, split=split,
+                           batch_size=batch_size, batch_seed=batch_seed, out=out_path, engine=engine)
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+        return
+    origin = [0.0] * dim
+    lo, acc = surf.value_at(*origin)
+    click.echo(f"{out_path}: {surf.done.sum()}/{surf.done.size} points ({surf.points_computed} computed "
+               f"now, {surf.seconds:.1f} s, {surf.engine} engine); loss at the centre {lo:.5g}, "
+               f"accuracy {acc:.4g}")
+    for tr in paths:
+        click.echo(f"trajectory {tr.label}: {len(tr.coordinates)} snapshots, explained variance "
+                   f"{sum(directions.explained_variance_ratio):.3f}, mean residual {tr.mean_residual_fraction:.3f}")
+    if plot:
+        from topograph.landscape.plots import contour_plot, curve_plot, surface_3d_plot
+
+        stem = out_path.with_suffix("")
+        written = []
+        if dim == 2:
+            written += contour_plot(surf, paths, path=stem.with_name(stem.name + "-contour")).paths
+            written += surface_3d_plot(surf, path=stem.with_name(stem.name + "-3d")).paths
+        else:
+            written += curve_plot(surf, path=stem).paths
+        click.echo("wrote " + ", ".join(str(p) for p in written))

@@ -1,0 +1,47 @@
+"""Maps: filter-normalised loss/accuracy surfaces, trajectories, and the batched engine.
+
+::
+
+    from topograph.landscape import random_directions, compute_surface, contour_plot
+    d = random_directions(objective, dim=2, norm="filter", seed=0)
+    surf = compute_surface(objective, d, range=(-1, 1), resolution=31, out="surface.h5")
+    contour_plot(surf, path="surface")          # surface.png + surface.svg
+
+Modules: :mod:`~topograph.landscape.directions` (what to plot along),
+:mod:`~topograph.landscape.engine` (:class:`PlaneEvaluator`, the fast evaluation of many
+points), :mod:`~topograph.landscape.surface` (grids, resumption, torch.distributed),
+:mod:`~topograph.landscape.storage` (the HDF5 file), :mod:`~topograph.landscape.trajectory`
+(projections), :mod:`~topograph.landscape.plots` (figures), :mod:`~topograph.landscape.quick`
+(the quickstart's digits map).  See docs/maps.md.
+"""
+
+from topograph.landscape.directions import (
+    Directions,
+    interpolation_directions,
+    pca_directions,
+    plane_directions,
+    random_directions,
+    user_directions,
+)
+from topograph.landscape.engine import PlaneEvaluator, first_layer_plan
+from topograph.landscape.surface import Surface, compute_surface, fixed_batch, grid_axes
+from topograph.landscape.trajectory import Trajectory, project, run_snapshots
+
+__all__ = [
+    "Directions", "PlaneEvaluator", "Surface", "Trajectory", "compute_surface", "first_layer_plan",
+    "fixed_batch", "grid_axes", "interpolation_directions", "pca_directions", "plane_directions",
+    "project", "random_directions", "run_snapshots", "user_directions",
+]
+
+
+def __getattr__(name: str):  # plots and the quickstart map import matplotlib: load lazily
+    if name in ("contour_plot", "curve_plot", "surface_3d_plot", "batch_size_panel", "color_limits",
+                "save_figure"):
+        from topograph.landscape import plots
+
+        return getattr(plots, name)
+    if name in ("trajectory_map", "TrajectoryMap"):
+        from topograph.landscape import quick
+
+        return getattr(quick, name)
+    raise AttributeError(f"module 'topograph.landscape' has no attribute {name!r}")

@@ -1,0 +1,474 @@
+"""The batched evaluation engine of the maps: many points of a line or plane per pass.
+
+:class:`PlaneEvaluator` evaluates L and the accuracy at points θ = θ* + Σ_j α_j δ_j of an
+affine subspace (a line for m = 1, a plane for m = 2) given their coefficients α.  The centre
+and the directions stay on the objective's device; no point is ever loaded into the module.
+
+Generic path
+    θ_k = θ* + α_k δ is formed for a block of points (one ``addmm``) and handed to
+    :meth:`topograph.core.Objective.evaluate_many` — any model, any loss — or, with
+    ``vectorize`` (default on GPUs), evaluated in groups by ``torch.func.vmap`` of the forward.
+
+First-layer path (the hot path)
+    A network whose first operation is ``nn.Linear`` (after an optional ``nn.Flatten``) is
+    linear in its first-layer weights, so for the data X
+
+        X (W₀ + Σ_j α_j D_j)ᵀ + (b₀ + Σ_j α_j e_j) = G₀ + Σ_j α_j G_j,   G_j = X D_jᵀ + e_j,
+
+    where (D_j, e_j) are the first-layer blocks of δ_j.  The G_j are computed once per plane
+    (one GEMM of X against the stacked (1+m)·H rows) and kept.  Per tile of K points × r rows
+    the pre-activations of all K points are then one small GEMM ``coef (K×(1+m)) @ G[:, rows]``
+    (the bias is folded into G), the activation runs in place, and the later layers run as
+    batched GEMMs with per-point weights, while the tile is still in cache.  For the
+    784-128-64-10 MLP this does about 11× fewer FLOPs than a forward pass per point
+    (perf-baseline.md §3).  Losses are summed per tile as ``loss_fn`` (mean over the rows) × r,
+    which equals the objective's sample-weighted mean.
+
+The first-layer path applies when the module is an ``nn.Sequential`` (with Sequential's own
+``forward``) whose first parametrised child is an ``nn.Linear`` preceded only by
+``nn.Flatten(1, -1)``, and — under the ``"batch"`` buffer policy — the rest holds no BatchNorm
+(its statistics would be taken over row tiles).  Later children may be anything: ``nn.Linear``
+and elementwise activations run as batched GEMMs/in-place ops, other children through
+``torch.func.vmap`` of ``functional_call``.  Otherwise the generic path runs, with the same
+numbers (tests compare them to 1e-5 relative).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, vmap
+
+from topograph.core.objective import default_accuracy
+from topograph.errors import UsageError
+from topograph.landscape.directions import Directions
+
+#: children that act elementwise (shape-preserving, no parameters): applied to (K, r, H) as is
+ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.ELU, nn.SiLU, nn.Softplus,
+               nn.Identity, nn.Mish, nn.Hardtanh, nn.ReLU6, nn.CELU, nn.SELU, nn.Hardswish,
+               nn.Hardsigmoid, nn.Tanhshrink, nn.Softsign, nn.LogSigmoid)
+ENGINES = ("auto", "first-layer", "generic")
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What the first-layer path needs, found by inspecting the module."""
+
+    linear_name: str                 # child name of the first nn.Linear
+    weight_slice: slice              # its weight inside the flat vector
+    bias_slice: slice | None         # its bias inside the flat vector (None: absent or frozen)
+    rest: tuple[tuple[str, nn.Module], ...]  # the children after it
+    flattens: bool = True            # an nn.Flatten precedes it (else inputs must be 2-D)
+
+
+def first_layer_plan(objective: Any) -> tuple[_Plan | None, str]:
+    """The first-layer plan of ``objective``'s module, or ``(None, why not)``."""
+    module = getattr(objective, "module", None)
+    if module is None:
+        return None, "the objective has no module"
+    if not isinstance(module, nn.Sequential) or type(module).forward is not nn.Sequential.forward:
+        return None, "the module is not a plain nn.Sequential"
+    children = list(module.named_children())
+    i = 0
+    while i < len(children) and isinstance(children[i][1], nn.Flatten):
+        fl = children[i][1]
+        if fl.start_dim != 1 or fl.end_dim != -1:
+            return None, "a Flatten other than Flatten(1, -1) precedes the first layer"
+        i += 1
+    if i >= len(children) or not isinstance(children[i][1], nn.Linear):
+        return None, "the first parametrised child is not nn.Linear"
+    name, lin = children[i]
+    spec = objective.spec
+    w_name, b_name = f"{name}.weight", f"{name}.bias"
+    if w_name not in spec.names:
+        return None, "the first layer's weight is frozen"
+    b_slice = spec.slice_of(b_name) if b_name in spec.names else None
+    rest = tuple(children[i + 1:])
+    if getattr(objective, "buffers", "eval") == "batch" and any(
+        isinstance(m, nn.modules.batchnorm._NormBase) for _, c in rest for m in c.modules()
+    ):
+        return None, "BatchNorm with buffers='batch' normalises per chunk"
+    return _Plan(name, spec.slice_of(w_name), b_slice, rest, flattens=i > 0), ""
+
+
+class PlaneEvaluator:
+    """Loss and accuracy at points θ* + Σ_j α_j δ_j of a line or plane, many per pass.
+
+    Parameters
+    ----------
+    objective:
+        a :class:`topograph.core.Objective` (or any object with ``evaluate_many``).
+    directions:
+        the :class:`~topograph.landscape.Directions` (centre and m vectors).
+    engine:
+        ``"auto"`` (first-layer path where it applies, else generic), ``"first-layer"``
+        (raise if it does not apply) or ``"generic"``.
+    memory_budget:
+        bytes for the precomputed first-layer products (kept across calls when they fit) and
+        for the blocks of points formed by the generic path.
+    tile_elements:
+        floats in one tile of pre-activations (K points × r rows × H units); the default on
+        the CPU, 2¹⁸ (1 MiB), keeps a tile in a core's L2 cache; 2²⁵ on a GPU.
+    points_per_pass:
+        K, the number of points evaluated together in one tile (default 16 on the CPU, 64 on
+        a GPU).
+    vectorize:
+        generic path only: evaluate groups of ``points_per_pass`` points in one
+        ``torch.func.vmap``-ed forward (default: on GPUs) instead of one forward per point.
+    workers:
+        first-layer path on the CPU: threads that share the row tiles (default
+        ``min(torch.get_num_threads(), 8)``); during the call the intra-op thread count is
+        divided among them (1 each on 2 cores) and restored afterwards.
+
+    Nothing is computed at construction; :meth:`evaluate` does the work.
+    """
+
+    def __init__(
+        self,
+        objective: Any,
+        directions: Directions,
+        *,
+        engine: str = "auto",
+        memory_budget: int = 512 * 2**20,
+        tile_elements: int | None = None,
+        points_per_pass: int | None = None,
+        vectorize: bool | None = None,
+        workers: int | None = None,
+    ) -> None:
+        if engine not in ENGINES:
+            raise UsageError(f"engine={engine!r}; use one of {', '.join(ENGINES)}")
+        self.objective = objective
+        self.directions = directions
+        self.engine = engine
+        self.memory_budget = int(memory_budget)
+        self.tile_elements = None if tile_elements is None else int(tile_elements)
+        self.points_per_pass = None if points_per_pass is None else int(points_per_pass)
+        self.vectorize = vectorize
+        self.workers = None if workers is None else int(workers)
+        self._plan_cache: tuple[_Plan | None, str] | None = None
+        self._segments_key: Any = None
+        self._segments: list[tuple[Tensor, Tensor]] | None = None
+        self._module_buffers: dict[str, Tensor] = {}
+
+    # ------------------------------------------------------------------ which path
+    def _plan(self) -> _Plan | None:
+        if self._plan_cache is None:
+            if self.engine == "generic":
+                self._plan_cache = (None, "engine='generic' was asked for")
+            else:
+                self._plan_cache = first_layer_plan(self.objective)
+                if self._plan_cache[0] is None and self.engine == "first-layer":
+                    raise UsageError(f"engine='first-layer' does not apply: {self._plan_cache[1]}; "
+                                     "use engine='auto' or 'generic'")
+        return self._plan_cache[0]
+
+    @property
+    def path(self) -> str:
+        """``"first-layer"`` or ``"generic"``: the path :meth:`evaluate` takes."""
+        return "first-layer" if self._plan() is not None else "generic"
+
+    # ------------------------------------------------------------------ public
+    @torch.no_grad()
+    def evaluate(self, coefficients: Tensor, *, split: str = "train",
+                 batch: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        """Loss and accuracy (two float64 CPU tensors of length K) at the K points given by
+        ``coefficients`` (K×m; row k holds α_k)."""
+        coef = torch.as_tensor(coefficients, dtype=torch.float64)
+        if coef.ndim == 1 and self.directions.dim == 1:
+            coef = coef.unsqueeze(1)
+        if coef.ndim != 2 or coef.shape[1] != self.directions.dim:
+            raise UsageError(f"coefficients have shape {tuple(coef.shape)}; they must be "
+                             f"K×{self.directions.dim}")
+        if coef.shape[0] == 0:
+            return torch.zeros(0, dtype=torch.float64), torch.zeros(0, dtype=torch.float64)
+        plan = self._plan()
+        if plan is not None and not plan.flattens:
+            # without a Flatten, nn.Linear acts on the last axis: only 2-D inputs are rows
+            x0 = batch[0] if batch is not None else self.objective.splits[split][0]
+            if x0.ndim != 2:
+                if self.engine == "first-layer":
+                    raise UsageError("engine='first-layer' needs 2-D inputs or an nn.Flatten before the "
+                                     f"first nn.Linear; the inputs have shape {tuple(x0.shape)}")
+                plan = None
+        if plan is None:
+            return self._evaluate_generic(coef, split, batch)
+        return self._evaluate_first_layer(plan, coef, split, batch)
+
+    # ------------------------------------------------------------------ generic path
+    def _evaluate_generic(self, coef: Tensor, split: str, batch) -> tuple[Tensor, Tensor]:
+        d = self.directions
+        per_point = d.vectors.shape[1] * d.vectors.element_size()
+        block = max(1, min(coef.shape[0], self.memory_budget // max(per_point, 1) // 2))
+        vectorize = self.vectorize if self.vectorize is not None else d.center.device.type != "cpu"
+        losses, accs = [], []
+        for i in range(0, coef.shape[0], block):
+            thetas = d.points(coef[i:i + block])
+            lo = ac = None
+            if vectorize and hasattr(self.objective, "module"):
+                try:
+                    lo, ac = self._evaluate_vmapped(thetas, split, batch)
+                except Exception:  # a model vmap cannot trace: one forward per point
+                    self.vectorize = vectorize = False
+            if lo is None:
+                lo, ac = self.objective.evaluate_many(thetas, split=split, batch=batch)
+            losses.append(lo.double().cpu())
+            accs.append(ac.double().cpu())
+        return torch.cat(losses), torch.cat(accs)
+
+    def _evaluate_vmapped(self, thetas: Tensor, split: str, batch) -> tuple[Tensor, Tensor]:
+        """``torch.func.vmap`` of the forward over groups of points: one batched pass per group
+        and data chunk (pays off on GPUs; on a CPU one point's GEMM already fills the cores,
+        perf-baseline §6.2)."""
+        obj = self.objective
+        spec = obj.spec
+        k = thetas.shape[0]
+        group = max(1, self.points_per_pass or (64 if thetas.device.type != "cpu" else 16))
+        losses = torch.zeros(k, dtype=torch.float64, device=thetas.device)
+        correct = torch.zeros(k, dtype=torch.float64, device=thetas.device)
+        has_acc, n = True, 0
+        with obj.mode():
+            bufs = obj._buffers()
+
+            def fwd(flat: Tensor, x: Tensor) -> Tensor:
+                return functional_call(obj.module, (spec.unflatten(flat), bufs), (x,))
+
+            for x, y in obj.chunks(split, batch):
+                n += x.shape[0]
+                for g0 in range(0, k, group):
+                    out = vmap(fwd, in_dims=(0, None))(thetas[g0:g0 + group], x)
+                    lo = vmap(obj.loss_fn, in_dims=(0, None))(out, y)
+                    losses[g0:g0 + group] += lo.double() * x.shape[0]
+                    if obj.accuracy_fn is None or obj.accuracy_fn(out[0], y) is None:
+                        has_acc = False
+                    else:
+                        correct[g0:g0 + group] += vmap(obj.accuracy_fn, in_dims=(0, None))(out, y).double()
+        obj.calls["forward"] += k
+        acc = correct / n if has_acc else torch.full_like(correct, math.nan)
+        return losses / n, acc
+
+    # ------------------------------------------------------------------ first-layer path
+    def _first_layer_segments(self, plan: _Plan, split: str, batch) -> list[tuple[Tensor, Tensor]]:
+        """[(G, y)] per data chunk, G of shape (1+m, n, H) with G_j = X D_jᵀ + e_j."""
+        key = (split, None if batch is None else (id(batch[0]), id(batch[1])))
+        if self._segments is not None and self._segments_key == key:
+            return self._segments
+        d = self.directions
+        c, vecs = d.center, d.vectors
+        lin = dict(self.objective.module.named_children())[plan.linear_name]
+        out_f, in_f = lin.out_features, lin.in_features
+        w = torch.cat([c[plan.weight_slice].unsqueeze(0), vecs[:, plan.weight_slice]])  # (1+m, H·D)
+        w = w.view((1 + d.dim) * out_f, in_f)
+        if plan.bias_slice is not None:
+            b = torch.cat([c[plan.bias_slice].unsqueeze(0), vecs[:, plan.bias_slice]])
+        else:
+            b = torch.zeros(1 + d.dim, out_f, dtype=c.dtype, device=c.device)
+            if lin.bias is not None:  # frozen bias: a constant in the centre only
+                b[0] = lin.bias.detach().to(c)
+        b = b.reshape(-1)
+        segments = []
+        total = 0
+        for x, y in self.objective.chunks(split, batch):
+            xf = x.reshape(x.shape[0], -1).to(c.dtype)
+            g = torch.nn.functional.linear(xf, w, b)  # (n, (1+m)·H)
+            g = g.view(x.shape[0], 1 + d.dim, out_f).permute(1, 0, 2).contiguous()
+            segments.append((g, y))
+            total += g.numel() * g.element_size()
+        if total <= self.memory_budget:
+            self._segments_key, self._segments = key, segments
+        return segments
+
+    def _rest_params(self, plan: _Plan, coef: Tensor) -> dict[str, Tensor]:
+        """Per-point parameters (K, *shape) of every trainable tensor after the first layer."""
+        d = self.directions
+        spec = self.objective.spec
+        first = {f"{plan.linear_name}.weight", f"{plan.linear_name}.bias"}
+        out = {}
+        cc = coef.to(d.vectors)
+        for name, shape, sl in spec.items():
+            if name in first:
+                continue
+            flat = torch.addmm(d.center[sl].unsqueeze(0), cc, d.vectors[:, sl])
+            out[name] = flat.view(coef.shape[0], *shape)
+        return out
+
+    def _run_rest(self, plan: _Plan, params: dict[str, Tensor], h: Tensor, k: int,
+                  transpose_last: bool = False) -> Tensor:
+        """The children after the first layer on h (K, r, H) with per-point weights.
+
+        Returns (K, r, C), or (K, C, r) when ``transpose_last`` and the last child is an
+        ``nn.Linear`` (computed as W h^T, so a loss over the C classes runs along rows).
+        """
+        module_bufs = self._module_buffers
+        last = len(plan.rest) - 1
+        for i, (cname, child) in enumerate(plan.rest):
+            prefix = f"{cname}."
+            if isinstance(child, ELEMENTWISE) or (isinstance(child, nn.Dropout) and not child.training):
+                h = torch.relu_(h) if isinstance(child, nn.ReLU) else child(h)
+                continue
+            if isinstance(child, nn.Linear):
+                w = params.get(prefix + "weight")
+                b = params.get(prefix + "bias")
+                if w is None:
+                    w = child.weight.detach().to(h).unsqueeze(0).expand(k, -1, -1)
+                if b is None and child.bias is not None:
+                    b = child.bias.detach().to(h).unsqueeze(0).expand(k, -1)
+                if transpose_last and i == last:  # (K, C, r) = W (K, C, H) @ h^T (K, H, r)
+                    ht = h.transpose(1, 2)
+                    return torch.bmm(w, ht) if b is None else torch.baddbmm(b.unsqueeze(2), w, ht)
+                h = torch.bmm(h, w.transpose(1, 2)) if b is None else torch.baddbmm(
+                    b.unsqueeze(1), h, w.transpose(1, 2))
+                continue
+            # anything else: vmap of functional_call over the K points
+            local = {n[len(prefix):]: v for n, v in params.items() if n.startswith(prefix)}
+            bufs = {n[len(prefix):]: v for n, v in module_bufs.items() if n.startswith(prefix)}
+            frozen = {n: p.detach() for n, p in child.named_parameters() if n not in local}
+
+            def call(p, x, _child=child, _bufs=bufs, _frozen=frozen):
+                return functional_call(_child, ({**_frozen, **p}, _bufs), (x,))
+
+            h = vmap(call)(local, h)
+        return h.transpose(1, 2) if transpose_last else h
+
+    def _fast_cross_entropy(self, y: Tensor) -> bool:
+        """Whether the tile terms can use the class-major cross-entropy/accuracy kernel."""
+        obj = self.objective
+        return (obj.loss_fn is torch.nn.functional.cross_entropy and y.ndim == 1
+                and not y.is_floating_point() and obj.accuracy_fn in (default_accuracy, None))
+
+    def _tile_terms_class_major(self, lt: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Cross-entropy (summed over the rows) and number correct per point, logits (K, C, r).
+
+        ℓ = logsumexp_c z_c − z_y with the max subtracted; a prediction is correct when z_y is
+        the maximum and no other class ties with it (a tile with any tie falls back to
+        ``argmax``, whose first-index rule then decides, exactly as the generic path).
+        """
+        k = lt.shape[0]
+        m = lt.amax(1, keepdim=True)                       # (K, 1, r)
+        zy = lt.gather(1, y.view(1, 1, -1).expand(k, 1, -1))  # (K, 1, r)
+        lse = (lt - m).exp_().sum(1, keepdim=True).log_().add_(m)
+        lo = (lse - zy).sum((1, 2))  # summed over the rows
+        if self.objective.accuracy_fn is None:
+            return lo, None
+        if lt.device.type != "cpu":  # no host sync per tile on a GPU: argmax is cheap there
+            return lo, (lt.argmax(1) == y.view(1, -1)).sum(1)
+        ties = (lt == m).sum(1) > 1
+        if bool(ties.any()):
+            correct = (lt.argmax(1) == y.view(1, -1)).sum(1)
+        else:
+            correct = (zy == m).sum((1, 2))
+        return lo, correct
+
+    def _tile_terms(self, logits: Tensor, y: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Per-point mean loss (K,) and number correct (K,) or None, logits (K, r, C)."""
+        obj = self.objective
+        loss_fn = obj.loss_fn
+        try:
+            lo = vmap(loss_fn, in_dims=(0, None))(logits, y)
+        except Exception:  # a loss vmap cannot trace: one call per point
+            lo = torch.stack([loss_fn(o, y) for o in logits])
+        acc_fn = obj.accuracy_fn
+        if acc_fn is None:
+            return lo, None
+        first = acc_fn(logits[0], y)
+        if first is None:
+            return lo, None
+        return lo, torch.stack([torch.as_tensor(acc_fn(o, y)) for o in logits])
+
+    def _evaluate_first_layer(self, plan: _Plan, coef: Tensor, split: str, batch) -> tuple[Tensor, Tensor]:
+        obj = self.objective
+        d = self.directions
+        kk = coef.shape[0]
+        ones = torch.ones(kk, 1, dtype=torch.float64)
+        full = torch.cat([ones, coef], dim=1).to(d.vectors)  # (K, 1+m): [1, α]
+        mode = obj.mode() if hasattr(obj, "mode") else _null()
+        on_gpu = d.center.device.type != "cpu"
+        tile = self.tile_elements or (2**25 if on_gpu else 2**18)
+        per_pass = self.points_per_pass or (64 if on_gpu else 16)
+        kp = max(1, min(per_pass, kk))
+        workers = 1 if on_gpu else max(1, self.workers or min(torch.get_num_threads(), 8))
+        with mode:
+            self._module_buffers = dict(obj._buffers()) if hasattr(obj, "_buffers") else {}
+            segments = self._first_layer_segments(plan, split, batch)
+            blocks = [(i, min(i + kp, kk), full[i:i + kp], self._rest_params(plan, coef[i:i + kp]))
+                      for i in range(0, kk, kp)]
+            tasks = []
+            for g, y in segments:
+                # rows per tile fixed by the settings (not by the number of points), so a
+                # point's value does not depend on the block or rank it was evaluated in
+                rows = max(1, tile // (per_pass * g.shape[2]))
+                starts = list(range(0, g.shape[1], rows))
+                per_worker = -(-len(starts) // workers)
+                for w0 in range(0, len(starts), per_worker):
+                    tasks.append((g, y, rows, starts[w0:w0 + per_worker]))
+            if workers > 1 and len(tasks) > 1:
+                results = self._run_parallel(tasks, blocks, plan, kk, workers)
+            else:
+                results = [self._run_tiles(t, blocks, plan, kk) for t in tasks]
+        losses = sum(r[0] for r in results)
+        correct = sum(r[1] for r in results)
+        has_acc = all(r[2] for r in results)
+        n_total = sum(g.shape[1] for g, _ in segments)
+        if hasattr(obj, "calls"):
+            obj.calls["forward"] += kk
+        losses = (losses / n_total).cpu()
+        acc = (correct / n_total).cpu() if has_acc else torch.full((kk,), math.nan, dtype=torch.float64)
+        return losses, acc
+
+    def _run_parallel(self, tasks, blocks, plan, kk, workers):
+        """Row tiles shared by ``workers`` threads, each running torch ops on its share of the
+        intra-op threads (one each on a 2-core machine): no OpenMP fork/join per small op
+        (robust on a busy machine), one L2-sized tile per core."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        previous = torch.get_num_threads()
+        torch.set_num_threads(max(1, previous // workers))
+        try:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                return list(pool.map(lambda t: self._run_tiles(t, blocks, plan, kk), tasks))
+        finally:
+            torch.set_num_threads(previous)
+
+    def _run_tiles(self, task, blocks, plan: _Plan, kk: int):
+        """Loss sums, correct counts and has-accuracy over the row tiles of one task."""
+        g, y, rows, starts = task
+        device = g.device
+        losses = torch.zeros(kk, dtype=torch.float64, device=device)
+        correct = torch.zeros(kk, dtype=torch.float64, device=device)
+        has_acc = True
+        n, width, parts = g.shape[1], g.shape[2], g.shape[0]
+        fast = self._fast_cross_entropy(y)
+        for r0 in starts:  # tile-major: the G rows of a tile stay in cache for every block
+            r1 = min(r0 + rows, n)
+            gv = g[:, r0:r1, :].reshape(parts, (r1 - r0) * width)
+            yb = y[r0:r1]
+            for i0, i1, a, params in blocks:
+                k = i1 - i0
+                pre = torch.mm(a, gv).view(k, r1 - r0, width)
+                if fast:
+                    out = self._run_rest(plan, params, pre, k, transpose_last=True)
+                    lo, c = self._tile_terms_class_major(out, yb)
+                    losses[i0:i1] += lo
+                else:
+                    out = self._run_rest(plan, params, pre, k)
+                    lo, c = self._tile_terms(out, yb)
+                    losses[i0:i1] += lo.double() * (r1 - r0)
+                if c is None:
+                    has_acc = False
+                else:
+                    correct[i0:i1] += c
+        return losses, correct, has_acc
+
+
+class _null:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+__all__ = ["ENGINES", "PlaneEvaluator", "first_layer_plan"]
