@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from topograph.runs.atomic import atomic_write_text
+from topograph.io import atomic_write_text
 from topograph.runs.quickstart import DEFAULT_OUT, QuickstartResult, run_quickstart
 
 

@@ -11,14 +11,11 @@ from pathlib import Path
 import click
 
 from topograph.errors import UsageError
+from topograph.io import atomic_write_text
 
 
 def _atomic_json(path: Path, obj) -> None:
-    import os
-
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(obj, indent=2, default=float))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=2, default=float))
 
 
 @click.command("curvature")

@@ -82,7 +82,7 @@ def _run_set(dirs, method, path_objective, steps, points, lr, out: Path) -> None
     from topograph.paths import solutions as sol
     from topograph.paths.plots import plot_barrier_matrix, plot_disconnectivity, plot_embedding
     from topograph.paths.report import make_finder
-    from topograph.paths.result import _atomic_write
+    from topograph.io import atomic_write_text
     from topograph.runs import Run
 
     runs = [Run.open(d) for d in dirs]
@@ -111,7 +111,7 @@ def _run_set(dirs, method, path_objective, steps, points, lr, out: Path) -> None
         plot_embedding(lin, out / "pca", groups=groups, title="linear PCA")
         summary["kpca"], summary["pca"] = kp.tolist(), lin.tolist()
     text = json.dumps(summary, indent=2)
-    _atomic_write(out / "solutions.json", lambda f: f.write(text))
+    atomic_write_text(out / "solutions.json", text)
     tree = ", ".join(f"{labels[i]}–{labels[j]} {h:.4g}" for i, j, h in summary["spanning_tree"])
     click.echo(f"mean H = {summary['mean_height']:.4g}, mean ΔH = {summary['mean_barrier']:.4g} ({matrix.method})")
     click.echo(f"spanning tree: {tree}")

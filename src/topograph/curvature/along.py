@@ -17,7 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from topograph.curvature._plotting import new_figure, save_png_svg
+from topograph.curvature._plotting import new_figure
+from topograph.io import save_figure
 from topograph.curvature.measures import PointMeasures, measure_point
 from topograph.errors import UsageError
 
@@ -166,7 +167,7 @@ def plot_along(
     axes[-1].set_xlabel(result.xlabel)
     fig.suptitle(title or f"curvature along {result.xlabel.split()[0]} ({len(result.measures)} points)")
     fig.tight_layout()
-    return save_png_svg(fig, path)
+    return save_figure(fig, path, dpi=150)
 
 
 __all__ = ["AlongResult", "arc_length_positions", "measures_along", "measures_along_trajectory",

@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from topograph.curvature._plotting import new_figure, save_png_svg
+from topograph.curvature._plotting import new_figure
+from topograph.io import save_figure
 from topograph.curvature._random import generator
 from topograph.curvature._random import probes as draw_probes
 from topograph.curvature.lanczos import lanczos_tridiagonal
@@ -118,7 +119,7 @@ def plot_density(
     ax.set_ylabel("density (log)" if log else "density")
     ax.set_title(title or f"Hessian eigenvalue density (SLQ, {result.nodes.shape[0]} runs × "
                  f"{result.nodes.shape[1]} steps, σ={result.sigma:.2g})")
-    return save_png_svg(fig, path)
+    return save_figure(fig, path, dpi=150)
 
 
 __all__ = ["gaussian_density", "plot_density", "spectral_density"]

@@ -231,7 +231,6 @@ def lanczos(
     idx = sorted(set(idx), key=lambda i: -float(theta[i]))
     vals = theta[idx]
     res = (tri.beta[-1] * s[m - 1, idx]).abs()
-    norm = float(theta.abs().max()) if m else 0.0
     converged = bool(len(idx) >= min(need, n)) and (
         tri.beta[-1] == 0 or stop(tri.alpha.tolist(), tri.beta.tolist()))
     vecs = tri.basis.T @ s[:, idx].to(tri.basis)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from topograph.errors import UsageError
+from topograph.io import save_figure as _save_figure
 from topograph.landscape.surface import Surface
 from topograph.landscape.trajectory import Trajectory
 
@@ -40,22 +41,7 @@ def color_limits(values: np.ndarray, *, log: bool | None = None) -> tuple[float,
 
 def save_figure(fig, path: str | os.PathLike) -> list[Path]:
     """Write ``fig`` to ``<stem>.png`` and ``<stem>.svg`` atomically; return both paths."""
-    stem = Path(path)
-    if stem.suffix.lower() in (".png", ".svg"):
-        stem = stem.with_suffix("")
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    out = []
-    for suffix in (".png", ".svg"):
-        target = stem.with_suffix(suffix)
-        tmp = target.with_name(f".{target.stem}.tmp{os.getpid()}{suffix}")
-        try:
-            fig.savefig(tmp, dpi=150, bbox_inches="tight", format=suffix[1:])
-            os.replace(tmp, target)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-        out.append(target)
-    return out
+    return _save_figure(fig, path, dpi=150)
 
 
 def _figure(width: float, height: float):

@@ -38,8 +38,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +49,7 @@ from torch.optim import Optimizer
 
 from topograph.data.analytic import AnalyticLandscape, get_landscape
 from topograph.errors import UsageError
+from topograph.io import atomic_open, save_figure
 
 __all__ = [
     "BasinMap", "DEMO_LANDSCAPES", "LandscapeSettings", "OptimizerSetup", "SETTINGS", "SGDRResult",
@@ -421,20 +420,7 @@ def _contour(ax, landscape: AnalyticLandscape, n: int = 200) -> None:
 
 def _save(fig, stem: Path) -> list[Path]:
     """Save ``stem``.png and ``stem``.svg atomically; return the paths."""
-    paths = []
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    for ext in ("png", "svg"):
-        final = stem.with_suffix("." + ext)
-        fd, tmp = tempfile.mkstemp(dir=final.parent, suffix="." + ext)
-        os.close(fd)
-        try:
-            fig.savefig(tmp, dpi=130, bbox_inches="tight", format=ext)
-            os.replace(tmp, final)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        paths.append(final)
-    return paths
+    return save_figure(fig, stem)
 
 
 def _pyplot():
@@ -576,12 +562,10 @@ def run_demo(
         files += plot_sgdr(sg, out / "sgdr_tilted-double-well")
     csv_path = out / "basin_fractions.csv"
     out.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out, suffix=".csv")
-    with os.fdopen(fd, "w", newline="") as fh:
+    with atomic_open(csv_path, "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=["landscape", "optimizer", "minimum", "fraction", "starts", "steps",
                                                 "trajectory_end"])
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, csv_path)
     files.append(csv_path)
     return DemoReport(files, rows, sg)

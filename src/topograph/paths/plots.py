@@ -12,11 +12,12 @@ Every function returns the list of files written; writes are atomic (temp file, 
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+
+from topograph.io import save_figure as _save_figure
 
 from topograph.paths.result import PathResult
 
@@ -32,20 +33,7 @@ def _figure():
 
 def save_figure(fig, stem: str | os.PathLike) -> list[Path]:
     """Save ``fig`` as ``<stem>.png`` and ``<stem>.svg`` atomically; close it."""
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    written = []
-    for ext in ("png", "svg"):
-        target = stem.with_suffix(f".{ext}")
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=f".{ext}")
-        os.close(fd)
-        try:
-            fig.savefig(tmp, format=ext, dpi=130, bbox_inches="tight")
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-        written.append(target)
+    written = _save_figure(fig, stem)
     _figure().close(fig)
     return written
 

@@ -21,7 +21,8 @@ from topograph.paths.curves import CurveFinder
 from topograph.paths.fourier import FourierPathFinder
 from topograph.paths.neb import NEBPathFinder
 from topograph.paths.plots import plot_profiles
-from topograph.paths.result import PathResult, _atomic_write
+from topograph.io import atomic_write_text
+from topograph.paths.result import PathResult
 
 METHODS = ("fourier", "bezier", "polychain", "neb", "linear")
 
@@ -75,7 +76,7 @@ def compare_solutions(
             r.save(out)
         plot_profiles(list(results.values()), out / "paths", title=title)
         text = json.dumps({k: r.summary() for k, r in results.items()}, indent=2)
-        _atomic_write(out / "paths.json", lambda f: f.write(text))
+        atomic_write_text(out / "paths.json", text)
     return results
 
 

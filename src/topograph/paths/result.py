@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from torch import nn
+
+from topograph.io import atomic_open, atomic_write_text
 
 
 @dataclass
@@ -155,9 +156,10 @@ class PathResult:
             arrays[f"{split}_accuracy"] = p.accuracies
         for k, v in self.history.items():
             arrays[f"history_{k}"] = np.asarray(v, dtype=float)
-        _atomic_write(directory / f"{name}.npz", lambda f: np.savez(f, **arrays), binary=True)
+        with atomic_open(directory / f"{name}.npz", "wb") as f:
+            np.savez(f, **arrays)
         text = json.dumps(self.summary(), indent=2)
-        _atomic_write(directory / f"{name}.json", lambda f: f.write(text))
+        atomic_write_text(directory / f"{name}.json", text)
         return directory / f"{name}.json"
 
 
@@ -172,17 +174,6 @@ def _jsonable(obj: Any) -> Any:
         return obj.item()
     return str(obj)
 
-
-def _atomic_write(path: Path, write, *, binary: bool = False) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb" if binary else "w") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 __all__ = ["PathProfile", "PathResult"]

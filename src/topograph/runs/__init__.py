@@ -8,7 +8,7 @@
 
 Modules: :mod:`~topograph.runs.config` (schema, TOML, overrides), :mod:`~topograph.runs.trainer`
 (the loop), :mod:`~topograph.runs.schedule` (LR schedules), :mod:`~topograph.runs.early_stopping`,
-:mod:`~topograph.runs.store` (the run directory and :class:`Run`), :mod:`~topograph.runs.atomic`
+:mod:`~topograph.runs.store` (the run directory and :class:`Run`), :mod:`~topograph.io`
 (atomic writes), :mod:`~topograph.runs.quickstart` (``topograph quickstart``).  See docs/runs.md.
 """
 

@@ -10,7 +10,7 @@ Layout of a run directory (``OUT/NAME/seed-S/``)::
     model.pt               final weights (a state_dict)
     summary.json           written last: status, stop reason, final metrics, compute, versions
 
-Every file is written by :mod:`topograph.runs.atomic` (temp file + ``os.replace``) and every
+Every file is written by :mod:`topograph.io` (temp file + ``os.replace``) and every
 ``.pt`` file loads with ``torch.load(weights_only=True)``.
 """
 
@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from topograph.errors import UsageError
-from topograph.runs.atomic import atomic_write_text, safe_torch_load
+from topograph.io import atomic_write_text, safe_torch_load
 
 CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.csv"
