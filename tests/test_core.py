@@ -221,3 +221,10 @@ def test_hvp_object_gives_batched_products_and_the_gradient():
     assert sub.gradient.shape == (m,)
     sl = obj.spec.slice_of("1.bias")
     torch.testing.assert_close(sub.gradient, obj.grad(flat0)[sl], rtol=1e-5, atol=1e-7)
+
+
+def test_accuracy_fn_none_means_no_accuracy():
+    x, y = tiny_data(n=20)
+    obj = Objective(tiny_mlp(), F.cross_entropy, (x, y), accuracy_fn=None)
+    ev = obj.evaluate()
+    assert math.isnan(ev.accuracy) and ev.loss == pytest.approx(F.cross_entropy(obj.module(x), y).item(), rel=1e-6)

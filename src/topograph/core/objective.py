@@ -121,8 +121,9 @@ class Objective:
     hvp_method:
         ``"double_backward"`` (default, faster on CPU) or ``"forward_over_reverse"``.
     accuracy_fn:
-        ``(output, target) -> number of correct samples`` or ``None`` when undefined;
-        defaults to argmax accuracy for integer class targets.
+        ``(output, target) -> number of correct samples`` (returning ``None`` when undefined
+        for that batch), or ``None`` for no accuracy at all; defaults to argmax accuracy for
+        integer class targets.
     device:
         where data and points are placed for evaluation; defaults to the module's device.
 
@@ -140,7 +141,7 @@ class Objective:
         buffers: BufferPolicy = "eval",
         chunk_size: int = 8192,
         hvp_method: HVPMethod = "double_backward",
-        accuracy_fn: Callable[[Tensor, Tensor], Tensor | None] = default_accuracy,
+        accuracy_fn: Callable[[Tensor, Tensor], Tensor | None] | None = default_accuracy,
         device: torch.device | str | None = None,
     ) -> None:
         if buffers not in BUFFER_POLICIES:
@@ -243,7 +244,7 @@ class Objective:
     def _chunk_terms(self, params: Mapping[str, Tensor], x: Tensor, y: Tensor):
         out = self.forward(params, x)
         loss = self.loss_fn(out, y)
-        correct = self.accuracy_fn(out, y)
+        correct = self.accuracy_fn(out, y) if self.accuracy_fn is not None else None
         return loss, correct
 
     # ------------------------------------------------------------------ evaluation
