@@ -62,7 +62,8 @@ def data(seed=1, n=32):
     lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
     lambda p: torch.optim.Adam(p, lr=0.01),
 ])
-@pytest.mark.parametrize("off", [dict(enabled=False), dict(beta=0.0, explore_every=2)])
+@pytest.mark.parametrize("off", [dict(enabled=False), dict(beta=0.0, explore_every=2),
+                                 dict(beta=0.0, explore_every=2, bias="random")])
 def test_identity_when_off(make_base, off):
     x, y = data()
     ref = tiny_net()
@@ -233,6 +234,44 @@ def test_convex_quadratic_converges_like_the_base():
     assert opt.counts.mode_counts["slope"] > 0 and opt.counts.mode_counts["minimum"] > 0
 
 
+# ---------------------------------------------------------------- 7. random-bias ablation (§2.7 control b)
+def test_random_bias_ignores_the_probe_losses():
+    """Two quadratics with the same gradient at 0 but different curvature (so different probe
+    losses): the random-bias step is the same for both and equals g − β‖g‖ r/‖r‖ by hand; the
+    probe-guided step differs between them; the probe cost is the same."""
+    gen = torch.Generator().manual_seed(4)
+    b = torch.randn(6, generator=gen, dtype=DT)
+    curvatures = []
+    for _ in range(2):
+        m = torch.randn(6, 6, generator=gen, dtype=DT)
+        curvatures.append(0.1 * (m + m.T))
+    lr, beta = 0.1, 0.5
+    steps, probes, costs = {}, {}, {}
+    for bias in ("random", "probes"):
+        for j, h in enumerate(curvatures):
+            x = nn.Parameter(torch.zeros(6, dtype=DT))
+            opt = GuidedExploration(torch.optim.SGD([x], lr=lr), explore_every=1, sigma=0.05, beta=beta,
+                                    bias=bias, seed=3, **TOY)
+            opt.step(function_closure(opt, x, lambda v, h=h: 0.5 * v @ h @ v + b @ v))
+            assert opt.counts.mode_counts["slope"] == 1
+            steps[bias, j], probes[bias, j], costs[bias, j] = x.detach().clone(), opt.last_probe, opt.counts
+    assert probes["random", 0].loss_plus != probes["random", 1].loss_plus  # the probes saw different losses
+    assert probes["random", 0] == probes["probes", 0]  # the same probes either way
+    assert torch.equal(steps["random", 0], steps["random", 1])
+    assert not torch.allclose(steps["probes", 0], steps["probes", 1])
+    assert costs["random", 0] == costs["probes", 0]
+    # by hand: ∇_e = g − β‖g‖ r/‖r‖ with r the event's random direction (g = b at 0)
+    r = opt.direction(opt._spec([x]), torch.zeros(6, dtype=DT), opt._random_bias_seed(0))
+    expected = -lr * (b - beta * b.norm() * r / r.norm())
+    torch.testing.assert_close(steps["random", 0], expected, rtol=0, atol=1e-14)
+    assert not torch.allclose(steps["random", 0], -lr * b)  # the bias was applied
+    for i in range(opt.n_dirs):  # r is none of the probe directions
+        u = opt.direction(opt._spec([x]), torch.zeros(6, dtype=DT), opt._event_seeds(0)[1] + i)
+        assert abs(float(u @ r) / float(u.norm() * r.norm())) < 0.99
+    # a different event draws a different direction
+    assert opt._random_bias_seed(1) != opt._random_bias_seed(0)
+
+
 # ---------------------------------------------------------------- contract
 def test_state_dict_round_trip_resumes_identically():
     x, y = data()
@@ -325,6 +364,8 @@ def test_usage_errors():
         opt.step()
     with pytest.raises(UsageError, match="sigma"):
         GuidedExploration(torch.optim.SGD([x], lr=0.1), sigma=0)
+    with pytest.raises(UsageError, match="bias must be one of 'probes', 'random'"):
+        GuidedExploration(torch.optim.SGD([x], lr=0.1), bias="noise")
     with pytest.raises(UsageError, match="explore_every"):
         GuidedExploration(torch.optim.SGD([x], lr=0.1), explore_every=0)
     with pytest.raises(UsageError, match="torch.optim.Optimizer"):

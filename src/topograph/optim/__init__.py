@@ -30,6 +30,7 @@ _LAZY = {
     "RollingBall": "topograph.optim.rolling_ball",
     "QuasiNewton": "topograph.optim.quasi_newton",
     "GuidedExploration": "topograph.optim.guided",
+    "SAM": "topograph.optim.sam",
 }
 
 
@@ -39,7 +40,7 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'topograph.optim' has no attribute {name!r}")
 
 
-# the lazy classes (RollingBall, QuasiNewton, GuidedExploration) are left out of __all__ so
+# the lazy classes (RollingBall, QuasiNewton, GuidedExploration, SAM) are left out of __all__ so
 # that `from topograph.optim import *` works while one of their modules is still missing
 __all__ = [
     "OPTIMIZERS",

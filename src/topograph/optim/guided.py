@@ -34,6 +34,15 @@ Every ``explore_every`` = k steps (an *exploration event*), on the SAME minibatc
 6. **Action.**  Let P = {(i, ±): L_i^± < L₀ − margin} (improving probes).
    * SLOPE: if P ≠ ∅, d = Σ_P w (±u_i), w ∝ exp(−(L_i^± − L₀)/T) (softmin, T = ``temperature``
      or the std of the 2n probe losses), ∇_e = g − β‖g‖ d/‖d‖; else ∇_e = g.
+     **Random-bias ablation** (``bias="random"``, control (b) of ``algorithms.md`` §2.7: "GE
+     with β > 0 but random d"): d is instead a fresh random direction r of the same kind as
+     the probes (filter-normalised, or uniform on the sphere), drawn from (``seed``, event)
+     and independent of the probe losses.  Everything else is unchanged — the same probes
+     (same cost), the same classification, the bias applied at the same events (P ≠ ∅) with
+     the same size β‖g‖ — so the comparison with ``bias="probes"`` isolates what the probe
+     *information* contributes beyond noise of the same size.  With GE-LA the look-ahead
+     point is θ + σr instead of the best probe.  The saddle/minimum jumps still use the
+     probes (the ablation targets the slope bias, through which GE mostly acts on networks).
    * SADDLE: jump to the better of θ ± σu_j, j = argmin κ_j (exact tie: +); with Lanczos
      information, to the better of θ ± σ r v_min (r = the mean ‖u_i‖, i.e. the same
      filter-relative size) when that one improves on L₀ (2 more forward passes); ∇_e = g.
@@ -95,9 +104,11 @@ from topograph.core.params import ParamSpec
 from topograph.errors import UsageError
 from topograph.optim.closure import accepts_backward, evaluate_closure, require_closure
 
-__all__ = ["GuidedExploration", "ProbeResult", "GuidedCounts", "MODES"]
+__all__ = ["GuidedExploration", "ProbeResult", "GuidedCounts", "MODES", "BIAS_KINDS"]
 
 MODES = ("slope", "saddle", "minimum")
+#: where the slope bias d comes from: the improving probes, or a random direction (ablation)
+BIAS_KINDS = ("probes", "random")
 #: decay of the exponential moving average ḡ of ‖g‖
 EMA_DECAY = 0.9
 #: absolute floor ε_g of the stationarity test (an exact critical point counts as stationary)
@@ -187,6 +198,8 @@ class GuidedExploration(Optimizer):
         hvp_iters: m ≥ 0 Lanczos steps (HVPs) per event; needs a closure that returns the loss
             attached to the graph when called with ``backward=False`` and gradients enabled.
         lookahead_alpha: α ∈ [0, 1], the GE-LA look-ahead weight (0 = off).
+        bias: ``"probes"`` (the method: d from the improving probes) or ``"random"`` (the
+            noise-only ablation: d a random direction of the same kind, same probes and cost).
         seed: seed of the probe directions and of the probes' dropout masks.
         enabled: ``False`` makes the wrapper exactly its base optimizer.
         modules: the model (or modules) whose BatchNorm running statistics the probes must not
@@ -229,6 +242,7 @@ class GuidedExploration(Optimizer):
         ignore_1d: bool = True,
         hvp_iters: int = 0,
         lookahead_alpha: float = 0.0,
+        bias: str = "probes",
         seed: int = 0,
         enabled: bool = True,
         modules: nn.Module | Iterable[nn.Module] | None = None,
@@ -255,6 +269,9 @@ class GuidedExploration(Optimizer):
         _check_number("lookahead_alpha", lookahead_alpha)
         if lookahead_alpha > 1:
             raise UsageError(f"GuidedExploration: lookahead_alpha must lie in [0, 1], got {lookahead_alpha!r}")
+        if bias not in BIAS_KINDS:
+            raise UsageError(f"GuidedExploration: bias must be one of {', '.join(map(repr, BIAS_KINDS))}, "
+                             f"got {bias!r}")
         # torch.optim.Optimizer's own machinery (hooks, step patching); the groups are then
         # replaced by the base's so that schedulers, zero_grad and add_param_group act on it
         super().__init__([{"params": list(g["params"])} for g in base_optimizer.param_groups],
@@ -277,6 +294,7 @@ class GuidedExploration(Optimizer):
         self.ignore_1d = bool(ignore_1d)
         self.hvp_iters = int(hvp_iters)
         self.lookahead_alpha = float(lookahead_alpha)
+        self.bias = str(bias)
         self.seed = int(seed)
         self.enabled = bool(enabled)
         self._modules = modules
@@ -312,7 +330,8 @@ class GuidedExploration(Optimizer):
 
     def __repr__(self) -> str:
         return (f"GuidedExploration(base={type(self.base_optimizer).__name__}, explore_every={self.explore_every}, "
-                f"n_dirs={self.n_dirs}, sigma={self.sigma}, beta={self.beta}, enabled={self.enabled})")
+                f"n_dirs={self.n_dirs}, sigma={self.sigma}, beta={self.beta}, bias={self.bias!r}, "
+                f"enabled={self.enabled})")
 
     def _fresh_state(self) -> dict:
         return {
@@ -350,6 +369,11 @@ class GuidedExploration(Optimizer):
         """(dropout seed, direction seed) of an event, from (seed, event) alone."""
         a, b = np.random.SeedSequence((self.seed, int(event))).generate_state(2, dtype=np.uint64)
         return int(a) % (2**63 - 1), int(b) % (2**63 - 1)
+
+    def _random_bias_seed(self, event: int) -> int:
+        """Seed of the ``bias="random"`` direction of an event (independent of the probes' seeds)."""
+        (a,) = np.random.SeedSequence((self.seed, int(event), 1)).generate_state(1, dtype=np.uint64)
+        return int(a) % (2**63 - 1)
 
     def direction(self, spec: ParamSpec, theta: Tensor, seed: int) -> Tensor:
         """The flat probe direction drawn from ``seed`` at the flat point ``theta``."""
@@ -631,25 +655,29 @@ class GuidedExploration(Optimizer):
         if not improving or (self.beta == 0.0 and self.lookahead_alpha == 0.0):
             return
         deltas = np.array([probe_losses[k] - l0 for k in improving])
-        temp = self.temperature if self.temperature is not None else float(np.std(probe_losses))
-        if temp > 0 and math.isfinite(temp):
-            w = np.exp(-(deltas - deltas.min()) / temp)
+        if self.bias == "random":  # noise-only ablation: d (and the look-ahead point) ignore the probe losses
+            d = self.direction(spec, theta0, self._random_bias_seed(event))
+            lookahead_step = sigma * d
         else:
-            w = np.ones_like(deltas)
-        w = w / w.sum()
-        d = torch.zeros_like(theta0)
-        for k, wk in zip(improving, w):
-            i, sign = divmod(k, 2)
-            d.add_(direction(i), alpha=float(wk) * (-1.0 if sign else 1.0))
+            temp = self.temperature if self.temperature is not None else float(np.std(probe_losses))
+            if temp > 0 and math.isfinite(temp):
+                w = np.exp(-(deltas - deltas.min()) / temp)
+            else:
+                w = np.ones_like(deltas)
+            w = w / w.sum()
+            d = torch.zeros_like(theta0)
+            for k, wk in zip(improving, w):
+                i, sign = divmod(k, 2)
+                d.add_(direction(i), alpha=float(wk) * (-1.0 if sign else 1.0))
+            best_i, best_sign = divmod(improving[int(np.argmin(deltas))], 2)
+            lookahead_step = ((-1.0 if best_sign else 1.0) * sigma) * direction(best_i) \
+                if self.lookahead_alpha > 0.0 else None
         with torch.no_grad():
             g_flat = torch.cat([g.reshape(-1) for g in saved]).to(theta0)
             if self.lookahead_alpha > 0.0:
-                k = improving[int(np.argmin(deltas))]
-                i, sign = divmod(k, 2)
-                u = direction(i)
                 try:
                     with self._probe_context(params, dropout_seed) as reseed:
-                        _write_flat(params, theta0 + ((-1.0 if sign else 1.0) * sigma) * u)
+                        _write_flat(params, theta0 + lookahead_step)
                         reseed()
                         self._call(closure, backward=True, fwd_ok=fwd_ok)
                         g_star = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)

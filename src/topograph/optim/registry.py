@@ -15,6 +15,9 @@ name                     optimizer                                              
 ``quasi-newton``         :class:`topograph.optim.quasi_newton.QuasiNewton`           full batch
 ``guided-exploration``   :class:`topograph.optim.guided.GuidedExploration` wrapped   as base
                          around a base optimizer given as ``base = {name = ..., ...}``
+``sam``                  :class:`topograph.optim.sam.SAM` (Sharpness-Aware           as base
+                         Minimization; ASAM with ``adaptive = true``) wrapped
+                         around a base optimizer given as ``base = {name = ..., ...}``
 =======================  ==========================================================  ==========
 
 topograph's own optimizers are imported lazily (``importlib`` by module path), so this table
@@ -91,6 +94,8 @@ OPTIMIZERS: dict[str, OptimizerSpec] = {
                       description="L-BFGS with golden-section line search (arXiv 2602.21276)"),
         OptimizerSpec("guided-exploration", "topograph.optim.guided:GuidedExploration",
                       wraps_base=True, description="Guided Exploration around a base optimizer"),
+        OptimizerSpec("sam", "topograph.optim.sam:SAM", wraps_base=True,
+                      description="Sharpness-Aware Minimization around a base optimizer (Foret et al. 2021)"),
     )
 }
 
@@ -133,7 +138,7 @@ def hyperparameter_defaults(name: str) -> dict[str, Any] | None:
     """``{hyperparameter: default}`` of ``name`` (registry defaults over the constructor's).
 
     ``None`` when the optimizer's module cannot be imported yet (then nothing can be checked
-    before building).  For ``guided-exploration`` the ``base`` entry is a table.
+    before building).  For the wrappers (``guided-exploration``, ``sam``) the ``base`` entry is a table.
     """
     spec = optimizer_spec(name)
     try:
@@ -176,8 +181,8 @@ def build_optimizer(
     """Build optimizer ``name`` over ``params`` with the given hyperparameters.
 
     ``model`` is passed on as ``modules=`` to optimizers that take it (Rolling Ball uses it to
-    keep BatchNorm statistics consistent).  For ``guided-exploration``, ``base`` is a mapping
-    ``{"name": ..., **hyperparameters}`` built first over the same parameters; the remaining
+    keep BatchNorm statistics consistent).  For the wrappers (``guided-exploration``, ``sam``),
+    ``base`` is a mapping ``{"name": ..., **hyperparameters}`` built first over the same parameters; the remaining
     hyperparameters configure the wrapper.  Unknown hyperparameters and constructor
     ``ValueError``s become one-line :class:`UsageError`s.
     """

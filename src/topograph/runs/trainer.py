@@ -20,6 +20,13 @@ and the batch generator's state at the start of the epoch, the position in the e
 epoch's running sums, counters, early-stopping state and the metrics so far — so a run
 killed at any moment and started again ends with the same metrics (wall times excepted) and
 the same weights as an uninterrupted one on the same machine (CPU).
+
+``on_epoch(row)`` (:class:`Session`, :func:`train`) is the loop's hook for callers such as
+Optuna pruning: it is called with each metrics row (a dict: ``epoch`` 0 is the initial point)
+once the row is in ``metrics.csv`` AND in the checkpoint, so a callback that raises (e.g.
+``optuna.TrialPruned``) stops the run at a resumable point.  Each ``run()`` delivers every
+row of the run exactly once, in order: rows already written by an earlier, interrupted (or
+finished) run first, then each new one as its epoch ends.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ import contextlib
 import math
 import platform
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -129,15 +136,25 @@ class Session:
     """Trains one seed of one config into one run directory (resuming if it exists).
 
     Use :func:`train` / :func:`train_all`; this class holds the loop's state while it runs.
+    ``on_epoch(row)`` is called with every metrics row (see the module's docstring): the rows
+    of an earlier, interrupted or finished run first, then each new one after its checkpoint.
     """
 
     def __init__(self, config: RunConfig, seed: int, run_dir: Path, *,
-                 progress: Any = None, task_label: str | None = None) -> None:
+                 progress: Any = None, task_label: str | None = None,
+                 on_epoch: Callable[[dict[str, Any]], None] | None = None) -> None:
+        if on_epoch is not None and not callable(on_epoch):
+            raise UsageError(f"on_epoch must be a callable taking the metrics row, got {type(on_epoch).__name__}")
         self.config = config.for_seed(seed)
         self.seed = int(seed)
         self.run_dir = Path(run_dir)
         self.progress = progress
         self.task_label = task_label or f"{config.run.name} seed {seed}"
+        self.on_epoch = on_epoch
+
+    def _deliver(self, row: Mapping[str, Any]) -> None:
+        if self.on_epoch is not None:
+            self.on_epoch(dict(row))
 
     # ------------------------------------------------------------------ entry
     def run(self) -> Run:
@@ -148,6 +165,9 @@ class Session:
             run = Run.open(self.run_dir)
             if self.progress is not None:
                 self.progress.add_task(f"{self.task_label} (done)", total=1, completed=1, info="")
+            if self.on_epoch is not None:
+                for row in run.metrics():
+                    self._deliver(row)
             return run
         device = resolve_device(self.config.run.device)
         threads = torch.get_num_threads()
@@ -225,6 +245,8 @@ class Session:
             generator.set_state(ck["rng"]["perm"].cpu())
             stopper.load_state_dict(ck["early_stopping"])
             st.load(ck["loop"], device)
+            for row in st.rows:  # the rows of the interrupted run, before any new one
+                self._deliver(row)
         else:
             torch.manual_seed(self.seed)
             st.perm_state = generator.get_state()
@@ -317,6 +339,7 @@ class Session:
                 snapshot(0.0)
             st.epoch, st.batch = 0, 0
             checkpoint()
+            self._deliver(row)
 
         # ---- epochs
         while not st.stop_reason and st.epoch < cfg.run.epochs:
@@ -387,6 +410,7 @@ class Session:
             if task is not None:
                 self.progress.update(task, completed=st.epoch,
                                      info=f"test acc {row['test_acc']:.3f}  loss {row['train_loss']:.4f}")
+            self._deliver(row)
 
         # ---- the end
         if not st.stop_reason:
@@ -537,13 +561,17 @@ def _progress_bar(enabled: bool):
 
 
 def train(config: RunConfig | Mapping[str, Any] | str | Path, out_dir: str | Path | None = None, *,
-          seed: int | None = None, progress: bool = True) -> Run:
+          seed: int | None = None, progress: bool = True,
+          on_epoch: Callable[[dict[str, Any]], None] | None = None) -> Run:
     """Train one seed of ``config`` (a :class:`RunConfig`, a nested dict or a TOML path) into
     ``OUT/NAME/seed-S`` and return its :class:`Run`.
 
     ``seed`` defaults to the config's only seed (a config with several seeds needs ``seed=``,
     or use :func:`train_all`).  An existing run directory is resumed from its checkpoint; a
-    finished one is returned as it is.
+    finished one is returned as it is.  ``on_epoch(row)`` is called with every metrics row
+    (the initial point as epoch 0, then each epoch) once it is checkpointed; rows of an
+    earlier, interrupted or finished run are delivered first.  An exception it raises stops
+    the run at a resumable point and propagates.
     """
     cfg = as_config(config)
     if seed is None:
@@ -551,7 +579,7 @@ def train(config: RunConfig | Mapping[str, Any] | str | Path, out_dir: str | Pat
             raise UsageError(f"config has seeds {cfg.run.seeds}; pass seed= or use train_all")
         seed = cfg.run.seeds[0]
     with _progress_bar(progress) as bar:
-        return Session(cfg, seed, run_dir_for(cfg, seed, out_dir), progress=bar).run()
+        return Session(cfg, seed, run_dir_for(cfg, seed, out_dir), progress=bar, on_epoch=on_epoch).run()
 
 
 def train_all(config: RunConfig | Mapping[str, Any] | str | Path, out_dir: str | Path | None = None,

@@ -105,37 +105,29 @@ def params_hash(params: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:10]
 
 
-class _EpochReporter:
-    """A stand-in for the trainer's progress bar that reports validation accuracy to Optuna.
+class _PruningCallback:
+    """The trainer's ``on_epoch`` hook for one trial: reports the validation accuracy of each
+    epoch to Optuna and raises ``TrialPruned`` when the pruner says so.
 
-    The trainer calls ``update(task, completed=epoch, ...)`` after writing each epoch's
-    metrics; we read them back, ``trial.report`` the validation accuracy and raise
-    ``TrialPruned`` when the pruner says so (the run's checkpoint is already written).
+    The trainer calls it after the epoch's metrics row is written and checkpointed, so a
+    pruned run is resumable; rows of an earlier, interrupted or finished run of the same
+    parameters are delivered (and reported) first.  Epoch 0 (the initial point) is skipped.
     """
 
-    def __init__(self, trial, run_dir: Path) -> None:
-        self.trial, self.run_dir = trial, run_dir
+    def __init__(self, trial) -> None:
+        self.trial = trial
         self.reported = 0
 
-    def add_task(self, *args, **kwargs) -> int:
-        return 0
-
-    def update(self, task, completed=None, **kwargs) -> None:
+    def __call__(self, row: Mapping[str, Any]) -> None:
         import optuna
 
-        from topograph.runs.store import METRICS_FILE, read_metrics
-
-        path = self.run_dir / METRICS_FILE
-        if not path.exists():
+        epoch = int(row["epoch"])
+        if epoch <= self.reported or epoch == 0:
             return
-        for row in read_metrics(path):
-            epoch = int(row["epoch"])
-            if epoch <= self.reported or epoch == 0:
-                continue
-            self.trial.report(_finite(row.get("val_acc")), epoch)
-            self.reported = epoch
-            if self.trial.should_prune():
-                raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+        self.trial.report(_finite(row.get("val_acc")), epoch)
+        self.reported = epoch
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {epoch}")
 
 
 def _finite(v: Any) -> float:
@@ -213,11 +205,8 @@ def tune_arm(*, arm: str, study_name: str, base_config: Mapping[str, Any],
         cfg = RunConfig.from_dict(doc, source=f"study arm {arm} (tuning)")
         run_dir = trials_dir / params_hash(params) / f"seed-{seed}"
         trial.set_user_attr("run_dir", str(run_dir))
-        reporter = _EpochReporter(trial, run_dir)
-        run = Session(cfg, seed, run_dir, progress=reporter).run()
-        rows = run.metrics()
-        reporter.update(0)  # a run finished earlier (reused): report its epochs now
-        return _finite(rows[-1].get("val_acc"))
+        run = Session(cfg, seed, run_dir, on_epoch=_PruningCallback(trial)).run()
+        return _finite(run.metrics()[-1].get("val_acc"))
 
     done = len(study.get_trials(deepcopy=False, states=finished_states))
     if done < n_trials:
