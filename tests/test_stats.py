@@ -76,3 +76,13 @@ def test_compare_verdict_says_better_only_when_significant():
     assert loss.significant and "x better than y" in loss.verdict
     single = compare([0.95], [0.90], label_a="x", label_b="y")
     assert math.isnan(single.p_value) and "better" not in single.verdict
+
+
+def test_no_spread_is_not_testable_rather_than_p_zero():
+    from topograph.studies.stats import compare, paired_test, welch_test
+
+    a, b = [0.9, 0.8], [0.85, 0.75]  # identical paired differences up to rounding
+    t, p = paired_test(a, b)
+    assert math.isnan(p)
+    assert math.isnan(welch_test([1.0, 1.0], [2.0, 2.0])[1])
+    assert "better" not in compare(a, b, paired=True).verdict

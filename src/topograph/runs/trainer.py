@@ -46,7 +46,7 @@ from torch import Tensor, nn
 from topograph.errors import UsageError
 from topograph.optim import registry
 from topograph.runs import schedule as sched
-from topograph.runs.atomic import atomic_torch_save, atomic_write_json, atomic_write_text, safe_torch_load
+from topograph.io import atomic_torch_save, atomic_write_json, atomic_write_text, safe_torch_load
 from topograph.runs.config import RunConfig, as_config, read_toml, result_view
 from topograph.runs.early_stopping import EarlyStopping
 from topograph.runs.store import (

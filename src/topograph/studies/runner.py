@@ -116,7 +116,7 @@ def _matched_config(arm: Arm, ctx: StudyContext) -> dict[str, Any]:
 def run_study(name_or_path: str | Path, *, quick: bool = False, out: str | Path | None = None,
               storage: str | None = None, progress: bool = True, report: bool = True) -> StudyResult:
     """Run (or resume) a study and write its report; see :mod:`topograph.studies`."""
-    from topograph.runs.atomic import atomic_write_json, atomic_write_text
+    from topograph.io import atomic_write_json, atomic_write_text
     from topograph.runs.trainer import _progress_bar
     from topograph.studies.analyses import build_report
 

@@ -67,13 +67,19 @@ def format_mean_std(mean: float, std: float, n: int | None = None, *, digits: in
     return text if n is None else f"{text} (n={n})"
 
 
+def _no_spread(x: np.ndarray) -> bool:
+    """Variance zero up to rounding (relative 1e-12 of the values' scale)."""
+    scale = max(float(np.abs(x).max()), 1e-300)
+    return float(np.std(x)) <= 1e-12 * scale
+
+
 def welch_test(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
     """Welch's t statistic and two-sided p-value (NaN when either side has < 2 values)."""
     a, b = _clean(a, "a"), _clean(b, "b")
     if a.size < 2 or b.size < 2:
         return math.nan, math.nan
-    if np.var(a) == 0 and np.var(b) == 0:
-        return (math.nan, math.nan) if a.mean() == b.mean() else (math.copysign(math.inf, a.mean() - b.mean()), 0.0)
+    if _no_spread(a) and _no_spread(b):  # t is 0/0 or ±∞: no evidence either way
+        return math.nan, math.nan
     res = _st.ttest_ind(a, b, equal_var=False)
     return float(res.statistic), float(res.pvalue)
 
@@ -86,8 +92,8 @@ def paired_test(a: Sequence[float], b: Sequence[float]) -> tuple[float, float]:
     if a.size < 2:
         return math.nan, math.nan
     d = a - b
-    if np.var(d) == 0:
-        return (math.nan, math.nan) if d.mean() == 0 else (math.copysign(math.inf, d.mean()), 0.0)
+    if _no_spread(d):  # identical differences (e.g. 2 seeds): t is 0/0 or ±∞, not testable
+        return math.nan, math.nan
     res = _st.ttest_rel(a, b)
     return float(res.statistic), float(res.pvalue)
 
