@@ -29,5 +29,5 @@ def command(config: str, overrides: tuple[str, ...], out_dir: str | None, quiet:
 
     cfg = load_config(config, overrides)
     runs = train_all(cfg, out_dir, progress=not quiet)
-    console = Console()
+    console = Console() if Console().is_terminal else Console(width=110)  # no truncated columns in logs
     console.print(results_table(runs, title=f"{cfg.run.name}: {len(runs)} run(s)"))
