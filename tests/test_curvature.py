@@ -370,3 +370,17 @@ def test_lanczos_started_at_the_gradient_finds_the_dense_top_eigenvalue():
     torch.testing.assert_close(op.gradient(), obj.grad(theta), rtol=1e-8, atol=1e-10)
     res = _lanczos(op, k=1, tol=1e-8, start="gradient")
     assert res.eigenvalues[0].item() == pytest.approx(top.item(), rel=1e-6)
+
+
+def test_lanczos_change_rule_stops_early_and_reports_convergence_honestly():
+    from topograph.curvature import MatrixOperator as _MatrixOperator, lanczos as _lanczos
+
+    g = torch.Generator().manual_seed(4)
+    q, _ = torch.linalg.qr(torch.randn(60, 60, generator=g, dtype=torch.float64))
+    vals = torch.cat([torch.tensor([10.0, 6.0], dtype=torch.float64), torch.rand(58, generator=g, dtype=torch.float64)])
+    a = q @ torch.diag(vals) @ q.T
+    res = _lanczos(_MatrixOperator(a), k=1, tol=1e-6, criterion="change")
+    assert res.converged and res.matvecs < 30
+    assert res.eigenvalues[0].item() == pytest.approx(10.0, rel=1e-5)
+    capped = _lanczos(_MatrixOperator(a), k=1, tol=1e-14, criterion="change", max_steps=3)
+    assert not capped.converged

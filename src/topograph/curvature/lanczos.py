@@ -28,6 +28,9 @@ residual test as in ARPACK (``criterion="residual"``, the default: a guaranteed 
 min(r_i, r_i²/δ_i) (Parlett, *The Symmetric Eigenvalue Problem*, §11.7), δ_i the distance from
 θ_i to the nearest other Ritz value — far fewer steps for the same eigenvalue accuracy, but an
 estimate, not a bound (δ_i can overstate the true gap before the spectrum's top is resolved).
+With ``criterion="change"`` the run stops when no wanted Ritz value moved by more than
+tol·|θ_i| in the last step — the relative-change rule PyHessian applies to its power iteration,
+here applied to Lanczos' much faster-converging Ritz values (a heuristic, like PyHessian's).
 On an invariant subspace (β_m ≈ 0) the Ritz values are exact.
 """
 
@@ -47,6 +50,7 @@ from topograph.errors import UsageError
 
 Which = Literal["LA", "SA", "both"]
 WHICH = ("LA", "SA", "both")
+CRITERIA = ("residual", "gap", "change")
 
 
 @dataclass
@@ -169,8 +173,9 @@ def lanczos(
     seed, v0:
         the start vector is ``v0`` if given, else Gaussian from ``seed``.
     criterion:
-        ``"residual"`` (error ≤ residual, guaranteed) or ``"gap"`` (error ≈ residual²/gap,
-        estimated) — see the module docstring.
+        ``"residual"`` (error ≤ residual, guaranteed), ``"gap"`` (error ≈ residual²/gap,
+        estimated) or ``"change"`` (Ritz values moved by ≤ tol relative in the last step,
+        PyHessian's rule) — see the module docstring.
     start:
         ``"random"`` (Gaussian from ``seed``) or ``"gradient"``: start the Krylov space at the
         loss gradient, which operators with a kept gradient graph (:class:`HessianOperator`)
@@ -186,8 +191,8 @@ def lanczos(
         raise UsageError(f"which={which!r}; use one of {', '.join(WHICH)}")
     if start not in ("random", "gradient"):
         raise UsageError(f"start={start!r}; use 'random' or 'gradient'")
-    if criterion not in ("residual", "gap"):
-        raise UsageError(f"criterion={criterion!r}; use 'residual' or 'gap'")
+    if criterion not in CRITERIA:
+        raise UsageError(f"criterion={criterion!r}; use one of {', '.join(CRITERIA)}")
     n = op.size
     k = int(k)
     if k < 1 or (k > n if which != "both" else 2 * k > n):
@@ -208,12 +213,22 @@ def lanczos(
         v0 = torch.randn(n, generator=generator(seed), dtype=torch.float64)
     v0 = v0.to(dtype=op.dtype, device=op.device)
 
+    previous: list[float] = []
+    met: list[bool] = []  # the change rule's verdicts, step by step
+
     def stop(alpha: list[float], beta: list[float]) -> bool:
         m = len(alpha)
         if m < need:
             return False
         theta, s = _eigh_tridiagonal(alpha, beta)
         norm = float(theta.abs().max())
+        if criterion == "change":
+            now = [float(theta[i]) for i in _wanted(m, k, which)]
+            done = len(previous) == len(now) and all(
+                abs(a - b) <= tol * max(abs(a), 1e-12 * norm) for a, b in zip(now, previous))
+            previous[:] = now
+            met.append(done)
+            return done
         for i in _wanted(m, k, which):
             res = abs(beta[-1] * float(s[m - 1, i]))
             if criterion == "gap" and m > 1:
@@ -232,7 +247,8 @@ def lanczos(
     vals = theta[idx]
     res = (tri.beta[-1] * s[m - 1, idx]).abs()
     converged = bool(len(idx) >= min(need, n)) and (
-        tri.beta[-1] == 0 or stop(tri.alpha.tolist(), tri.beta.tolist()))
+        tri.beta[-1] == 0 or (bool(met) and met[-1] if criterion == "change"
+                              else stop(tri.alpha.tolist(), tri.beta.tolist())))
     vecs = tri.basis.T @ s[:, idx].to(tri.basis)
     return EigenResult(
         eigenvalues=vals,

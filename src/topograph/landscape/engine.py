@@ -36,13 +36,13 @@ numbers (tests compare them to 1e-5 relative).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
+from topograph.core.first_layer import FirstLayerPlan, first_layer_plan
 from topograph.core.objective import default_accuracy
 from topograph.errors import UsageError
 from topograph.landscape.directions import Directions
@@ -52,47 +52,6 @@ ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.ELU, nn.S
                nn.Identity, nn.Mish, nn.Hardtanh, nn.ReLU6, nn.CELU, nn.SELU, nn.Hardswish,
                nn.Hardsigmoid, nn.Tanhshrink, nn.Softsign, nn.LogSigmoid)
 ENGINES = ("auto", "first-layer", "generic")
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What the first-layer path needs, found by inspecting the module."""
-
-    linear_name: str                 # child name of the first nn.Linear
-    weight_slice: slice              # its weight inside the flat vector
-    bias_slice: slice | None         # its bias inside the flat vector (None: absent or frozen)
-    rest: tuple[tuple[str, nn.Module], ...]  # the children after it
-    flattens: bool = True            # an nn.Flatten precedes it (else inputs must be 2-D)
-
-
-def first_layer_plan(objective: Any) -> tuple[_Plan | None, str]:
-    """The first-layer plan of ``objective``'s module, or ``(None, why not)``."""
-    module = getattr(objective, "module", None)
-    if module is None:
-        return None, "the objective has no module"
-    if not isinstance(module, nn.Sequential) or type(module).forward is not nn.Sequential.forward:
-        return None, "the module is not a plain nn.Sequential"
-    children = list(module.named_children())
-    i = 0
-    while i < len(children) and isinstance(children[i][1], nn.Flatten):
-        fl = children[i][1]
-        if fl.start_dim != 1 or fl.end_dim != -1:
-            return None, "a Flatten other than Flatten(1, -1) precedes the first layer"
-        i += 1
-    if i >= len(children) or not isinstance(children[i][1], nn.Linear):
-        return None, "the first parametrised child is not nn.Linear"
-    name, lin = children[i]
-    spec = objective.spec
-    w_name, b_name = f"{name}.weight", f"{name}.bias"
-    if w_name not in spec.names:
-        return None, "the first layer's weight is frozen"
-    b_slice = spec.slice_of(b_name) if b_name in spec.names else None
-    rest = tuple(children[i + 1:])
-    if getattr(objective, "buffers", "eval") == "batch" and any(
-        isinstance(m, nn.modules.batchnorm._NormBase) for _, c in rest for m in c.modules()
-    ):
-        return None, "BatchNorm with buffers='batch' normalises per chunk"
-    return _Plan(name, spec.slice_of(w_name), b_slice, rest, flattens=i > 0), ""
 
 
 class PlaneEvaluator:
@@ -149,13 +108,13 @@ class PlaneEvaluator:
         self.points_per_pass = None if points_per_pass is None else int(points_per_pass)
         self.vectorize = vectorize
         self.workers = None if workers is None else int(workers)
-        self._plan_cache: tuple[_Plan | None, str] | None = None
+        self._plan_cache: tuple[FirstLayerPlan | None, str] | None = None
         self._segments_key: Any = None
         self._segments: list[tuple[Tensor, Tensor]] | None = None
         self._module_buffers: dict[str, Tensor] = {}
 
     # ------------------------------------------------------------------ which path
-    def _plan(self) -> _Plan | None:
+    def _plan(self) -> FirstLayerPlan | None:
         if self._plan_cache is None:
             if self.engine == "generic":
                 self._plan_cache = (None, "engine='generic' was asked for")
@@ -251,7 +210,7 @@ class PlaneEvaluator:
         return losses / n, acc
 
     # ------------------------------------------------------------------ first-layer path
-    def _first_layer_segments(self, plan: _Plan, split: str, batch) -> list[tuple[Tensor, Tensor]]:
+    def _first_layer_segments(self, plan: FirstLayerPlan, split: str, batch) -> list[tuple[Tensor, Tensor]]:
         """[(G, y)] per data chunk, G of shape (1+m, n, H) with G_j = X D_jᵀ + e_j."""
         key = (split, None if batch is None else (id(batch[0]), id(batch[1])))
         if self._segments is not None and self._segments_key == key:
@@ -281,7 +240,7 @@ class PlaneEvaluator:
             self._segments_key, self._segments = key, segments
         return segments
 
-    def _rest_params(self, plan: _Plan, coef: Tensor) -> dict[str, Tensor]:
+    def _rest_params(self, plan: FirstLayerPlan, coef: Tensor) -> dict[str, Tensor]:
         """Per-point parameters (K, *shape) of every trainable tensor after the first layer."""
         d = self.directions
         spec = self.objective.spec
@@ -295,7 +254,7 @@ class PlaneEvaluator:
             out[name] = flat.view(coef.shape[0], *shape)
         return out
 
-    def _run_rest(self, plan: _Plan, params: dict[str, Tensor], h: Tensor, k: int,
+    def _run_rest(self, plan: FirstLayerPlan, params: dict[str, Tensor], h: Tensor, k: int,
                   transpose_last: bool = False) -> Tensor:
         """The children after the first layer on h (K, r, H) with per-point weights.
 
@@ -378,7 +337,7 @@ class PlaneEvaluator:
             return lo, None
         return lo, torch.stack([torch.as_tensor(acc_fn(o, y)) for o in logits])
 
-    def _evaluate_first_layer(self, plan: _Plan, coef: Tensor, split: str, batch) -> tuple[Tensor, Tensor]:
+    def _evaluate_first_layer(self, plan: FirstLayerPlan, coef: Tensor, split: str, batch) -> tuple[Tensor, Tensor]:
         obj = self.objective
         d = self.directions
         kk = coef.shape[0]
@@ -432,7 +391,7 @@ class PlaneEvaluator:
         finally:
             torch.set_num_threads(previous)
 
-    def _run_tiles(self, task, blocks, plan: _Plan, kk: int):
+    def _run_tiles(self, task, blocks, plan: FirstLayerPlan, kk: int):
         """Loss sums, correct counts and has-accuracy over the row tiles of one task."""
         g, y, rows, starts = task
         device = g.device

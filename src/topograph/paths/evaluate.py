@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from topograph.core.first_layer import first_layer_plan
 from topograph.errors import UsageError
 
 Engine = Literal["auto", "core", "first-layer"]
@@ -48,24 +49,21 @@ class _FirstLayerPlan:
     """Where the first linear layer sits inside an ``nn.Sequential`` and how to run the rest."""
 
     def __init__(self, objective) -> None:
+        found, why = first_layer_plan(objective)
+        if found is None:
+            raise UsageError(f"engine='first-layer' does not apply: {why}")
         module = objective.module
-        if not isinstance(module, nn.Sequential):
-            raise UsageError("engine='first-layer' needs an nn.Sequential model")
         layers = list(module.children())
         names = [n for n, _ in module.named_children()]
-        first = None
-        for i, layer in enumerate(layers):
-            if any(True for _ in layer.parameters()) or any(True for _ in layer.buffers()):
-                first = i
-                break
-        if first is None or not isinstance(layers[first], nn.Linear):
-            raise UsageError("engine='first-layer' needs an nn.Linear as the first layer with parameters")
+        first = names.index(found.linear_name)
+        lin = layers[first]
         spec = objective.spec
-        prefix = names[first] + "."
-        self.weight = spec.slice_of(prefix + "weight")
-        self.bias = spec.slice_of(prefix + "bias") if layers[first].bias is not None else None
-        self.out_features = layers[first].out_features
-        self.in_features = layers[first].in_features
+        self.weight = found.weight_slice
+        self.bias = found.bias_slice
+        # a frozen bias is a constant of every point
+        self.fixed_bias = lin.bias.detach() if found.bias_slice is None and lin.bias is not None else None
+        self.out_features = lin.out_features
+        self.in_features = lin.in_features
         self.head = nn.Sequential(*layers[:first])
         self.rest = nn.Sequential(*layers[first + 1:])
         # parameters of the remaining layers: their columns of the flat vector, renamed
@@ -168,6 +166,8 @@ class PathEvaluator:
         losses, correct = [], []
         for k in range(coeffs.shape[0]):
             z = torch.einsum("j,njo->no", coeffs[k].to(z_all), z_all)
+            if plan.fixed_bias is not None:
+                z = z + plan.fixed_bias.to(z)
             params = plan.rest_params(rest[k]) if rest is not None else {}
             out = functional_call(plan.rest, (params, plan.rest_buffers), (z,)) if len(plan.rest) else z
             losses.append(obj.loss_fn(out, y))
