@@ -69,7 +69,7 @@ def command(path: Path, split: str, batch_size: int | None, top_k: int, trace_pr
 
     op = HessianOperator(objective, theta, split=split, batch=batch)
     eig = lanczos(op, k=top_k, which="LA", tol=1e-3, seed=seed)
-    tr = estimate_trace(op, probes=trace_probes, method="hutchinson", seed=seed)
+    tr = estimate_trace(op, probes=trace_probes, method="auto", seed=seed)  # exact when supported
     sharp = epsilon_sharpness(objective, theta, split=split, batch=batch, seed=seed)
     report: dict = {
         "path": str(path), "split": split, "samples": batch_size or objective.num_samples(split),

@@ -2,7 +2,8 @@
 
 Operators (:mod:`~topograph.curvature.operators`) expose a matrix through ``matvec``; the
 algorithms — :func:`lanczos` (top-k / bottom-k eigenpairs), :func:`power_iteration` (the peers'
-baseline), :func:`hutchinson` and :func:`hutchpp` (trace), :func:`spectral_density` (SLQ) — run
+baseline), :func:`hutchinson` and :func:`hutchpp` (trace; :func:`exact_trace` for piecewise-linear
+networks), :func:`spectral_density` (SLQ) — run
 on any operator; :mod:`~topograph.curvature.measures` turns them into sharpness and saddle
 measures at a point and :mod:`~topograph.curvature.along` along trajectories and paths.
 
@@ -15,6 +16,9 @@ from topograph.curvature.along import (
     AlongResult, measures_along, measures_along_trajectory, plot_along,
 )
 from topograph.curvature.density import plot_density, spectral_density
+from topograph.curvature.exact_trace import (
+    ExactTraceResult, exact_trace, ggn_trace, supports_exact_trace,
+)
 from topograph.curvature.lanczos import lanczos
 from topograph.curvature.measures import (
     EpsilonSharpness, LayerCurvature, NegativeCurvature, PointMeasures, curvature_summary,
@@ -29,10 +33,10 @@ from topograph.curvature.results import DensityResult, EigenResult, TraceResult
 from topograph.curvature.trace import hutchinson, hutchpp
 
 __all__ = [
-    "AlongResult", "DensityResult", "EigenResult", "EpsilonSharpness", "GaussNewtonOperator",
+    "AlongResult", "DensityResult", "EigenResult", "EpsilonSharpness", "ExactTraceResult", "GaussNewtonOperator",
     "HessianOperator", "LayerCurvature", "LinearOperator", "MatrixOperator", "NegativeCurvature",
     "PointMeasures", "TraceResult", "curvature_summary", "epsilon_sharpness", "estimate_trace",
     "hutchinson", "hutchpp", "lanczos", "layer_curvature", "measure_point", "measures_along",
     "measures_along_trajectory", "negative_curvature", "negative_curvature_from_density", "plot_along", "plot_density",
-    "power_iteration", "spectral_density",
+    "power_iteration", "spectral_density", "exact_trace", "ggn_trace", "supports_exact_trace",
 ]

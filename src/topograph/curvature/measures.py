@@ -1,7 +1,8 @@
 """Sharpness and critical-point measures of a loss at one parameter point.
 
 * **largest eigenvalue** λ_max(H) — Lanczos (:func:`topograph.curvature.lanczos`);
-* **trace** tr(H) — Hutch++ or Hutchinson (:mod:`topograph.curvature.trace`);
+* **trace** tr(H) — Hutch++ or Hutchinson (:mod:`topograph.curvature.trace`), or exactly for
+  piecewise-linear networks (:mod:`topograph.curvature.exact_trace`);
 * **ε-sharpness** (Keskar et al. 2017, "On large-batch training for deep learning: generalization
   gap and sharp minima", Metric 2.1) — :func:`epsilon_sharpness`;
 * **negative curvature / saddle indicator** — the fraction of the spectrum below zero (SLQ
@@ -24,13 +25,14 @@ from torch import Tensor
 
 from topograph.curvature._random import generator
 from topograph.curvature.density import spectral_density
+from topograph.curvature.exact_trace import exact_trace, supports_exact_trace
 from topograph.curvature.lanczos import lanczos
 from topograph.curvature.operators import HessianOperator
 from topograph.curvature.results import DensityResult, EigenResult, TraceResult
 from topograph.curvature.trace import hutchinson, hutchpp
 from topograph.errors import UsageError
 
-TRACE_METHODS = ("hutch++", "hutchinson")
+TRACE_METHODS = ("hutch++", "hutchinson", "exact", "auto")
 
 
 def _flat_theta(objective: Any, theta: Any) -> Tensor:
@@ -40,7 +42,18 @@ def _flat_theta(objective: Any, theta: Any) -> Tensor:
 
 
 def estimate_trace(op: Any, *, probes: int = 30, method: str = "hutch++", seed: int | None = 0) -> TraceResult:
-    """tr(op) with ``probes`` products by ``"hutch++"`` (needs ≥ 3) or ``"hutchinson"``."""
+    """tr(op) with ``probes`` products by ``"hutch++"`` (needs ≥ 3) or ``"hutchinson"``;
+    ``"exact"``: :func:`~topograph.curvature.exact_trace.exact_trace` (a :class:`HessianOperator`
+    of a piecewise-linear network, no probes); ``"auto"``: exact when supported, else Hutch++."""
+    if method in ("exact", "auto"):
+        objective = op.objective if isinstance(op, HessianOperator) else None
+        ok, why = (supports_exact_trace(objective) if objective is not None
+                   else (False, "the operator is not a HessianOperator of a network Objective"))
+        if ok:
+            return exact_trace(objective, op.theta, split=op.split, batch=op.batch, params=op.params)
+        if method == "exact":
+            raise UsageError(f"trace method 'exact' does not apply: {why}")
+        method = "hutch++"
     if method == "hutch++":
         return hutchpp(op, matvecs=probes, seed=seed)
     if method == "hutchinson":
@@ -213,7 +226,7 @@ def layer_curvature(
     k: int = 1,
     tol: float = 1e-3,
     trace_probes: int = 30,
-    trace_method: str = "hutch++",
+    trace_method: str = "auto",
     seed: int | None = 0,
 ) -> list[LayerCurvature]:
     """Per-layer Hessian blocks: top-k eigenvalues (Lanczos) and trace of each block.
@@ -253,7 +266,7 @@ def curvature_summary(
     batch: tuple[Tensor, Tensor] | None = None,
     k: int = 1,
     trace_probes: int = 30,
-    trace_method: str = "hutch++",
+    trace_method: str = "auto",
     tol: float = 1e-3,
     seed: int | None = 0,
 ) -> dict:
@@ -311,7 +324,7 @@ def measure_point(
     k: int = 1,
     tol: float = 1e-3,
     trace_probes: int = 30,
-    trace_method: str = "hutch++",
+    trace_method: str = "auto",
     epsilon: float | None = 1e-3,
     sharpness_steps: int = 10,
     density_steps: int | None = 30,
