@@ -21,6 +21,11 @@ from typing import Any
 
 from torch import nn
 
+#: children that act elementwise (shape-preserving, no parameters): applied to (K, r, H) as is
+ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.ELU, nn.SiLU, nn.Softplus,
+               nn.Identity, nn.Mish, nn.Hardtanh, nn.ReLU6, nn.CELU, nn.SELU, nn.Hardswish,
+               nn.Hardsigmoid, nn.Tanhshrink, nn.Softsign, nn.LogSigmoid)
+
 @dataclass(frozen=True)
 class FirstLayerPlan:
     """Where a model's first linear layer sits, found by inspecting the module."""
@@ -62,4 +67,4 @@ def first_layer_plan(objective: Any) -> tuple[FirstLayerPlan | None, str]:
     return FirstLayerPlan(name, spec.slice_of(w_name), b_slice, rest, flattens=i > 0), ""
 
 
-__all__ = ["FirstLayerPlan", "first_layer_plan"]
+__all__ = ["ELEMENTWISE", "FirstLayerPlan", "first_layer_plan"]

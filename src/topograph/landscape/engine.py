@@ -42,15 +42,11 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
-from topograph.core.first_layer import FirstLayerPlan, first_layer_plan
+from topograph.core.first_layer import ELEMENTWISE, FirstLayerPlan, first_layer_plan
 from topograph.core.objective import default_accuracy
 from topograph.errors import UsageError
 from topograph.landscape.directions import Directions
 
-#: children that act elementwise (shape-preserving, no parameters): applied to (K, r, H) as is
-ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.ELU, nn.SiLU, nn.Softplus,
-               nn.Identity, nn.Mish, nn.Hardtanh, nn.ReLU6, nn.CELU, nn.SELU, nn.Hardswish,
-               nn.Hardsigmoid, nn.Tanhshrink, nn.Softsign, nn.LogSigmoid)
 ENGINES = ("auto", "first-layer", "generic")
 
 

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from topograph.core.first_layer import first_layer_plan
+from topograph.core.first_layer import ELEMENTWISE, first_layer_plan
 from topograph.errors import UsageError
 
 Engine = Literal["auto", "core", "first-layer"]
@@ -75,12 +75,27 @@ class _FirstLayerPlan:
                     self.rest_names.append((f"{i}.{pn[len(nm) + 1:]}", pn, tuple(shape)))
                     rest_idx.append(torch.arange(sl.start, sl.stop))
         self.rest_idx = torch.cat(rest_idx) if rest_idx else torch.zeros(0, dtype=torch.long)
+        # the vectorised path: only Linear layers and parameter-free elementwise layers follow
+        self.stacked_rest = all(
+            isinstance(c, nn.Linear) or (isinstance(c, ELEMENTWISE) and not any(True for _ in c.parameters()))
+            for c in self.rest)
         self.rest_buffers = {}
         for i, nm in enumerate(names[first + 1:]):
             for bn, buf in layers[first + 1 + i].named_buffers():
                 self.rest_buffers[f"{i}.{bn}"] = buf
         if objective.buffers == "batch" and self.rest_buffers:
             raise UsageError("engine='first-layer' does not support buffers='batch' with BatchNorm")
+
+    def rest_params_stacked(self, rest: Tensor) -> dict[str, Tensor]:
+        """Per-point parameters (K, *shape) from K stacked flat rest vectors (K × P_rest)."""
+        out, off = {}, 0
+        for new, _, shape in self.rest_names:
+            size = 1
+            for s in shape:
+                size *= s
+            out[new] = rest[:, off:off + size].reshape(rest.shape[0], *shape)
+            off += size
+        return out
 
     def rest_params(self, flat_rest: Tensor) -> dict[str, Tensor]:
         out, off = {}, 0
@@ -163,6 +178,8 @@ class PathEvaluator:
         if plan.bias is not None:
             z_all = z_all + vectors[:, plan.bias][None]
         rest = coeffs @ vectors[:, plan.rest_idx.to(vectors.device)] if plan.rest_idx.numel() else None
+        if plan.stacked_rest:
+            return self._fl_chunk_stacked(coeffs, z_all, rest, y, want_acc=want_acc)
         losses, correct = [], []
         for k in range(coeffs.shape[0]):
             z = torch.einsum("j,njo->no", coeffs[k].to(z_all), z_all)
@@ -175,6 +192,42 @@ class PathEvaluator:
                 c = obj.accuracy_fn(out, y)
                 correct.append(float("nan") if c is None else float(c))
         return torch.stack(losses), correct
+
+    def _fl_chunk_stacked(self, coeffs: Tensor, z_all: Tensor, rest: Tensor | None, y: Tensor, *,
+                          want_acc: bool):
+        """All K points at once when the layers after the first are Linear and elementwise:
+        Z = Σ_j C_kj z_j as one (K, n, o) tensor, then batched matrix products with per-point
+        weights — one autograd graph, no per-point Python."""
+        plan, obj = self._plan, self.objective
+        k = coeffs.shape[0]
+        h = torch.einsum("kj,njo->kno", coeffs.to(z_all), z_all)
+        if plan.fixed_bias is not None:
+            h = h + plan.fixed_bias.to(h)
+        params = plan.rest_params_stacked(rest) if rest is not None else {}
+        for i, child in enumerate(plan.rest):
+            if isinstance(child, nn.Linear):
+                wk = params.get(f"{i}.weight")
+                if wk is None:
+                    wk = child.weight.detach().to(h).expand(k, -1, -1)
+                bk = params.get(f"{i}.bias")
+                if bk is None and child.bias is not None:
+                    bk = child.bias.detach().to(h).expand(k, -1)
+                h = torch.bmm(h, wk.transpose(1, 2)) if bk is None else torch.baddbmm(
+                    bk.unsqueeze(1), h, wk.transpose(1, 2))
+            else:  # elementwise, parameter-free
+                h = child(h)
+        n, c = h.shape[1], h.shape[2]
+        if obj.loss_fn is nn.functional.cross_entropy and not y.is_floating_point():
+            per = nn.functional.cross_entropy(h.reshape(k * n, c), y.repeat(k), reduction="none")
+            losses = per.view(k, n).mean(1)
+        else:
+            losses = torch.stack([obj.loss_fn(h[i], y) for i in range(k)])
+        correct = []
+        if want_acc:
+            for i in range(k):
+                cnt = obj.accuracy_fn(h[i], y) if obj.accuracy_fn is not None else None
+                correct.append(float("nan") if cnt is None else float(cnt))
+        return losses, correct
 
     # ------------------------------------------------------------------ public calls
     def losses(self, coeffs: Tensor, vectors: Tensor, *, split: str = "train", batch=None) -> Tensor:
