@@ -102,6 +102,53 @@ def test_probe_restores_parameters_rng_and_bn_exactly():
     assert torch.all(dirs[0, w.numel(): w.numel() + 8] == 0)  # 1-D bias ignored
 
 
+@pytest.mark.parametrize("ignore_1d", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, DT])
+def test_batched_directions_match_core_random_direction(ignore_1d, dtype):
+    """The vectorised draw equals topograph.core.random_direction seed by seed (conv, linear, 1-D)."""
+    from topograph.core.directions import random_direction
+    from topograph.core.params import ParamSpec
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.Flatten(), nn.Linear(12, 4)).to(dtype)
+    params = list(model.parameters())
+    opt = GuidedExploration(torch.optim.SGD(params, lr=0.1), n_dirs=3, ignore_1d=ignore_1d)
+    theta = torch.cat([p.detach().reshape(-1) for p in params])
+    spec = ParamSpec.from_tensors({str(i): p for i, p in enumerate(params)})
+    seeds = [11, 12, 40]
+    dirs = opt._directions(opt._layout(params), theta, seeds)
+    assert dirs.shape == (3, theta.numel()) and dirs.dtype == dtype
+    rtol = 1e-6 if dtype == torch.float32 else 1e-13
+    for row, seed in zip(dirs, seeds):
+        ref = random_direction(spec, theta, norm="filter", ignore_1d=ignore_1d, seed=seed)
+        torch.testing.assert_close(row, ref, rtol=rtol, atol=0)
+        torch.testing.assert_close(opt.direction(spec, theta, seed), row, rtol=0, atol=0)
+        for _, shape, sl in spec.items():  # every filter has the norm of the weights' filter (up to the ε)
+            if len(shape) >= 2:
+                torch.testing.assert_close(row[sl].view(shape[0], -1).norm(dim=1),
+                                           theta[sl].view(shape[0], -1).norm(dim=1), rtol=1e-5, atol=0)
+            else:
+                assert torch.equal(row[sl], torch.zeros_like(row[sl]) if ignore_1d else theta[sl])
+
+
+def test_regenerated_directions_give_the_same_probes(monkeypatch):
+    """Above KEEP_DIRECTIONS_MAX the directions are drawn one at a time: the same loss map and step."""
+    import topograph.optim.guided as guided
+
+    x, y = data()
+    results = []
+    for limit in (guided.KEEP_DIRECTIONS_MAX, 0):
+        monkeypatch.setattr(guided, "KEEP_DIRECTIONS_MAX", limit)
+        model = tiny_net()
+        opt = GuidedExploration(torch.optim.SGD(model.parameters(), lr=0.1), explore_every=1, sigma=0.1)
+        torch.manual_seed(3)
+        opt.step(net_closure(opt, model, x, y))
+        results.append((opt.last_probe, [p.detach().clone() for p in model.parameters()]))
+    assert results[0][0] == results[1][0]
+    for a, b in zip(results[0][1], results[1][1]):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
+
+
 # ---------------------------------------------------------------- 2./3. finite differences and ES
 def quadratic(d=5, seed=0):
     gen = torch.Generator().manual_seed(seed)
@@ -343,6 +390,17 @@ def test_wraps_rolling_ball_and_lookahead_and_counts():
     lookaheads = c.backward_evals - 4 * 4
     assert c.probe_forwards == 18 and 0 <= lookaheads <= 2
     assert c.forward_evals == 4 * 4 + 18 + lookaheads
+
+
+def test_zero_grad_as_torch():
+    model = tiny_net()
+    opt = GuidedExploration(torch.optim.SGD(model.parameters(), lr=0.1))
+    x, y = data()
+    nn.functional.cross_entropy(model(x), y).backward()
+    opt.zero_grad(set_to_none=False)
+    assert all(p.grad is not None and torch.all(p.grad == 0) for p in model.parameters())
+    opt.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
 
 
 def test_registry_builds_guided_exploration():

@@ -8,13 +8,16 @@ concrete instantiation of ``algorithms.md`` §2.3–2.6.
 
 Every ``explore_every`` = k steps (an *exploration event*), on the SAME minibatch as the step:
 
-1. **Probe directions.**  n = ``n_dirs`` directions u_i, each generated on the fly from a
-   per-event seed (never n stored copies).  ``filter_norm=True``: a Gaussian draw
-   filter-normalised against θ with :func:`topograph.core.random_direction` (Li et al. 2018;
-   one definition of "filter" for the package; 1-D tensors zeroed when ``ignore_1d``), so σ is
-   relative to the weights.  ``filter_norm=False``: u_i uniform on the sphere of radius √P
-   (P = number of parameters), so σ is absolute, every probe lies exactly at distance σ√P and
-   E[u uᵀ] = I (see the departures below).
+1. **Probe directions.**  n = ``n_dirs`` directions u_i; u_i is a float32 Gaussian draw of P
+   numbers (P = number of parameters) from a CPU generator seeded with s + i, s the event's
+   direction seed (so the same on every device and reproducible from (``seed``, event)).
+   ``filter_norm=True``: filter-normalised against θ exactly as
+   :func:`topograph.core.random_direction` does with that seed (Li et al. 2018; one definition
+   of "filter" for the package; 1-D tensors zeroed when ``ignore_1d``), so σ is relative to the
+   weights; the n draws are normalised together, one reduction per tensor for all n (tested
+   against the core function).  ``filter_norm=False``: u_i scaled onto the sphere of radius
+   √P, so σ is absolute, every probe lies exactly at distance σ√P and E[u uᵀ] = I (see the
+   departures below).
 2. **Loss map.**  L₀ = L(θ) and L_i^± = L(θ ± σu_i): 1 + 2n forward passes without backward
    (``closure(backward=False)`` under ``torch.no_grad()``), all under one random seed per event
    (``torch.random.fork_rng``: the same dropout masks, the caller's RNG untouched), BatchNorm
@@ -60,7 +63,9 @@ optimizer's cost (1 F/B for SGD/Adam) plus, per event, (1 + 2n) F [+ 1 F/B + m H
 each) + 2 F if ``hvp_iters``] [+ 1 F/B if GE-LA]; at the defaults (n = 4, k = 10)
 0.9 F per step ≈ 0.3 F/B, i.e. ≈ 1.3× SGD.  Memory: at events only, one parameter copy (θ),
 one gradient copy, two flat temporaries and the n directions while n·P ≤ 2²⁴ (above that
-they are regenerated from their seeds instead of stored).  Counts are kept in the state
+they are regenerated from their seeds instead of stored).  Overhead outside the forward passes
+is kept to the random draws (≈ 4 ns per number on one CPU core, n·P numbers per event), one
+normalisation pass, and two fused copies per probe (θ ± σu_i into the parameters, θ back).  Counts are kept in the state
 (:attr:`GuidedExploration.counts`) for equal-compute comparisons.
 
 The base optimizer sees ∇_e through the closure it is given: its first evaluation returns the
@@ -91,6 +96,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import types
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -99,7 +105,6 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
-from topograph.core.directions import random_direction
 from topograph.core.params import ParamSpec
 from topograph.errors import UsageError
 from topograph.optim.closure import accepts_backward, evaluate_closure, require_closure
@@ -115,6 +120,34 @@ EMA_DECAY = 0.9
 GRAD_FLOOR = 1e-8
 #: keep an event's directions in memory (instead of regenerating them) up to n·P entries
 KEEP_DIRECTIONS_MAX = 1 << 24
+#: the ε of filter normalisation, d_f ← d_f ‖θ_f‖/(‖d_f‖ + ε), the same as :mod:`topograph.core.directions`
+FILTER_EPS = 1e-10
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where the parameter tensors lie in the flat vector; computed once per parameter layout.
+
+    ``filters`` holds ``(start, stop, rows, cols)`` of every tensor with dim ≥ 2 (its filters are
+    the ``rows`` slices along dim 0, ``cols`` entries each); ``vectors`` ``(start, stop)`` of the
+    1-D (and 0-D) tensors.
+    """
+
+    shapes: tuple[torch.Size, ...]
+    spec: ParamSpec
+    filters: tuple[tuple[int, int, int, int], ...]
+    vectors: tuple[tuple[int, int], ...]
+
+    @classmethod
+    def of(cls, shapes: tuple[torch.Size, ...]) -> _Layout:
+        spec = ParamSpec.from_tensors({str(i): torch.empty(s, device="meta") for i, s in enumerate(shapes)})
+        filters, vectors = [], []
+        for _, shape, sl in spec.items():
+            if len(shape) <= 1:
+                vectors.append((sl.start, sl.stop))
+            elif sl.stop > sl.start:
+                filters.append((sl.start, sl.stop, shape[0], (sl.stop - sl.start) // shape[0]))
+        return cls(shapes, spec, tuple(filters), tuple(vectors))
 
 
 @dataclass(frozen=True)
@@ -333,6 +366,19 @@ class GuidedExploration(Optimizer):
                 f"n_dirs={self.n_dirs}, sigma={self.sigma}, beta={self.beta}, bias={self.bias!r}, "
                 f"enabled={self.enabled})")
 
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """As :meth:`torch.optim.Optimizer.zero_grad`; ``set_to_none=True`` is a plain loop.
+
+        Every probe's closure calls it, so it skips the base class's profiler bookkeeping
+        (≈ 10–30 µs a call) when it only has to set the gradients to ``None``.
+        """
+        if not set_to_none:
+            super().zero_grad(set_to_none=False)
+            return
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
+
     def _fresh_state(self) -> dict:
         return {
             "step": 0, "events": 0, "sigma": self.sigma, "grad_norm_ema": None,
@@ -362,13 +408,42 @@ class GuidedExploration(Optimizer):
     def _params(self) -> list[Tensor]:
         return [p for g in self.param_groups for p in g["params"] if p.requires_grad]
 
+    def _layout(self, params: list[Tensor]) -> _Layout:
+        """The flat layout of ``params``, cached while the parameter shapes stay the same."""
+        shapes = tuple(p.shape for p in params)
+        cached = self.__dict__.get("_layout_cache")
+        if cached is None or cached.shapes != shapes:
+            cached = self._layout_cache = _Layout.of(shapes)
+        return cached
+
     def _spec(self, params: list[Tensor]) -> ParamSpec:
-        return ParamSpec.from_tensors({str(i): p for i, p in enumerate(params)})
+        return self._layout(params).spec
+
+    def _accepts_backward(self, closure: Callable) -> bool:
+        """:func:`accepts_backward`, cached per code object for plain functions.
+
+        Training loops usually build a new closure every step from the same ``def``; its
+        parameter names (all that :func:`accepts_backward` looks at) live in the code object.
+        Wrapped or re-signed callables are inspected every time.
+        """
+        if type(closure) is not types.FunctionType or hasattr(closure, "__wrapped__") \
+                or hasattr(closure, "__signature__"):
+            return accepts_backward(closure)
+        cached = self.__dict__.get("_accepts_backward_cache")
+        if cached is not None and cached[0] is closure.__code__:
+            return cached[1]
+        ok = accepts_backward(closure)
+        self._accepts_backward_cache = (closure.__code__, ok)
+        return ok
 
     def _event_seeds(self, event: int) -> tuple[int, int]:
         """(dropout seed, direction seed) of an event, from (seed, event) alone."""
-        a, b = np.random.SeedSequence((self.seed, int(event))).generate_state(2, dtype=np.uint64)
-        return int(a) % (2**63 - 1), int(b) % (2**63 - 1)
+        key = (self.seed, int(event))
+        cached = self.__dict__.get("_event_seeds_cache")
+        if cached is None or cached[0] != key:
+            a, b = np.random.SeedSequence(key).generate_state(2, dtype=np.uint64)
+            cached = self._event_seeds_cache = (key, (int(a) % (2**63 - 1), int(b) % (2**63 - 1)))
+        return cached[1]
 
     def _random_bias_seed(self, event: int) -> int:
         """Seed of the ``bias="random"`` direction of an event (independent of the probes' seeds)."""
@@ -377,11 +452,40 @@ class GuidedExploration(Optimizer):
 
     def direction(self, spec: ParamSpec, theta: Tensor, seed: int) -> Tensor:
         """The flat probe direction drawn from ``seed`` at the flat point ``theta``."""
-        if self.filter_norm:
-            return random_direction(spec, theta, norm="filter", ignore_1d=self.ignore_1d, seed=seed)
-        gen = torch.Generator().manual_seed(int(seed))
-        raw = torch.randn(spec.size, generator=gen, dtype=torch.float32).to(device=theta.device, dtype=theta.dtype)
-        return raw * (math.sqrt(spec.size) / raw.norm().clamp_min(1e-30))
+        layout = self.__dict__.get("_layout_cache")
+        if layout is None or layout.spec.shapes != spec.shapes:
+            layout = _Layout.of(spec.shapes)
+        return self._directions(layout, theta, [seed])[0]
+
+    def _directions(self, layout: _Layout, theta: Tensor, seeds: list[int]) -> Tensor:
+        """The probe directions of ``seeds`` at the flat point ``theta``, as an (n, P) tensor.
+
+        Row i is a float32 Gaussian draw of P numbers from a CPU generator seeded with
+        ``seeds[i]`` (so the same seed gives the same direction on every device), moved to
+        θ's device and dtype, then, with ``filter_norm``, filter-normalised exactly as
+        :func:`topograph.core.random_direction` does (d_f ← d_f ‖θ_f‖/(‖d_f‖ + 1e-10) per
+        filter, 1-D tensors zeroed or set to θ): the same numbers, but one normalisation for
+        all n rows per tensor instead of one per direction and tensor.  Without
+        ``filter_norm`` each row is scaled to norm √P.
+        """
+        n, size = len(seeds), layout.spec.size
+        raw = torch.empty(n, size, dtype=torch.float32)
+        gen = torch.Generator()
+        for row, seed in zip(raw, seeds):
+            row.normal_(generator=gen.manual_seed(int(seed)))
+        u = raw.to(device=theta.device, dtype=theta.dtype)
+        if not self.filter_norm:
+            return u.mul_(math.sqrt(size) / torch.linalg.vector_norm(u, dim=1, keepdim=True).clamp_min(1e-30))
+        for start, stop, rows, cols in layout.filters:
+            d = u[:, start:stop].view(n, rows, cols)
+            w_norm = torch.linalg.vector_norm(theta[start:stop].view(rows, cols), dim=1, keepdim=True)
+            d.mul_(w_norm / (torch.linalg.vector_norm(d, dim=2, keepdim=True) + FILTER_EPS))
+        for start, stop in layout.vectors:
+            if self.ignore_1d:
+                u[:, start:stop] = 0.0
+            else:
+                u[:, start:stop] = theta[start:stop]
+        return u
 
     def _count(self, did_backward: bool) -> None:
         self.ge_state["forward_evals"] += 1
@@ -416,9 +520,9 @@ class GuidedExploration(Optimizer):
         params = self._params()
         with torch.no_grad():
             theta0 = torch.cat([p.detach().reshape(-1) for p in params])
-        result, dirs = self._probe(closure, params, theta0, accepts_backward(closure), keep=return_directions)
+        result, dirs = self._probe(closure, params, theta0, self._accepts_backward(closure), keep=return_directions)
         self.ge_state["events"] += 1
-        return result, dirs
+        return result, (dirs if return_directions else None)
 
     def es_gradient(self, result: ProbeResult, theta: Tensor | None = None) -> Tensor:
         """ĝ_ES = (1/n) Σ_i slope_i u_i for a probe result taken at the current point (flat).
@@ -437,33 +541,44 @@ class GuidedExploration(Optimizer):
         return out / len(result.slopes)
 
     def _probe(self, closure, params, theta0, fwd_ok, *, keep=False):
+        """The event's loss map at the flat point ``theta0``; returns (result, (n, P) directions or None).
+
+        The directions are drawn all at once while n·P ≤ ``KEEP_DIRECTIONS_MAX`` (or when
+        ``keep`` asks for them), else one at a time from their seeds.
+        """
         st = self.ge_state
         event = int(st["events"])
         sigma = float(st["sigma"])
         dropout_seed, dir_seed = self._event_seeds(event)
-        spec = self._spec(params)
+        layout = self._layout(params)
+        seeds = [dir_seed + i for i in range(self.n_dirs)]
+        batched = keep or self.n_dirs * theta0.numel() <= KEEP_DIRECTIONS_MAX
+        dirs = self._directions(layout, theta0, seeds) if batched else None
+        numels = layout.spec.numels
+        point = torch.empty_like(theta0)  # θ0 ± σu_i, written into the parameters through fixed views
+        point_parts, theta_parts = _param_views(point, params, numels), _param_views(theta0, params, numels)
         values: list[Tensor] = []
         sq_norms: list[Tensor] = []
-        kept: list[Tensor] = []
         try:
             with torch.no_grad(), self._probe_context(params, dropout_seed) as reseed:
                 reseed()
                 values.append(self._call(closure, backward=False, fwd_ok=fwd_ok))
                 for i in range(self.n_dirs):
-                    u = self.direction(spec, theta0, dir_seed + i)
-                    sq_norms.append(u.square().sum())
-                    if keep:
-                        kept.append(u)
+                    u = dirs[i] if dirs is not None else self._directions(layout, theta0, seeds[i:i + 1])[0]
+                    if dirs is None:
+                        sq_norms.append(torch.linalg.vector_norm(u).square())
                     for sign in (1.0, -1.0):
-                        _write_flat(params, theta0 + (sign * sigma) * u)
+                        _shifted(theta0, u, sign * sigma, out=point)
+                        torch._foreach_copy_(params, point_parts)
                         reseed()
                         values.append(self._call(closure, backward=False, fwd_ok=fwd_ok))
         finally:
             with torch.no_grad():
-                _write_flat(params, theta0)  # exact restore
+                torch._foreach_copy_(params, theta_parts)  # exact restore
         st["probe_forwards"] += 1 + 2 * self.n_dirs
-        vals = torch.stack([v.to(torch.float64).reshape(()).cpu() for v in values]).tolist()
-        norms = torch.stack([n.to(torch.float64).cpu() for n in sq_norms]).tolist()
+        vals = torch.stack([v.reshape(()) for v in values]).to(torch.float64).cpu().tolist()
+        norms_t = torch.linalg.vector_norm(dirs, dim=1).square() if dirs is not None else torch.stack(sq_norms)
+        norms = norms_t.to(torch.float64).cpu().tolist()
         if any(n == 0.0 for n in norms):
             raise UsageError(
                 "GuidedExploration: a probe direction is zero (with filter_norm=True and ignore_1d=True every "
@@ -476,7 +591,7 @@ class GuidedExploration(Optimizer):
         result = ProbeResult(event, sigma, l0, tuple(lp), tuple(lm), tuple(slopes), tuple(curvs), tuple(norms),
                              tuple(kappas))
         self.last_probe = result
-        return result, (torch.stack(kept) if keep else None)
+        return result, dirs
 
     def _lanczos(self, closure, params, theta0, fwd_ok, dropout_seed):
         """(λ_min, v_min, λ_max) of the minibatch Hessian by ``hvp_iters`` Lanczos steps."""
@@ -528,19 +643,19 @@ class GuidedExploration(Optimizer):
         if not self.enabled:
             if closure is None:
                 return self.base_optimizer.step()
-            return self.base_optimizer.step(self._counting(closure, accepts_backward(closure)))
+            return self.base_optimizer.step(self._counting(closure, self._accepts_backward(closure)))
         closure = require_closure(closure, "GuidedExploration")
-        fwd_ok = accepts_backward(closure)
+        fwd_ok = self._accepts_backward(closure)
         st = self.ge_state
         loss = self._call(closure, backward=True, fwd_ok=fwd_ok)  # g = ∇L(θ_t), 1 F/B
         params = self._params()
         if not params:
             return loss
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-        grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)).to(torch.float64))
+        grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)), dtype=torch.float64)
+        ema = st["grad_norm_ema"]  # ḡ ← ḡ + (1 − decay)(‖g‖ − ḡ)
+        st["grad_norm_ema"] = grad_norm if ema is None else torch.lerp(ema.to(grad_norm), grad_norm, 1.0 - EMA_DECAY)
         ema = st["grad_norm_ema"]
-        ema = grad_norm if ema is None else EMA_DECAY * ema.to(grad_norm) + (1.0 - EMA_DECAY) * grad_norm
-        st["grad_norm_ema"] = ema.detach()
         is_event = st["step"] % self.explore_every == 0
         st["step"] += 1
         if is_event:
@@ -581,8 +696,7 @@ class GuidedExploration(Optimizer):
             saved = [g.detach().clone() for g in grads]
         event = int(st["events"])
         dropout_seed, dir_seed = self._event_seeds(event)
-        keep = self.n_dirs * theta0.numel() <= KEEP_DIRECTIONS_MAX
-        result, kept = self._probe(closure, params, theta0, fwd_ok, keep=keep)
+        result, kept = self._probe(closure, params, theta0, fwd_ok)
         st["events"] += 1
         lam_min = lam_max = v_min = None
         if self.hvp_iters > 0:
@@ -592,10 +706,11 @@ class GuidedExploration(Optimizer):
         with torch.no_grad():
             for p, g in zip(params, saved):  # the probes' closure calls zeroed the gradients
                 p.grad = g
-        spec = self._spec(params)
+        layout = self._layout(params)
+        spec, numels = layout.spec, layout.spec.numels
 
         def direction(i: int) -> Tensor:  # kept, or regenerated from its seed
-            return kept[i] if kept is not None else self.direction(spec, theta0, dir_seed + i)
+            return kept[i] if kept is not None else self._directions(layout, theta0, [dir_seed + i])[0]
 
         sigma = result.sigma
         l0 = result.loss0
@@ -610,7 +725,7 @@ class GuidedExploration(Optimizer):
         def jump_to_probe(k: int) -> None:
             i, sign = divmod(k, 2)
             with torch.no_grad():
-                _write_flat(params, theta0 + ((-1.0 if sign else 1.0) * sigma) * direction(i))
+                _write_flat(params, _shifted(theta0, direction(i), (-1.0 if sign else 1.0) * sigma), numels)
             st["jumps"] += 1
             st["sigma"] = self.sigma
 
@@ -622,11 +737,11 @@ class GuidedExploration(Optimizer):
                 with torch.no_grad(), self._probe_context(params, dropout_seed) as reseed:
                     try:
                         for sign in (1.0, -1.0):
-                            _write_flat(params, theta0 + (sign * radius) * v_min)
+                            _write_flat(params, _shifted(theta0, v_min, sign * radius), numels)
                             reseed()
                             cands.append(float(self._call(closure, backward=False, fwd_ok=fwd_ok)))
                     finally:
-                        _write_flat(params, theta0)
+                        _write_flat(params, theta0, numels)
                 st["probe_forwards"] += 2
                 with torch.no_grad():
                     for p, g in zip(params, saved):
@@ -634,7 +749,7 @@ class GuidedExploration(Optimizer):
                 best = 0 if cands[0] <= cands[1] else 1
                 if cands[best] < l0:
                     with torch.no_grad():
-                        _write_flat(params, theta0 + ((1.0 if best == 0 else -1.0) * radius) * v_min)
+                        _write_flat(params, _shifted(theta0, v_min, (1.0 if best == 0 else -1.0) * radius), numels)
                     st["jumps"] += 1
                     st["sigma"] = self.sigma
                     jumped = True
@@ -665,41 +780,58 @@ class GuidedExploration(Optimizer):
             else:
                 w = np.ones_like(deltas)
             w = w / w.sum()
-            d = torch.zeros_like(theta0)
+            coef = np.zeros(self.n_dirs)  # d = Σ_i coef_i u_i
             for k, wk in zip(improving, w):
                 i, sign = divmod(k, 2)
-                d.add_(direction(i), alpha=float(wk) * (-1.0 if sign else 1.0))
+                coef[i] += -wk if sign else wk
+            if kept is not None:
+                d = torch.as_tensor(coef, dtype=kept.dtype).to(kept.device) @ kept
+            else:
+                d = torch.zeros_like(theta0)
+                for i in np.flatnonzero(coef):
+                    d.add_(direction(int(i)), alpha=float(coef[i]))
             best_i, best_sign = divmod(improving[int(np.argmin(deltas))], 2)
             lookahead_step = ((-1.0 if best_sign else 1.0) * sigma) * direction(best_i) \
                 if self.lookahead_alpha > 0.0 else None
-        with torch.no_grad():
-            g_flat = torch.cat([g.reshape(-1) for g in saved]).to(theta0)
+        with torch.no_grad():  # ∇_e written in place into the saved gradients (our copies, already p.grad)
             if self.lookahead_alpha > 0.0:
+                for p in params:  # a closure zeroing in place must not touch the saved gradients
+                    p.grad = None
                 try:
                     with self._probe_context(params, dropout_seed) as reseed:
-                        _write_flat(params, theta0 + lookahead_step)
+                        _write_flat(params, theta0 + lookahead_step, numels)
                         reseed()
                         self._call(closure, backward=True, fwd_ok=fwd_ok)
-                        g_star = torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).reshape(-1)
-                                            for p in params]).to(theta0)
+                        g_star = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
                 finally:
-                    _write_flat(params, theta0)
-                g_flat = (1.0 - self.lookahead_alpha) * g_flat + self.lookahead_alpha * g_star
+                    _write_flat(params, theta0, numels)
+                    for p, g in zip(params, saved):
+                        p.grad = g
+                torch._foreach_lerp_(saved, g_star, self.lookahead_alpha)  # (1 − α)g(θ) + αg(θ*)
+                g_norm = float(torch.linalg.vector_norm(torch.stack(torch._foreach_norm(saved)),
+                                                        dtype=torch.float64))
+            else:
+                g_norm = grad_norm
             if self.beta > 0.0:
-                d_norm = d.norm()
-                if float(d_norm) > 0:
-                    g_flat = g_flat - (self.beta * float(g_flat.norm()) / d_norm) * d
-            for p, part in zip(params, torch.split(g_flat, [p.numel() for p in params])):
-                p.grad = part.view_as(p).to(p.dtype).clone()
+                d_norm = float(torch.linalg.vector_norm(d))
+                if d_norm > 0:
+                    torch._foreach_add_(saved, _param_views(d, params, numels),
+                                        alpha=-self.beta * g_norm / d_norm)
 
 
-def _write_flat(params: list[Tensor], flat: Tensor) -> None:
-    """Copy the flat vector into the parameters (exact for the same dtype)."""
-    offset = 0
-    for p in params:
-        n = p.numel()
-        p.copy_(flat[offset:offset + n].view_as(p))
-        offset += n
+def _shifted(theta: Tensor, direction: Tensor, step: float, *, out: Tensor | None = None) -> Tensor:
+    """θ + step·u in one kernel; probes and jumps both use it, so a jump lands exactly on its probe."""
+    return torch.add(theta, direction, alpha=step, out=out)
+
+
+def _param_views(flat: Tensor, params: list[Tensor], numels: tuple[int, ...]) -> list[Tensor]:
+    """Views of the flat vector shaped like the parameters (no copy)."""
+    return [part.view_as(p) for part, p in zip(torch.split(flat, numels), params)]
+
+
+def _write_flat(params: list[Tensor], flat: Tensor, numels: tuple[int, ...]) -> None:
+    """Copy the flat vector into the parameters (exact for the same dtype), one fused copy."""
+    torch._foreach_copy_(params, _param_views(flat, params, numels))
 
 
 def _check_int(name: str, value, minimum: int) -> None:
