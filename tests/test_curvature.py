@@ -370,6 +370,12 @@ def test_lanczos_started_at_the_gradient_finds_the_dense_top_eigenvalue():
     torch.testing.assert_close(op.gradient(), obj.grad(theta), rtol=1e-8, atol=1e-10)
     res = _lanczos(op, k=1, tol=1e-8, start="gradient")
     assert res.eigenvalues[0].item() == pytest.approx(top.item(), rel=1e-6)
+    # the Krylov space really starts at the gradient: same Ritz value as an explicit v0 = ∇L
+    short = _lanczos(_HessianOperator(obj, theta), k=1, tol=0.0, max_steps=3, start="gradient")
+    explicit = _lanczos(_HessianOperator(obj, theta), k=1, tol=0.0, max_steps=3, v0=obj.grad(theta))
+    rand = _lanczos(_HessianOperator(obj, theta), k=1, tol=0.0, max_steps=3, seed=0)
+    assert short.eigenvalues[0].item() == pytest.approx(explicit.eigenvalues[0].item(), rel=1e-10)
+    assert short.eigenvalues[0].item() != pytest.approx(rand.eigenvalues[0].item(), rel=1e-10)
 
 
 def test_lanczos_change_rule_stops_early_and_reports_convergence_honestly():

@@ -204,7 +204,7 @@ def lanczos(
     need = k if which != "both" else 2 * k
     if max_steps < need:
         raise UsageError(f"max_steps={max_steps} must be at least the number of wanted pairs {need}")
-    start = time.perf_counter()
+    t0 = time.perf_counter()
     if v0 is None and start == "gradient" and callable(getattr(op, "gradient", None)):
         grad = op.gradient()
         if bool(torch.isfinite(grad).all()) and float(grad.norm()) > 0:
@@ -256,7 +256,7 @@ def lanczos(
         residuals=res,
         converged=converged,
         matvecs=tri.matvecs,
-        seconds=time.perf_counter() - start,
+        seconds=time.perf_counter() - t0,
         method="lanczos",
         which=which,
         steps=m,
