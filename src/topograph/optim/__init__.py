@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from topograph.optim import registry
 from topograph.optim.registry import (
     OPTIMIZERS,
     OptimizerSpec,
@@ -42,14 +43,4 @@ def __getattr__(name: str) -> Any:
 
 # the lazy classes (RollingBall, QuasiNewton, GuidedExploration, SAM) are left out of __all__ so
 # that `from topograph.optim import *` works while one of their modules is still missing
-__all__ = [
-    "OPTIMIZERS",
-    "OptimizerSpec",
-    "allowed_hyperparameters",
-    "build_optimizer",
-    "hyperparameter_defaults",
-    "is_full_batch",
-    "optimizer_class",
-    "optimizer_names",
-    "optimizer_spec",
-]
+__all__ = list(registry.__all__)

@@ -107,6 +107,7 @@ from torch.optim import Optimizer
 
 from topograph.core.params import ParamSpec
 from topograph.errors import UsageError
+from topograph.optim.rolling_ball import freeze_bn_stats
 from topograph.optim.closure import accepts_backward, evaluate_closure, require_closure
 
 __all__ = ["GuidedExploration", "ProbeResult", "GuidedCounts", "MODES", "BIAS_KINDS"]
@@ -201,14 +202,6 @@ class GuidedCounts:
     sigma: float
     grad_norm_ema: float
     last_mode: str | None
-
-
-def _bn_freezer(modules) -> contextlib.AbstractContextManager:
-    if modules is None:
-        return contextlib.nullcontext()
-    from topograph.optim.rolling_ball import freeze_bn_stats  # one definition in the package
-
-    return freeze_bn_stats(modules)
 
 
 class GuidedExploration(Optimizer):
@@ -506,7 +499,7 @@ class GuidedExploration(Optimizer):
             for index in devices:
                 torch.cuda.default_generators[index].manual_seed(dropout_seed)
 
-        with torch.random.fork_rng(devices=devices), _bn_freezer(self._modules):
+        with torch.random.fork_rng(devices=devices), freeze_bn_stats(self._modules):
             yield reseed
 
     # ------------------------------------------------------------------ probing

@@ -40,7 +40,6 @@ closure on further calls.
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from topograph.errors import UsageError
+from topograph.optim.rolling_ball import freeze_bn_stats
 from topograph.optim.closure import accepts_backward, evaluate_closure, require_closure
 
 __all__ = ["SAM", "SAMCounts"]
@@ -69,14 +69,6 @@ class SAMCounts:
     forward_evals: int
     backward_evals: int
     last_eps_norm: float
-
-
-def _bn_freezer(modules) -> contextlib.AbstractContextManager:
-    if modules is None:
-        return contextlib.nullcontext()
-    from topograph.optim.rolling_ball import freeze_bn_stats  # one definition in the package
-
-    return freeze_bn_stats(modules)
 
 
 class SAM(Optimizer):
@@ -239,7 +231,7 @@ class SAM(Optimizer):
             for p, e in zip(params, eps):
                 p.add_(e)
         try:
-            with _bn_freezer(self._modules):
+            with freeze_bn_stats(self._modules):
                 self._call(closure, backward=True, fwd_ok=fwd_ok)  # g_SAM = ∇L(θ + ε), 1 F/B
         finally:
             with torch.no_grad():
