@@ -24,7 +24,7 @@ def command(name: str | None, list_: bool, quick: bool, out: str, storage: str |
 
     from topograph.studies.runner import list_studies, run_study
 
-    console = Console()
+    console = Console() if Console().is_terminal else Console(width=140)  # no truncated tables in logs
     if list_:
         table = Table(title="topograph studies (estimated minutes on 2 CPU cores)")
         table.add_column("name", no_wrap=True)
