@@ -40,7 +40,7 @@ def command(path: Path, split: str, batch_size: int | None, top_k: int, trace_pr
     """Curvature of the loss at a saved run's final weights or at a checkpoint."""
     if not path.exists():
         raise UsageError(f"PATH {str(path)!r} does not exist; give a run directory or a checkpoint file")
-    from rich.console import Console
+    from topograph.cli.console import make_console
     from rich.table import Table
 
     from topograph.curvature import (
@@ -109,7 +109,7 @@ def command(path: Path, split: str, batch_size: int | None, top_k: int, trace_pr
     if density:
         table.add_row("negative eigenvalue fraction", f"{report['negative_fraction']:.3g}")
         table.add_row("λ_min (Ritz)", f"{report['lambda_min']:.4g}")
-    console = Console()
+    console = make_console()
     console.print(table)
     if per_layer:
         lt = Table(title="per layer")

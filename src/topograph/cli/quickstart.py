@@ -18,13 +18,11 @@ import click
 @click.option("--train-only", is_flag=True, help="Stop after training (no map, curvature, paths).")
 def command(out_dir: str, quiet: bool, train_only: bool) -> None:
     """Train SGD, SGD+momentum and Adam on digits; map, measure and connect their solutions."""
-    from rich.console import Console
+    from topograph.cli.console import make_console
 
     from topograph.quickstart import analysis_table, run
 
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=110)
+    console = make_console()
     report = run(out_dir, progress=not quiet, analyses=not train_only)
     console.print(report.training.table())
     if not train_only:

@@ -19,12 +19,12 @@ from topograph.errors import UsageError
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def command(name: str | None, list_: bool, quick: bool, out: str, storage: str | None, quiet: bool) -> None:
     """Run the study NAME (resumable) and write report.html and tables/*.csv."""
-    from rich.console import Console
+    from topograph.cli.console import make_console
     from rich.table import Table
 
     from topograph.studies.runner import list_studies, run_study
 
-    console = Console() if Console().is_terminal else Console(width=140)  # no truncated tables in logs
+    console = make_console(140)
     if list_:
         table = Table(title="topograph studies (estimated minutes on 2 CPU cores)")
         table.add_column("name", no_wrap=True)

@@ -21,7 +21,7 @@ import click
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def command(config: str, overrides: tuple[str, ...], out_dir: str | None, quiet: bool) -> None:
     """Train the runs of CONFIG.toml (resumable; finished runs are not redone)."""
-    from rich.console import Console
+    from topograph.cli.console import make_console
 
     from topograph.runs.config import load_config
     from topograph.runs.report import results_table
@@ -29,5 +29,5 @@ def command(config: str, overrides: tuple[str, ...], out_dir: str | None, quiet:
 
     cfg = load_config(config, overrides)
     runs = train_all(cfg, out_dir, progress=not quiet)
-    console = Console() if Console().is_terminal else Console(width=110)  # no truncated columns in logs
+    console = make_console()
     console.print(results_table(runs, title=f"{cfg.run.name}: {len(runs)} run(s)"))
