@@ -44,6 +44,13 @@ def test_surface_command_writes_file_and_plots(run_dir, tmp_path, capsys):
     assert "9/9 points (9 computed now" in text and "trajectory tiny" in text
     rc = main(["surface", str(run_dir), "--resolution", "3", "--out", str(out), "--trajectory"])
     assert rc == 0 and "(0 computed now" in capsys.readouterr().out
+    # without --range the map's window holds the whole projected path
+    from topograph.landscape import project, run_snapshots
+
+    steps, snaps = run_snapshots(run_dir)
+    coords = project(snaps, s.directions, steps=steps).coordinates
+    for axis, c in zip(s.axes, np.asarray(coords).T):
+        assert axis.min() <= c.min() and c.max() <= axis.max()
 
 
 def test_surface_command_one_dimensional_batch(run_dir, tmp_path, capsys):

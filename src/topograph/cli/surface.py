@@ -46,8 +46,9 @@ def _init_process_group() -> None:
 @click.argument("source", metavar="RUN_DIR_OR_CHECKPOINT", type=click.Path())
 @click.option("--dim", type=click.Choice(["1", "2"]), default="2", show_default=True,
               help="1: a curve along one direction; 2: a plane.")
-@click.option("--range", "range_", nargs=2, type=float, default=(-1.0, 1.0), show_default=True,
-              help="Coefficient range LO HI along each direction.")
+@click.option("--range", "range_", nargs=2, type=float, default=None,
+              help="Coefficient range LO HI along each direction [default: -1 1; with --trajectory, "
+                   "a window that holds the whole path].")
 @click.option("--resolution", type=int, default=31, show_default=True, help="Points per axis.")
 @click.option("--norm", type=click.Choice(list(NORMS)), default="filter", show_default=True,
               help="Normalisation of the random directions (Li et al. 2018).")
@@ -69,7 +70,7 @@ def command(source, dim, range_, resolution, norm, keep_1d, seed, split, batch_s
         raise UsageError(f"{path}: no such run directory or checkpoint file")
     if resolution < 1:
         raise UsageError(f"--resolution {resolution}: must be a positive integer (points per axis)")
-    if not range_[0] < range_[1]:
+    if range_ is not None and not range_[0] < range_[1]:
         raise UsageError(f"--range {range_[0]:g} {range_[1]:g} is inverted or empty: LO must be below HI")
     dim = int(dim)
     if trajectory and dim != 2:
@@ -79,6 +80,7 @@ def command(source, dim, range_, resolution, norm, keep_1d, seed, split, batch_s
     from topograph.core import Objective
     from topograph.landscape import (compute_surface, pca_directions, project, random_directions,
                                      run_snapshots)
+    from topograph.landscape.trajectory import covering_range
     from topograph.runs import Run, load_model
 
     run = Run.open(path)
@@ -91,20 +93,22 @@ def command(source, dim, range_, resolution, norm, keep_1d, seed, split, batch_s
         steps, snaps = run_snapshots(run.path)
         directions = pca_directions(objective, snaps, center=objective.flat_params(), ignore_1d=not keep_1d)
         paths = [project(snaps, directions, label=run.name, steps=steps)]
+        grid_range = tuple(range_) if range_ is not None else covering_range(paths)
     else:
+        grid_range = tuple(range_) if range_ is not None else (-1.0, 1.0)
         directions = random_directions(objective, dim=dim, norm=norm, ignore_1d=not keep_1d, seed=seed)
     out_path = Path(out) if out else _default_out(run.path, dim, norm, seed, split, batch_size, trajectory)
-    surf = compute_surface(objective, directions, range=tuple(range_), resolution=resolution, split=split,
+    surf = compute_surface(objective, directions, range=grid_range, resolution=resolution, split=split,
                            batch_size=batch_size, batch_seed=batch_seed, out=out_path, engine=engine)
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
         return
-    origin = [0.0] * dim
-    lo, acc = surf.value_at(*origin)
+    centre = objective.evaluate(split=split) if batch_size is None else None
+    where = (f"loss at the centre {centre.loss:.5g}, accuracy {centre.accuracy:.4g}" if centre is not None
+             else "loss at the grid point nearest the centre {:.5g}".format(surf.value_at(*[0.0] * dim)[0]))
     click.echo(f"{out_path}: {surf.done.sum()}/{surf.done.size} points ({surf.points_computed} computed "
-               f"now, {surf.seconds:.1f} s, {surf.engine} engine); loss at the centre {lo:.5g}, "
-               f"accuracy {acc:.4g}")
+               f"now, {surf.seconds:.1f} s, {surf.engine} engine); {where}")
     for tr in paths:
         click.echo(f"trajectory {tr.label}: {len(tr.coordinates)} snapshots, explained variance "
                    f"{sum(directions.explained_variance_ratio):.3f}, mean residual {tr.mean_residual_fraction:.3f}")

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor
 
@@ -21,7 +20,7 @@ from topograph.errors import UsageError
 from topograph.landscape.directions import pca_directions, random_directions
 from topograph.landscape.plots import contour_plot
 from topograph.landscape.surface import Surface, compute_surface
-from topograph.landscape.trajectory import Trajectory, project
+from topograph.landscape.trajectory import Trajectory, covering_range, project
 
 
 @dataclass
@@ -68,10 +67,7 @@ def trajectory_map(
         raise UsageError(f"plane={plane!r}; use 'pca' or 'random'")
     projected = [project(s, d, label=lab) for lab, s in zip(labels, stacks)]
     if plane == "pca":
-        pts = np.concatenate([p.coordinates for p in projected] + [np.zeros((1, 2))])
-        lo, hi = pts.min(0), pts.max(0)
-        span = np.maximum(hi - lo, 1e-3)
-        rng = [(float(lo[i] - margin * span[i]), float(hi[i] + margin * span[i])) for i in (0, 1)]
+        rng = covering_range(projected, margin=margin)
     else:
         rng = [(-1.0, 1.0), (-1.0, 1.0)]
     surf = compute_surface(objective, d, range=rng, resolution=resolution, split=split, out=out,

@@ -16,6 +16,7 @@ belong on PCA planes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,3 +99,13 @@ def as_snapshot_stack(source: Any) -> tuple[list[tuple[float, int]], Tensor]:
 
 
 __all__ = ["Trajectory", "as_snapshot_stack", "project", "run_snapshots"]
+
+
+def covering_range(trajectories: Sequence[Trajectory], *, margin: float = 0.15) -> list[tuple[float, float]]:
+    """Per-axis (LO, HI) holding every projected path and the centre, widened by ``margin``
+    of the span on each side — the window a map needs so that the paths lie on it."""
+    pts = np.concatenate([np.asarray(t.coordinates) for t in trajectories]
+                         + [np.zeros((1, np.asarray(trajectories[0].coordinates).shape[1]))])
+    lo, hi = pts.min(0), pts.max(0)
+    span = np.maximum(hi - lo, 1e-3)
+    return [(float(lo[i] - margin * span[i]), float(hi[i] + margin * span[i])) for i in range(pts.shape[1])]
