@@ -287,12 +287,17 @@ def test_engines_agree_on_gradients_and_chunked_backward():
     a = Objective(model, F.cross_entropy).flat_params()
     b = Objective(_mlp(2), F.cross_entropy).flat_params()
     grads = []
-    for engine, chunk in (("core", 1000), ("first-layer", 1000), ("first-layer", 30), ("core", 30)):
+    # over 4 chunks: within gradient_budget "core" keeps per-point gradients and "first-layer"
+    # one graph; with gradient_budget 0 both use the two-pass scheme
+    for engine, chunk, budget in (("core", 1000, 1 << 30), ("first-layer", 1000, 1 << 30),
+                                  ("first-layer", 30, 1 << 30), ("first-layer", 30, 0),
+                                  ("core", 30, 1 << 30), ("core", 30, 0)):
         obj = Objective(model, F.cross_entropy, (x, y), chunk_size=chunk)
         path = FourierPath(a, b, n_terms=3)
         with torch.no_grad():
             path.control.copy_(torch.randn(path.control.shape, generator=torch.Generator().manual_seed(3)) * 0.1)
-        ev = PathEvaluator(obj, engine=engine, graph_budget=0 if chunk == 30 else 1 << 20)
+        ev = PathEvaluator(obj, engine=engine, graph_budget=0 if chunk == 30 else 1 << 20,
+                           gradient_budget=budget)
         t = torch.linspace(0, 1, 9)
         ev.backward(path.basis(t), path.vectors, lambda lo: 0.1 * torch.logsumexp(lo / 0.1, 0), split="train")
         grads.append(path.control.grad.clone())

