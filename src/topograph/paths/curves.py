@@ -20,15 +20,16 @@ in the flat parameter space of *any* module, evaluated through the functional co
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import Tensor
 
 from topograph.errors import UsageError
-from topograph.paths.barrier import _flat_point, buffers_policy, profile_path
-from topograph.paths.evaluate import Engine, PathEvaluator
+from topograph.paths.barrier import _flat_point
+from topograph.paths.evaluate import PathEvaluator
+from topograph.paths.finder import PathFinderSettings
 from topograph.paths.family import BezierPath, PolylinePath
 from topograph.paths.optimize import optimise_path
 from topograph.paths.result import PathResult
@@ -37,7 +38,7 @@ CURVES = ("bezier", "polychain")
 
 
 @dataclass
-class CurveFinder:
+class CurveFinder(PathFinderSettings):
     """Train a Garipov et al. curve between two solutions on the integral objective.
 
     curve:           ``"bezier"`` or ``"polychain"``.
@@ -56,14 +57,6 @@ class CurveFinder:
     lr: float = 1e-3
     optimizer: str = "adam"
     reg: float = 0.0
-    batch_size: int | None = None
-    split: str = "train"
-    dense_points: int | None = None
-    eval_splits: tuple[str, ...] | None = None
-    batchnorm: str = "frozen"
-    engine: Engine = "auto"
-    seed: int = 0
-    progress: bool | None = None
 
     def find(self, objective, start: Tensor, end: Tensor) -> PathResult:
         if self.curve not in CURVES:
@@ -89,16 +82,8 @@ class CurveFinder:
             description=f"{self.curve} curve",
         )
         dense = int(self.dense_points or 201)
-        profiles = profile_path(objective, path, dense, splits=self.eval_splits, batchnorm=self.batchnorm,
-                                evaluator=evaluator)
-        return PathResult(
-            method=self.curve, profiles=profiles, buffers=buffers_policy(objective, self.batchnorm), path=path,
-            history=history,
-            evaluations={"point_evaluations": evaluator.point_evaluations,
-                         "optimisation_steps": int(self.steps), "dense_points": dense},
-            settings={**asdict(self), "engine": evaluator.resolved_engine},
-            seconds=time.perf_counter() - t0,
-        )
+        return self._result(objective, path, dense, evaluator, method=self.curve, history=history, started=t0,
+                            evaluations={"optimisation_steps": int(self.steps), "dense_points": dense})
 
 
 __all__ = ["CURVES", "CurveFinder"]

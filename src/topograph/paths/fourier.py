@@ -35,15 +35,16 @@ sorted subset of the grid at each step.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import Tensor
 
 from topograph.errors import UsageError
-from topograph.paths.barrier import _flat_point, buffers_policy, profile_path
-from topograph.paths.evaluate import Engine, PathEvaluator
+from topograph.paths.barrier import _flat_point
+from topograph.paths.evaluate import PathEvaluator
+from topograph.paths.finder import PathFinderSettings
 from topograph.paths.family import FourierPath
 from topograph.paths.optimize import optimise_path
 from topograph.paths.result import PathResult
@@ -67,7 +68,7 @@ def path_objective(kind: str, *, temperature: float = 0.1, mean_weight: float = 
 
 
 @dataclass
-class FourierPathFinder:
+class FourierPathFinder(PathFinderSettings):
     """Find a low path between two solutions with FourierPathFinder.
 
     Settings (scikit-learn style: stored as given, all work happens in :meth:`find`):
@@ -100,17 +101,9 @@ class FourierPathFinder:
     reg: float = 1e-4
     lr: float = 1e-3
     steps: int = 100
-    batch_size: int | None = None
     points_per_step: int | None = None
-    split: str = "train"
-    dense_points: int | None = None
-    eval_splits: tuple[str, ...] | None = None
     keep_best: bool = True
     gradient_noise: float = 0.0
-    batchnorm: str = "frozen"
-    engine: Engine = "auto"
-    seed: int = 0
-    progress: bool | None = None
 
     def _check(self) -> None:
         if self.objective not in PATH_OBJECTIVES:
@@ -153,18 +146,10 @@ class FourierPathFinder:
         )
         optimise_points = evaluator.point_evaluations
         dense = int(self.dense_points or 10 * (int(self.points) - 1) + 1)
-        profiles = profile_path(objective, path, dense, splits=self.eval_splits, batchnorm=self.batchnorm,
-                                evaluator=evaluator)
         calls = {f"objective_{k}": int(v - calls0.get(k, 0)) for k, v in getattr(objective, "calls", {}).items()}
-        return PathResult(
-            method="fourier", profiles=profiles, buffers=buffers_policy(objective, self.batchnorm), path=path,
-            history=history,
-            evaluations={"point_evaluations": evaluator.point_evaluations,
-                         "optimisation_point_evaluations": optimise_points,
-                         "optimisation_steps": int(self.steps), "dense_points": dense, **calls},
-            settings={**asdict(self), "engine": evaluator.resolved_engine},
-            seconds=time.perf_counter() - t0,
-        )
+        return self._result(objective, path, dense, evaluator, method="fourier", history=history, started=t0,
+                            evaluations={"optimisation_point_evaluations": optimise_points,
+                                         "optimisation_steps": int(self.steps), "dense_points": dense, **calls})
 
 
 __all__ = ["PATH_OBJECTIVES", "FourierPathFinder", "path_objective"]

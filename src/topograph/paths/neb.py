@@ -25,14 +25,15 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from topograph.errors import UsageError
-from topograph.paths.barrier import _flat_point, buffers_policy, profile_path
-from topograph.paths.evaluate import Engine, PathEvaluator
+from topograph.paths.barrier import _flat_point
+from topograph.paths.evaluate import PathEvaluator
+from topograph.paths.finder import PathFinderSettings
 from topograph.paths.family import PolylinePath
 from topograph.paths.optimize import _progress, random_batch
 from topograph.paths.result import PathResult
@@ -70,7 +71,7 @@ def _respace(points: Tensor, count: int) -> Tensor:
 
 
 @dataclass
-class NEBPathFinder:
+class NEBPathFinder(PathFinderSettings):
     """Nudged elastic band / string method between two solutions (AutoNEB-style).
 
     images:           interior pivots at the start.
@@ -96,14 +97,6 @@ class NEBPathFinder:
     insert_per_cycle: int = 2
     subdivisions: int = 9
     max_step: float | None = None
-    batch_size: int | None = None
-    split: str = "train"
-    dense_points: int | None = None
-    eval_splits: tuple[str, ...] | None = None
-    batchnorm: str = "frozen"
-    engine: Engine = "auto"
-    seed: int = 0
-    progress: bool | None = None
 
     def _check(self) -> None:
         if int(self.images) < 1:
@@ -141,16 +134,9 @@ class NEBPathFinder:
         path = PolylinePath(start, end, control=band[1:-1], knots=knots[1:-1])
         dense = int(self.dense_points or 10 * (band.shape[0] - 1) + 1)
         t = torch.unique(torch.cat([torch.linspace(0, 1, dense, dtype=start.dtype), knots.cpu()])).to(start)
-        profiles = profile_path(objective, path, t, splits=self.eval_splits, batchnorm=self.batchnorm,
-                                evaluator=evaluator)
-        return PathResult(
-            method="neb", profiles=profiles, buffers=buffers_policy(objective, self.batchnorm), path=path,
-            history=history,
-            evaluations={"point_evaluations": evaluator.point_evaluations, "optimisation_steps": total_steps,
-                         "pivots": int(band.shape[0] - 2), "dense_points": int(t.numel())},
-            settings={**asdict(self), "engine": evaluator.resolved_engine},
-            seconds=time.perf_counter() - t0,
-        )
+        return self._result(objective, path, t, evaluator, method="neb", history=history, started=t0,
+                            evaluations={"optimisation_steps": total_steps, "pivots": int(band.shape[0] - 2),
+                                         "dense_points": int(t.numel())})
 
     # ------------------------------------------------------------------ one cycle
     def _relax(self, band, e_ends, objective, evaluator, gen, history, bar) -> Tensor:
