@@ -69,7 +69,9 @@ def _analyse(report: QuickstartReport, out_dir: Path, progress: bool) -> None:
     runs = {r.name: r for r in report.training.runs}
     analysis = out_dir / "analysis"
     analysis.mkdir(parents=True, exist_ok=True)
-    objective = runs["adam"].objective()
+    data = runs["adam"].dataset()  # one load serves every run's objective (same config data)
+    objectives = {name: r.objective(data) for name, r in runs.items()}
+    objective = objectives["adam"]
 
     # 2. the map with the three trajectories
     t = time.perf_counter()
@@ -90,8 +92,8 @@ def _analyse(report: QuickstartReport, out_dir: Path, progress: bool) -> None:
         from topograph.curvature import curvature_summary
 
         out = {}
-        for name, r in runs.items():
-            s = curvature_summary(r.objective(), trace_probes=30)
+        for name, obj in objectives.items():
+            s = curvature_summary(obj, trace_probes=30)
             out[name] = {"top_eigenvalue": s["top_eigenvalue"], "trace": s["trace"],
                          "trace_std_error": s["trace_std_error"], "hvps": s["hvps"]}
         return out
@@ -105,7 +107,7 @@ def _analyse(report: QuickstartReport, out_dir: Path, progress: bool) -> None:
     def barrier() -> dict[str, dict[str, float]]:
         from topograph.paths.report import compare_solutions
 
-        a = runs["sgd"].objective().flat_params()
+        a = objectives["sgd"].flat_params()
         b = objective.flat_params()
         results = compare_solutions(objective, a, b, analysis / "paths", steps=150, points=31,
                                     title="digits: SGD → Adam solution", progress=False)
