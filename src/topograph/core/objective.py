@@ -77,6 +77,45 @@ def default_accuracy(output: Tensor, target: Tensor) -> Tensor | None:
     return None
 
 
+#: floats of activations one evaluation chunk may hold (64 MiB of float32)
+ACTIVATION_BUDGET = 1 << 24
+
+
+def suggest_chunk_size(module: nn.Module, example: Tensor, *, budget: int = ACTIVATION_BUDGET,
+                       low: int = 64, high: int = 8192) -> int:
+    """Samples per evaluation chunk so that the activations of one chunk stay near ``budget`` floats.
+
+    Counts the output elements of every leaf module for ONE sample (``example[:1]``, forward
+    hooks, eval mode, no gradient; the module's flags are restored and nothing is written) and
+    returns the largest power of two ``c`` with ``c · per_sample ≤ budget``, clipped to
+    ``[low, high]``.  Large chunks suit MLPs (GEMM efficiency) but slow convolutional nets
+    down: on 2 CPU cores one no-grad pass of ``cnn-small`` (≈ 88k activation floats per
+    sample) over 10,000 images took 3.7 s in chunks of 8192 and 1.75–2.15 s in chunks of
+    128–256, while ``mlp-fmnist`` is flat from 1024 to 8192.
+    """
+    counted = [0]
+
+    def hook(_module, _inputs, output):
+        if isinstance(output, Tensor):
+            counted[0] += output.numel()
+
+    leaves = [m for m in module.modules() if not list(m.children())]
+    flags = [(m, m.training) for m in module.modules()]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    try:
+        module.eval()
+        with torch.no_grad():
+            module(example[:1])
+    finally:
+        for h in handles:
+            h.remove()
+        for m, f in flags:
+            m.training = f
+    per_sample = max(counted[0], 1)
+    fit = max(int(budget) // per_sample, 1)
+    return int(min(max(1 << (fit.bit_length() - 1), low), high))
+
+
 def _as_splits(data: Any) -> dict[str, Batch]:
     """Normalise the accepted data forms to ``{split name: (inputs, targets)}``."""
     if data is None:

@@ -212,8 +212,11 @@ class Session:
         scheduler = sched.build_scheduler(optimizer, cfg.schedule, epochs=cfg.run.epochs)
 
         from topograph.core import Objective
+        from topograph.core.objective import suggest_chunk_size
 
-        objective = Objective(model, loss_fn, splits, buffers="eval", device=device)
+        # evaluation chunks sized to the model's activations (large for MLPs, small for conv nets)
+        chunk = suggest_chunk_size(model, x_train)
+        objective = Objective(model, loss_fn, splits, buffers="eval", device=device, chunk_size=chunk)
         full_batch = cfg.full_batch
         batch_size = n_train if full_batch else min(int(cfg.data.batch_size), n_train)
         batches = 1 if full_batch else math.ceil(n_train / batch_size)
