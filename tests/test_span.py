@@ -1,0 +1,168 @@
+"""The span fast path (probes and line searches on one minibatch) against plain closures."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from topograph.optim.guided import GuidedExploration
+from topograph.optim.quasi_newton import QuasiNewton
+from topograph.optim.span import MinibatchClosure, mode_free
+
+
+def mlp(seed: int = 0) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Flatten(), nn.Linear(36, 16), nn.Tanh(), nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 4))
+
+
+def data(n: int = 96, seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, 1, 6, 6, generator=g), torch.randint(0, 4, (n,), generator=g)
+
+
+def test_span_losses_equal_forward_passes_at_the_points():
+    model = mlp()
+    x, y = data()
+    closure = MinibatchClosure(model, F.cross_entropy)
+    closure.batch = (x, y)
+    params = list(model.parameters())
+    center = torch.cat([p.detach().reshape(-1) for p in params])
+    vectors = torch.randn(3, center.numel())
+    span = closure.span(center, vectors, params=params)
+    assert span is not None
+    coef = torch.randn(7, 3, dtype=torch.float64)
+    got = span(coef)
+    for k in range(7):  # independent reference: load the point into a copy of the model
+        ref = mlp()
+        torch.nn.utils.vector_to_parameters((center + coef[k].float() @ vectors), ref.parameters())
+        with torch.no_grad():
+            assert got[k].item() == pytest.approx(F.cross_entropy(ref(x), y).item(), rel=1e-5)
+    assert closure.forward_evals == 7
+
+
+def test_span_refused_where_the_mode_matters_or_the_layout_differs():
+    x, y = data()
+    with_dropout = nn.Sequential(nn.Flatten(), nn.Linear(36, 8), nn.Dropout(0.2), nn.Linear(8, 4))
+    assert not mode_free(with_dropout)
+    closure = MinibatchClosure(with_dropout, F.cross_entropy)
+    closure.batch = (x, y)
+    params = list(with_dropout.parameters())
+    center = torch.cat([p.detach().reshape(-1) for p in params])
+    assert closure.span(center, center[None], params=params) is None
+    conv_first = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(32, 4))
+    assert mode_free(conv_first)
+    c2 = MinibatchClosure(conv_first, F.cross_entropy)
+    c2.batch = (x, y)
+    p2 = list(conv_first.parameters())
+    assert c2.span(torch.cat([p.detach().reshape(-1) for p in p2]), torch.zeros(1, 46), params=p2) is None
+    model = mlp()
+    c3 = MinibatchClosure(model, F.cross_entropy)
+    c3.batch = (x, y)
+    reordered = list(model.parameters())[::-1]
+    center = torch.cat([p.detach().reshape(-1) for p in reordered])
+    assert c3.span(center, center[None], params=reordered) is None
+
+
+def _train_ge(fast: bool, prefetch: bool = True, steps: int = 40):
+    model = mlp()
+    x, y = data(256)
+    opt = GuidedExploration(torch.optim.SGD(model.parameters(), lr=0.1), explore_every=2, beta=0.5,
+                            prefetch_directions=prefetch)
+    mc = MinibatchClosure(model, F.cross_entropy)
+
+    def plain(backward=True):
+        opt.zero_grad()
+        with torch.set_grad_enabled(backward):
+            loss = F.cross_entropy(model(mc.batch[0]), mc.batch[1])
+        if backward:
+            loss.backward()
+        return loss.detach()
+
+    probes = []
+    for t in range(steps):
+        i = (t * 32) % 256
+        mc.batch = (x[i:i + 32], y[i:i + 32])
+        opt.step(mc if fast else plain)
+        if t % 2 == 0:
+            probes.append(opt.last_probe)
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters()]), probes, opt.counts
+
+
+def test_guided_exploration_probes_through_the_span_match_the_closure():
+    slow, probes_slow, counts_slow = _train_ge(False)
+    fast, probes_fast, counts_fast = _train_ge(True)
+    for a, b in zip(probes_slow, probes_fast):
+        assert a.loss_plus == pytest.approx(b.loss_plus, rel=1e-5)
+        assert a.loss_minus == pytest.approx(b.loss_minus, rel=1e-5)
+        assert a.loss0 == pytest.approx(b.loss0, rel=1e-5)
+    assert torch.allclose(slow, fast, atol=1e-5)
+    assert counts_slow.forward_evals == counts_fast.forward_evals
+    assert counts_slow.probe_forwards == counts_fast.probe_forwards == 20 * 9
+
+
+def test_prefetched_directions_are_the_same_numbers():
+    with_prefetch, _, _ = _train_ge(False, prefetch=True)
+    without, _, _ = _train_ge(False, prefetch=False)
+    assert torch.equal(with_prefetch, without)
+
+
+def test_step_hooks_still_fire():
+    model = mlp()
+    opt = GuidedExploration(torch.optim.SGD(model.parameters(), lr=0.1), explore_every=1)
+    seen = []
+    opt.register_step_pre_hook(lambda o, args, kwargs: seen.append("pre"))
+    opt.register_step_post_hook(lambda o, args, kwargs: seen.append("post"))
+    mc = MinibatchClosure(model, F.cross_entropy)
+    mc.batch = data(32)
+    opt.step(mc)
+    assert seen == ["pre", "post"]
+
+
+def test_quasi_newton_line_search_through_the_span_matches_the_closure():
+    x, y = data(200)
+    finals = []
+    for fast in (False, True):
+        model = mlp()
+        opt = QuasiNewton(model.parameters(), history_size=5, max_iter=8, tolerance_grad=0, tolerance_change=0)
+        mc = MinibatchClosure(model, F.cross_entropy)
+        mc.batch = (x, y)
+
+        def plain(backward=True):
+            opt.zero_grad()
+            with torch.set_grad_enabled(backward):
+                loss = F.cross_entropy(model(x), y)
+            if backward:
+                loss.backward()
+            return loss.detach()
+
+        opt.step(mc if fast else plain)
+        finals.append((torch.cat([p.detach().reshape(-1) for p in model.parameters()]), opt.counts))
+    (a, ca), (b, cb) = finals
+    assert ca.func_evals == cb.func_evals and ca.grad_evals == cb.grad_evals == 8
+    assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_trainer_closure_offers_the_span_and_counts_its_forwards(tmp_path, monkeypatch):
+    from topograph.optim import span as span_module
+    from topograph.runs import RunConfig, train
+
+    calls = []
+    original = span_module.SpanLosses.__call__
+
+    def spy(self, coefficients):
+        calls.append(len(coefficients))
+        return original(self, coefficients)
+
+    monkeypatch.setattr(span_module.SpanLosses, "__call__", spy)
+    doc = {"run": {"name": "ge", "epochs": 2, "threads": 1},
+           "data": {"name": "digits", "batch_size": 32, "limit_train": 256},
+           "model": {"name": "mlp-digits"},
+           "optimizer": {"name": "guided-exploration", "explore_every": 4, "base": {"name": "sgd", "lr": 0.1}}}
+    run = train(RunConfig.from_dict(doc), tmp_path, seed=0, progress=False)
+    steps = 2 * 256 // 32
+    events = steps // 4
+    assert calls == [9] * events  # every event's 9 probe points in one span call
+    assert run.summary["grad_evals"] == steps
+    assert run.summary["func_evals"] == steps + 9 * events
