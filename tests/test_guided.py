@@ -428,3 +428,29 @@ def test_usage_errors():
         GuidedExploration(torch.optim.SGD([x], lr=0.1), explore_every=0)
     with pytest.raises(UsageError, match="torch.optim.Optimizer"):
         GuidedExploration([x])
+
+
+def test_gradient_norm_ema_equals_a_naive_ema_of_the_step_gradients():
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 1))
+    opt = GuidedExploration(torch.optim.SGD(model.parameters(), lr=0.05), explore_every=4)
+    x, y = torch.randn(40, 5), torch.randn(40, 1)
+    norms = []
+
+    def closure(backward=True):
+        opt.zero_grad()
+        loss = nn.functional.mse_loss(model(x), y)
+        if backward:
+            loss.backward()
+            norms.append(float(torch.cat([p.grad.reshape(-1) for p in model.parameters()]).double().norm()))
+        return loss
+
+    for _ in range(11):  # ends between events: the pending norms are folded when read
+        opt.step(closure)
+    ema = norms[0]
+    for g in norms[1:]:
+        ema = 0.9 * ema + 0.1 * g
+    assert len(norms) == 11
+    assert opt.counts.grad_norm_ema == pytest.approx(ema, rel=1e-6)
+    state = opt.state_dict()["guided"]
+    assert float(state["grad_norm_ema"]) == pytest.approx(ema, rel=1e-6)
