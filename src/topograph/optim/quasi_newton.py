@@ -26,7 +26,10 @@ when ``max_eval`` closure calls were spent in this ``step``.
 Cost per iteration: 1 forward+backward pass + at most ``line_search_evals`` forward passes
 (+1 on an exact tie) — forward-only when the closure accepts ``backward`` (the authors'
 notebook ran backward in the line search too; a plain ``closure()`` still does, and is
-counted as such).  Memory: 2m parameter-sized vectors (L-BFGS) or d² numbers (dense).
+counted as such).  With a closure that offers ``span`` (:class:`topograph.optim.MinibatchClosure`,
+topograph's trainer) and an MLP, the line's first-layer products X·W(θ)ᵀ and X·W(r̂)ᵀ are
+computed once per iteration and every trial step costs only the layers after the first
+(:mod:`topograph.optim.span`); the counts are the same.  Memory: 2m parameter-sized vectors (L-BFGS) or d² numbers (dense).
 Function and gradient evaluation counts are in :attr:`QuasiNewton.counts`.
 
 Departures from the authors' code, and why:
@@ -61,6 +64,7 @@ from torch.optim import Optimizer
 from topograph.errors import UsageError
 from topograph.optim.closure import accepts_backward, evaluate_closure, require_closure
 from topograph.optim.line_search import bracket_golden_search
+from topograph.optim.span import closure_span
 
 LINE_SEARCHES = ("golden", None)
 #: guard added to yᵀs in ρ = 1/(yᵀs + eps), as in the authors' code
@@ -299,7 +303,12 @@ class QuasiNewton(Optimizer):
                 r_norm = float(r.norm())
                 unit = r / r_norm
 
+                span = closure_span(closure, theta, unit.unsqueeze(0), params)
+
                 def phi(u: float) -> float:
+                    if span is not None:  # f(θ − u r̂) from the kept first-layer products
+                        count(False)
+                        return float(span([[-u]])[0])
                     self._set_flat(params, theta - u * unit)
                     value, did_bw = evaluate_closure(closure, backward=False, forward_only_ok=forward_only_ok)
                     count(did_bw)
