@@ -213,6 +213,7 @@ class Session:
 
         from topograph.core import Objective
         from topograph.core.objective import suggest_chunk_size
+        from topograph.optim.span import SpanSource
 
         # evaluation chunks sized to the model's activations (large for MLPs, small for conv nets)
         chunk = suggest_chunk_size(model, x_train)
@@ -273,6 +274,17 @@ class Session:
             if not step_loss:
                 step_loss.append(loss)
             return loss
+
+        spans = SpanSource(model, loss_fn)
+
+        def count_span_forwards(k: int) -> None:
+            counters.func += k
+
+        def span(center: Tensor, vectors: Tensor, *, params: list[Tensor]):
+            """Probes and line searches on the current batch in one pass (topograph.optim.span)."""
+            return spans(batch_box[0], center, vectors, params=params, on_forward=count_span_forwards)
+
+        closure.span = span
 
         def evaluate_row(epoch: int) -> dict[str, Any]:
             row: dict[str, Any] = {"epoch": epoch, "step": st.step, "lr": st.ep_lr}
