@@ -19,7 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from torch import nn
+import torch
+from torch import Tensor, nn
 
 #: children that act elementwise (shape-preserving, no parameters): applied to (K, r, H) as is
 ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.LeakyReLU, nn.ELU, nn.SiLU, nn.Softplus,
@@ -67,4 +68,23 @@ def first_layer_plan(objective: Any) -> tuple[FirstLayerPlan | None, str]:
     return FirstLayerPlan(name, spec.slice_of(w_name), b_slice, rest, flattens=i > 0), ""
 
 
-__all__ = ["ELEMENTWISE", "FirstLayerPlan", "first_layer_plan"]
+def stacked_linear_weights(child: nn.Linear, weight: Tensor | None, bias: Tensor | None, k: int,
+                           like: Tensor) -> tuple[Tensor, Tensor | None]:
+    """Per-point weights (K, out, in) and bias (K, out) or ``None`` of an ``nn.Linear`` after the
+    first layer; a frozen tensor (``None`` here) is the module's own, shared by the K points."""
+    if weight is None:
+        weight = child.weight.detach().to(like).expand(k, -1, -1)
+    if bias is None and child.bias is not None:
+        bias = child.bias.detach().to(like).expand(k, -1)
+    return weight, bias
+
+
+def stacked_linear(child: nn.Linear, h: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
+    """``child`` on the stacked activations h (K, r, in) of K points with per-point parameters:
+    one batched GEMM, h W_kᵀ + b_k → (K, r, out).  Shared by the maps' and the paths' engines."""
+    w, b = stacked_linear_weights(child, weight, bias, h.shape[0], h)
+    wt = w.transpose(1, 2)
+    return torch.bmm(h, wt) if b is None else torch.baddbmm(b.unsqueeze(1), h, wt)
+
+
+__all__ = ["ELEMENTWISE", "FirstLayerPlan", "first_layer_plan", "stacked_linear", "stacked_linear_weights"]

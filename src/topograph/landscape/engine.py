@@ -42,7 +42,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
-from topograph.core.first_layer import ELEMENTWISE, FirstLayerPlan, first_layer_plan
+from topograph.core.first_layer import (ELEMENTWISE, FirstLayerPlan, first_layer_plan, stacked_linear,
+                                         stacked_linear_weights)
 from topograph.core.objective import default_accuracy
 from topograph.errors import UsageError
 from topograph.landscape.directions import Directions
@@ -266,17 +267,12 @@ class PlaneEvaluator:
                 h = torch.relu_(h) if isinstance(child, nn.ReLU) else child(h)
                 continue
             if isinstance(child, nn.Linear):
-                w = params.get(prefix + "weight")
-                b = params.get(prefix + "bias")
-                if w is None:
-                    w = child.weight.detach().to(h).unsqueeze(0).expand(k, -1, -1)
-                if b is None and child.bias is not None:
-                    b = child.bias.detach().to(h).unsqueeze(0).expand(k, -1)
+                w, b = params.get(prefix + "weight"), params.get(prefix + "bias")
                 if transpose_last and i == last:  # (K, C, r) = W (K, C, H) @ h^T (K, H, r)
+                    w, b = stacked_linear_weights(child, w, b, k, h)
                     ht = h.transpose(1, 2)
                     return torch.bmm(w, ht) if b is None else torch.baddbmm(b.unsqueeze(2), w, ht)
-                h = torch.bmm(h, w.transpose(1, 2)) if b is None else torch.baddbmm(
-                    b.unsqueeze(1), h, w.transpose(1, 2))
+                h = stacked_linear(child, h, w, b)
                 continue
             # anything else: vmap of functional_call over the K points
             local = {n[len(prefix):]: v for n, v in params.items() if n.startswith(prefix)}

@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from topograph.core.first_layer import ELEMENTWISE, first_layer_plan
+from topograph.core.first_layer import ELEMENTWISE, first_layer_plan, stacked_linear
 from topograph.errors import UsageError
 
 Engine = Literal["auto", "core", "first-layer"]
@@ -211,14 +211,7 @@ class PathEvaluator:
         params = plan.rest_params_stacked(rest) if rest is not None else {}
         for i, child in enumerate(plan.rest):
             if isinstance(child, nn.Linear):
-                wk = params.get(f"{i}.weight")
-                if wk is None:
-                    wk = child.weight.detach().to(h).expand(k, -1, -1)
-                bk = params.get(f"{i}.bias")
-                if bk is None and child.bias is not None:
-                    bk = child.bias.detach().to(h).expand(k, -1)
-                h = torch.bmm(h, wk.transpose(1, 2)) if bk is None else torch.baddbmm(
-                    bk.unsqueeze(1), h, wk.transpose(1, 2))
+                h = stacked_linear(child, h, params.get(f"{i}.weight"), params.get(f"{i}.bias"))
             else:  # elementwise, parameter-free
                 h = child(h)
         n, c = h.shape[1], h.shape[2]
