@@ -32,6 +32,8 @@ _LAZY = {
     "QuasiNewton": "topograph.optim.quasi_newton",
     "GuidedExploration": "topograph.optim.guided",
     "SAM": "topograph.optim.sam",
+    "MinibatchClosure": "topograph.optim.span",
+    "golden_section_search": "topograph.optim.line_search",
 }
 
 
