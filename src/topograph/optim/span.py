@@ -60,11 +60,12 @@ def mode_free(model: nn.Module) -> bool:
 class SpanLosses:
     """Losses on one minibatch at the points ``center + A @ vectors`` (K×m coefficients A).
 
-    ``losses(A)`` returns a float64 CPU tensor of the K mean losses.  The first call computes
+    ``span(A)`` returns a float64 CPU tensor of the K mean losses.  The first call computes
     the first-layer products of the centre and the m directions (one GEMM over the batch);
     they are kept, so further calls — a line search's successive trial steps — cost only the
     layers after the first.  ``on_forward(k)`` is told of every k points evaluated (for
-    forward-pass counters).
+    forward-pass counters).  ``points``: how many points one batched pass holds (more are
+    evaluated in several passes); the whole batch is one row tile of at most 2²⁶ floats.
     """
 
     def __init__(self, objective, batch: tuple[Tensor, Tensor], center: Tensor, vectors: Tensor, *,
@@ -81,7 +82,8 @@ class SpanLosses:
         rows = int(batch[0].shape[0])
         self._evaluator = PlaneEvaluator(objective, Directions(center.detach(), vectors.detach(), kind="user"),
                                          engine="first-layer", points_per_pass=points,
-                                         tile_elements=max(points * rows * 1024, 1 << 20), workers=1)
+                                         tile_elements=min(max(points * rows * 1024, 1 << 20), 1 << 26),
+                                         workers=1)
 
     def __call__(self, coefficients) -> Tensor:
         coef = torch.as_tensor(coefficients, dtype=torch.float64)
