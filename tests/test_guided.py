@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import io
 
 import pytest
@@ -454,3 +455,21 @@ def test_gradient_norm_ema_equals_a_naive_ema_of_the_step_gradients():
     assert opt.counts.grad_norm_ema == pytest.approx(ema, rel=1e-6)
     state = opt.state_dict()["guided"]
     assert float(state["grad_norm_ema"]) == pytest.approx(ema, rel=1e-6)
+
+
+def test_pending_gradient_norms_stay_bounded_without_events():
+    model = nn.Linear(3, 1)
+    opt = GuidedExploration(torch.optim.SGD(model.parameters(), lr=0.01), explore_every=10**9)
+    x, y = torch.randn(8, 3), torch.randn(8, 1)
+
+    def closure(backward=True):
+        opt.zero_grad()
+        loss = nn.functional.mse_loss(model(x), y)
+        if backward:
+            loss.backward()
+        return loss
+
+    for _ in range(300):
+        opt.step(closure)
+    assert len(opt._pending_norms) < 64
+    assert opt.counts.events == 1 and math.isfinite(opt.counts.grad_norm_ema)

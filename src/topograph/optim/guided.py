@@ -122,6 +122,8 @@ EMA_DECAY = 0.9
 GRAD_FLOOR = 1e-8
 #: keep an event's directions in memory (instead of regenerating them) up to n·P entries
 KEEP_DIRECTIONS_MAX = 1 << 24
+#: gradient norms kept between events before they are folded into ḡ anyway
+PENDING_NORMS_MAX = 64
 #: the ε of filter normalisation, d_f ← d_f ‖θ_f‖/(‖d_f‖ + ε), the same as :mod:`topograph.core.directions`
 FILTER_EPS = 1e-10
 
@@ -719,8 +721,11 @@ class GuidedExploration(Optimizer):
             return loss
         grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
         # ‖g‖ per tensor now (no host sync); ‖g‖ and the EMA ḡ are folded in at the next event
-        self.__dict__.setdefault("_pending_norms", []).append(torch._foreach_norm(grads))
+        pending = self.__dict__.setdefault("_pending_norms", [])
+        pending.append(torch._foreach_norm(grads))
         is_event = st["step"] % self.explore_every == 0
+        if len(pending) >= PENDING_NORMS_MAX and not is_event:  # long intervals: bounded memory
+            self._fold_grad_norms()
         st["step"] += 1
         if is_event:
             grad_norm = self._fold_grad_norms()
