@@ -143,7 +143,9 @@ class SpanSource:
 class MinibatchClosure:
     """The training closure ``closure(backward=True)`` for a model, a loss and the current batch.
 
-    Set ``closure.batch = (inputs, targets)`` before each ``optimizer.step(closure)``.  A call
+    ``loss_fn(output, target)`` is mean-reduced over the batch, as for
+    :class:`topograph.core.Objective`.  Set ``closure.batch = (inputs, targets)`` before each
+    ``optimizer.step(closure)``.  A call
     zeroes the model's gradients, computes ``loss_fn(model(inputs), targets)``, runs backward
     if asked and returns the detached loss.  It also offers ``span(center, vectors)`` (see the
     module docstring), with which :class:`~topograph.optim.GuidedExploration` probes and
