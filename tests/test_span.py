@@ -166,3 +166,30 @@ def test_trainer_closure_offers_the_span_and_counts_its_forwards(tmp_path, monke
     assert calls == [9] * events  # every event's 9 probe points in one span call
     assert run.summary["grad_evals"] == steps
     assert run.summary["func_evals"] == steps + 9 * events
+
+
+def test_carried_centre_products_equal_a_fresh_span():
+    model = mlp()
+    x, y = data(64)
+    closure = MinibatchClosure(model, F.cross_entropy)
+    closure.batch = (x, y)
+    params = list(model.parameters())
+    c0 = torch.cat([p.detach().reshape(-1) for p in params]).double()
+    v0 = torch.randn(1, c0.numel(), dtype=torch.float64)
+    model.double()
+    params = list(model.parameters())
+    closure.batch = (x.double(), y)
+    first = closure.span(c0, v0, params=params)
+    first(torch.tensor([[0.3]]))  # computes (and keeps) the first-layer products
+    c1 = c0 + 0.7 * v0[0]
+    v1 = torch.randn(1, c0.numel(), dtype=torch.float64)
+    carried = closure.span(c1, v1, params=params)
+    first.carry_to(carried, [0.7])
+    fresh = closure.span(c1, v1, params=params)
+    t = torch.tensor([[-0.2], [0.0], [0.5]], dtype=torch.float64)
+    assert torch.allclose(carried(t), fresh(t), rtol=1e-12, atol=1e-12)
+    other_batch = MinibatchClosure(model, F.cross_entropy)
+    other_batch.batch = (x.double().clone(), y)
+    elsewhere = other_batch.span(c1, v1, params=params)
+    first.carry_to(elsewhere, [0.7])  # another batch: nothing is carried
+    assert elsewhere._evaluator._known_centre is None

@@ -109,6 +109,7 @@ class PlaneEvaluator:
         self._plan_cache: tuple[FirstLayerPlan | None, str] | None = None
         self._segments_key: Any = None
         self._segments: list[tuple[Tensor, Tensor]] | None = None
+        self._known_centre: list[Tensor] | None = None
         self._module_buffers: dict[str, Tensor] = {}
 
     # ------------------------------------------------------------------ which path
@@ -217,26 +218,53 @@ class PlaneEvaluator:
         c, vecs = d.center, d.vectors
         lin = dict(self.objective.module.named_children())[plan.linear_name]
         out_f, in_f = lin.out_features, lin.in_features
-        w = torch.cat([c[plan.weight_slice].unsqueeze(0), vecs[:, plan.weight_slice]])  # (1+m, H·D)
-        w = w.view((1 + d.dim) * out_f, in_f)
+        known = self._known_centre  # the centre's products, carried over (set_centre_products)
+        first = 0 if known is None else 1  # rows of [centre; directions] still to multiply
+        w = torch.cat([c[plan.weight_slice].unsqueeze(0), vecs[:, plan.weight_slice]])[first:]  # (·, H·D)
+        w = w.reshape(-1, in_f)
         if plan.bias_slice is not None:
             b = torch.cat([c[plan.bias_slice].unsqueeze(0), vecs[:, plan.bias_slice]])
         else:
             b = torch.zeros(1 + d.dim, out_f, dtype=c.dtype, device=c.device)
             if lin.bias is not None:  # frozen bias: a constant in the centre only
                 b[0] = lin.bias.detach().to(c)
-        b = b.reshape(-1)
+        b = b[first:].reshape(-1)
         segments = []
         total = 0
-        for x, y in self.objective.chunks(split, batch):
+        for i, (x, y) in enumerate(self.objective.chunks(split, batch)):
             xf = x.reshape(x.shape[0], -1).to(c.dtype)
-            g = torch.nn.functional.linear(xf, w, b)  # (n, (1+m)·H)
-            g = g.view(x.shape[0], 1 + d.dim, out_f).permute(1, 0, 2).contiguous()
+            g = torch.nn.functional.linear(xf, w, b)  # (n, (1+m−first)·H)
+            g = g.view(x.shape[0], 1 + d.dim - first, out_f).permute(1, 0, 2)
+            g = torch.cat([known[i].unsqueeze(0), g]) if known is not None else g.contiguous()
             segments.append((g, y))
             total += g.numel() * g.element_size()
         if total <= self.memory_budget:
             self._segments_key, self._segments = key, segments
         return segments
+
+    def centre_products(self, shift: Tensor) -> list[Tensor] | None:
+        """The first layer's products at the point c + Σ_j shift_j δ_j, per data chunk, from the
+        kept ones: G₀ + Σ_j shift_j G_j (no pass over the data), or ``None`` when none are kept.
+
+        They equal X W(c + shift·δ)ᵀ + b up to float rounding; :meth:`set_centre_products` on an
+        evaluator centred there skips that GEMM (a line search moving along its lines).
+        """
+        if self._segments is None:
+            return None
+        a = torch.as_tensor(shift, dtype=torch.float64).reshape(-1)
+        out = []
+        for g, _ in self._segments:
+            centre = g[0].clone()
+            for j, aj in enumerate(a.tolist()):
+                centre.add_(g[1 + j], alpha=aj)
+            out.append(centre)
+        return out
+
+    def set_centre_products(self, products: list[Tensor] | None) -> None:
+        """Use ``products`` (one (n, H) tensor per data chunk of the next evaluation, from
+        :meth:`centre_products` of an earlier evaluator) as the centre's first-layer products."""
+        self._known_centre = products
+        self._segments, self._segments_key = None, None
 
     def _rest_params(self, plan: FirstLayerPlan, coef: Tensor) -> dict[str, Tensor]:
         """Per-point parameters (K, *shape) of every trainable tensor after the first layer."""

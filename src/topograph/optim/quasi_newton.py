@@ -29,7 +29,10 @@ notebook ran backward in the line search too; a plain ``closure()`` still does, 
 counted as such).  With a closure that offers ``span`` (:class:`topograph.optim.MinibatchClosure`,
 topograph's trainer) and an MLP, the line's first-layer products X·W(θ)ᵀ and X·W(r̂)ᵀ are
 computed once per iteration and every trial step costs only the layers after the first
-(:mod:`topograph.optim.span`); the counts are the same.  Memory: 2m parameter-sized vectors (L-BFGS) or d² numbers (dense).
+(:mod:`topograph.optim.span`); within one ``step`` call the products X·W(θ_{k+1})ᵀ are carried
+over from the last line (G₀ − u*G_r̂, no pass over the data; recomputed every ``CARRY_MAX`` = 8
+iterations so rounding cannot build up), so each iteration multiplies the data by r̂ only.
+The counts are the same.  Memory: 2m parameter-sized vectors (L-BFGS) or d² numbers (dense).
 Function and gradient evaluation counts are in :attr:`QuasiNewton.counts`.
 
 Departures from the authors' code, and why:
@@ -71,6 +74,8 @@ LINE_SEARCHES = ("golden", None)
 CURVATURE_EPS = 1e-6
 #: the authors' reset threshold on cos∠(s, y)
 RESET_COSINE = 1e-4
+#: line-search spans in a row whose centre products are carried over before one is recomputed
+CARRY_MAX = 8
 #: largest parameter count accepted with ``dense=True`` (the matrix has d² entries)
 DENSE_MAX_DIM = 20_000
 
@@ -280,6 +285,7 @@ class QuasiNewton(Optimizer):
             state["grad_evals"] += int(did_backward)
 
         orig_loss = None
+        previous, carries = None, 0  # the last line's span and step: its first-layer products carry over
         for _ in range(group["max_iter"]):
             loss, did_backward = evaluate_closure(closure, backward=True, forward_only_ok=forward_only_ok)
             count(did_backward)
@@ -304,6 +310,11 @@ class QuasiNewton(Optimizer):
                 unit = r / r_norm
 
                 span = closure_span(closure, theta, unit.unsqueeze(0), params)
+                if span is not None and previous is not None and carries < CARRY_MAX:
+                    previous[0].carry_to(span, previous[1])  # X·W(θ_k)ᵀ from the last line
+                    carries += 1
+                else:
+                    carries = 0
 
                 def phi(u: float) -> float:
                     if span is not None:  # f(θ − u r̂) from the kept first-layer products
@@ -319,6 +330,7 @@ class QuasiNewton(Optimizer):
                 u, f_new = search.step, search.value
                 step_vec = -u * unit
                 self._set_flat(params, theta - u * unit)
+                previous = (span, [-u]) if span is not None else None
             else:
                 t = group["lr"]
                 if state["first_iteration"]:

@@ -85,6 +85,15 @@ class SpanLosses:
                                          tile_elements=min(max(points * rows * 1024, 1 << 20), 1 << 26),
                                          workers=1)
 
+    def carry_to(self, following: SpanLosses, shift) -> None:
+        """Give ``following`` (a span on the same batch, centred at this centre + shift·vectors)
+        this span's first-layer products moved by ``shift``, so it skips the centre's GEMM."""
+        if following.batch[0] is not self.batch[0] or following.batch[1] is not self.batch[1]:
+            return
+        products = self._evaluator.centre_products(torch.as_tensor(shift, dtype=torch.float64))
+        if products is not None:
+            following._evaluator.set_centre_products(products)
+
     def __call__(self, coefficients) -> Tensor:
         coef = torch.as_tensor(coefficients, dtype=torch.float64)
         if coef.ndim == 1:
