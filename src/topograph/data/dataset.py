@@ -260,7 +260,9 @@ def load_dataset(
     download:
         fetch missing files from the official mirror, with checksums.
     val_size:
-        validation samples carved out of train: an int count or a float fraction in (0, 1).
+        validation samples carved out of train: an int count or a float fraction in (0, 1)
+        of the FULL training set, taken before ``limit_train`` (which then subsets the rest,
+        disjoint from the validation samples).
     seed:
         seed of the validation split and of the ``limit_*`` subsets.
     flatten:
