@@ -5,7 +5,8 @@ Workload (issue 5 item 7): model ``mlp-fmnist`` (784-64-64-32-10), a seeded subs
 same run, each optimizer next to its base:
 
 * mini-batch (batch ``--batch``, one epoch = limit/batch steps, ``--repeats`` epochs each,
-  interleaved, the median epoch reported): GE(SGD) vs SGD, GE(Adam) vs Adam, RollingBall vs
+  interleaved in blocks of 10 steps, the median epoch and the median per-epoch ratio
+  reported): GE(SGD) vs SGD, GE(Adam) vs Adam, RollingBall vs
   SGD (``--rbo-steps`` inner steps, default 10; the authors' K = 100 costs ≈ 10× more;
   timed on the first ``--rbo-max-steps`` steps of each epoch and scaled to the epoch);
   GE at its defaults (k = 10, n = 4: 9 forward-only probes every 10 steps);
@@ -89,7 +90,13 @@ MINIBATCH = {  # name: (base, closure kind, factory)
 }
 
 
-def minibatch_table(x, y, *, batch: int, repeats: int, rbo_steps: int, rbo_max_steps: int) -> list[dict]:
+def minibatch_table(x, y, *, batch: int, repeats: int, rbo_steps: int, rbo_max_steps: int,
+                    block: int = 10) -> list[dict]:
+    """Epoch times, interleaved in blocks of ``block`` steps (one GE event each at the defaults):
+    every optimizer runs block b before any runs block b + 1, so a burst of machine load hits
+    all alike; each epoch's ratio is GE's summed block time over its base's, and the median
+    over the timed epochs is reported (RollingBall: its first ``rbo_max_steps`` steps per epoch,
+    scaled to the epoch)."""
     setups = dict(MINIBATCH)
     setups[f"RollingBall(K={rbo_steps})"] = ("SGD", "span", lambda m: RollingBall(
         m.parameters(), lr=0.05, radius=1.0, proj_lr=1e-3, proj_steps=rbo_steps, proj_init="gd", modules=m))
@@ -97,35 +104,47 @@ def minibatch_table(x, y, *, batch: int, repeats: int, rbo_steps: int, rbo_max_s
     for name, (_, kind, make) in setups.items():
         model = build_model("mlp-fmnist", seed=0)
         opt_box = [make(model)]
-        state[name] = (model, opt_box, make_closure(kind, model, opt_box), [])
+        state[name] = {"model": model, "opt": opt_box, "closure": make_closure(kind, model, opt_box),
+                       "epochs": []}
     n = x.shape[0]
     steps = n // batch
     gen = torch.Generator().manual_seed(0)
     for _ in range(repeats + 1):  # the first epoch is a warm-up
         perm = torch.randperm(n, generator=gen)
-        for name in setups:  # interleaved, so machine load hits all alike
-            model, opt_box, closure, times = state[name]
-            model.train()
-            f0, b0 = closure.forward_evals, closure.backward_evals
-            timed = min(steps, rbo_max_steps) if name.startswith("RollingBall") else steps
-            t0 = time.perf_counter()
-            for i in range(timed):
-                idx = perm[i * batch:(i + 1) * batch]
-                closure.batch = (x[idx], y[idx])
-                opt_box[0].step(closure)
-            scale = steps / timed  # RollingBall: a prefix of the epoch, scaled to the whole epoch
-            times.append(((time.perf_counter() - t0) * scale, (closure.forward_evals - f0) * scale,
-                          (closure.backward_evals - b0) * scale))
+        spent = {name: [0.0, 0, 0, 0] for name in setups}  # seconds, steps, forwards, backwards
+        for b0 in range(0, steps, block):
+            for name in setups:
+                st = state[name]
+                limit = min(steps, rbo_max_steps) if name.startswith("RollingBall") else steps
+                b1 = min(b0 + block, limit)
+                if b1 <= b0:
+                    continue
+                closure, opt = st["closure"], st["opt"][0]
+                st["model"].train()
+                f0, k0 = closure.forward_evals, closure.backward_evals
+                t0 = time.perf_counter()
+                for i in range(b0, b1):
+                    idx = perm[i * batch:(i + 1) * batch]
+                    closure.batch = (x[idx], y[idx])
+                    opt.step(closure)
+                rec = spent[name]
+                rec[0] += time.perf_counter() - t0
+                rec[1] += b1 - b0
+                rec[2] += closure.forward_evals - f0
+                rec[3] += closure.backward_evals - k0
+        for name, (sec, done, fwd, bwd) in spent.items():
+            scale = steps / done
+            state[name]["epochs"].append((sec * scale, fwd / done, bwd / done))
     rows = []
     for name, (base, _, _) in setups.items():
-        times = state[name][3][1:]
-        epoch = statistics.median(t for t, _, _ in times)
-        fwd, bwd = times[-1][1] / steps, times[-1][2] / steps
-        rows.append({"optimizer": name, "base": base, "epoch_s": epoch, "step_ms": 1e3 * epoch / steps,
-                     "fwd": fwd, "bwd": bwd})
-    by_name = {r["optimizer"]: r for r in rows}
-    for r in rows:
-        r["ratio"] = r["epoch_s"] / by_name[r["base"]]["epoch_s"] if r["base"] else None
+        epochs = state[name]["epochs"][1:]
+        row = {"optimizer": name, "base": base, "epoch_s": statistics.median(e[0] for e in epochs),
+               "fwd": epochs[-1][1], "bwd": epochs[-1][2], "ratio": None}
+        row["step_ms"] = 1e3 * row["epoch_s"] / steps
+        if base:
+            base_epochs = state[base]["epochs"][1:]
+            row["ratio"] = statistics.median(e[0] / b[0] for e, b in zip(epochs, base_epochs))
+        rows.append(row)
     return rows
 
 
@@ -172,7 +191,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--limit", type=int, default=10_000, help="training images used (default 10,000)")
     ap.add_argument("--batch", type=int, default=128)
-    ap.add_argument("--repeats", type=int, default=2, help="timed epochs per optimizer (after one warm-up)")
+    ap.add_argument("--repeats", type=int, default=9, help="timed epochs per optimizer (after one warm-up)")
     ap.add_argument("--rbo-steps", type=int, default=10, help="RollingBall inner steps K")
     ap.add_argument("--rbo-max-steps", type=int, default=20,
                     help="RollingBall is timed on this many steps per epoch, scaled to the epoch")
@@ -190,8 +209,10 @@ def main() -> None:
     x, y = load_train(args.limit)
     print(f"mlp-fmnist on {x.shape[0]} Fashion-MNIST images; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads\n")
-    print(f"mini-batch (batch {args.batch}, {x.shape[0] // args.batch} steps/epoch, median of {args.repeats} epochs)")
-    print(f"{'optimizer':<22} {'epoch s':>8} {'step ms':>8} {'F/step':>7} {'B/step':>7}  ratio vs base")
+    print(f"mini-batch (batch {args.batch}, {x.shape[0] // args.batch} steps/epoch, median of {args.repeats} epochs, "
+          "interleaved in blocks of 10 steps)")
+    print(f"{'optimizer':<22} {'epoch s':>8} {'step ms':>8} {'F/step':>7} {'B/step':>7}  ratio vs base "
+          "(median over epochs)")
     for r in minibatch_table(x, y, batch=args.batch, repeats=args.repeats, rbo_steps=args.rbo_steps,
                             rbo_max_steps=args.rbo_max_steps):
         ratio = f"{r['ratio']:.2f}x {r['base']}" if r["ratio"] is not None else "(base)"

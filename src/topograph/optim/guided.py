@@ -586,7 +586,7 @@ class GuidedExploration(Optimizer):
         seeds = [dir_seed + i for i in range(self.n_dirs)]
         batched = keep or self.n_dirs * theta0.numel() <= KEEP_DIRECTIONS_MAX
         dirs = self._directions(layout, theta0, seeds) if batched else None
-        if batched and not keep:
+        if batched and not keep and self.prefetch_directions:
             next_seed = self._event_seeds(event + 1)[1]
             self._prefetch(layout.spec.size, [next_seed + i for i in range(self.n_dirs)])
         sq_norms: list[Tensor] = []

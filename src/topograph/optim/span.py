@@ -26,11 +26,13 @@ values agree to float rounding (tests compare them).
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
+from topograph.core.objective import Objective
 from topograph.errors import UsageError
 
 __all__ = ["MinibatchClosure", "SpanLosses", "SpanSource", "closure_span", "mode_free"]
@@ -104,6 +106,15 @@ class SpanLosses:
         return losses
 
 
+class _ModeFreeObjective(Objective):
+    """An Objective over a :func:`mode_free` model: switching its train/eval flags (18 attribute
+    writes a call on a small MLP) changes nothing, so :meth:`mode` leaves them alone."""
+
+    @contextlib.contextmanager
+    def mode(self):
+        yield
+
+
 class SpanSource:
     """Builds :class:`SpanLosses` for one model and loss: ``source(batch, center, vectors)``.
 
@@ -124,12 +135,12 @@ class SpanSource:
     def applies(self) -> bool:
         """Whether the model qualifies at all (checked once)."""
         if self._applies is None:
-            from topograph.core import Objective
             from topograph.core.first_layer import first_layer_plan
 
             ok = mode_free(self.model)
             if ok:
-                self._objective = Objective(self.model, self.loss_fn, None, buffers="eval", accuracy_fn=None)
+                self._objective = _ModeFreeObjective(self.model, self.loss_fn, None, buffers="eval",
+                                                     accuracy_fn=None)
                 self._plan = first_layer_plan(self._objective)[0]
                 ok = self._plan is not None
                 trainable = [p for p in self.model.parameters() if p.requires_grad]
