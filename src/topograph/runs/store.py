@@ -193,14 +193,21 @@ class Run:
         return LOSSES[self.config["model"].get("loss", "cross-entropy")]
 
     def objective(self, data: Any = None, *, which: str = "final", buffers: str = "eval",
-                  chunk_size: int = 8192):
+                  chunk_size: int | None = None):
         """A :class:`topograph.core.Objective` of the run's model (weights ``which``), loss and
         data (``data`` if given — a split pair, a dict of splits or a Dataset — else the run's
-        data set)."""
+        data set).  ``chunk_size=None`` sizes the evaluation chunks to the model's activations
+        (:func:`topograph.core.objective.suggest_chunk_size`), as the trainer does, except with
+        ``buffers="batch"``, where BatchNorm normalises per chunk and 8192 is kept."""
         from topograph.core import Objective
+        from topograph.core.objective import suggest_chunk_size
 
-        return Objective(self.model(which), self.loss_fn(), self.dataset() if data is None else data,
-                         buffers=buffers, chunk_size=chunk_size)
+        model = self.model(which)
+        obj = Objective(model, self.loss_fn(), self.dataset() if data is None else data,
+                        buffers=buffers, chunk_size=chunk_size or 8192)
+        if chunk_size is None and obj.splits and buffers == "eval":  # "batch": BN statistics per chunk
+            obj.chunk_size = suggest_chunk_size(model, next(iter(obj.splits.values()))[0])
+        return obj
 
     def snapshots(self) -> tuple[list[tuple[float, int]], torch.Tensor]:
         """``([(epoch, step), ...], S×P tensor)`` of the saved parameter snapshots, in order.
