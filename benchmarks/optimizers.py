@@ -54,29 +54,16 @@ def load_train(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return ds.splits["train"]
 
 
-class PlainClosure:
-    """A hand-written closure with no ``span``: what a user's own training loop passes."""
+class PlainClosure(MinibatchClosure):
+    """The same closure without the ``span`` fast path: what a hand-written closure gives the
+    optimizers (each probe or trial step is one forward pass through the module)."""
 
-    def __init__(self, model, opt_box) -> None:
-        self.model, self.opt_box = model, opt_box
-        self.batch = None
-        self.forward_evals = self.backward_evals = 0
-
-    def __call__(self, backward: bool = True):
-        x, y = self.batch
-        self.opt_box[0].zero_grad()
-        with torch.set_grad_enabled(backward or torch.is_grad_enabled()):
-            loss = F.cross_entropy(self.model(x), y)
-        self.forward_evals += 1
-        if backward:
-            loss.backward()
-            self.backward_evals += 1
-        return loss.detach()
+    span = None
 
 
-def make_closure(kind: str, model, opt_box):
+def make_closure(kind: str, model):
     """``"plain"``: :class:`PlainClosure`; ``"span"``: topograph's :class:`MinibatchClosure`."""
-    return PlainClosure(model, opt_box) if kind == "plain" else MinibatchClosure(model, F.cross_entropy)
+    return (PlainClosure if kind == "plain" else MinibatchClosure)(model, F.cross_entropy)
 
 
 MINIBATCH = {  # name: (base, closure kind, factory)
@@ -104,7 +91,7 @@ def minibatch_table(x, y, *, batch: int, repeats: int, rbo_steps: int, rbo_max_s
     for name, (_, kind, make) in setups.items():
         model = build_model("mlp-fmnist", seed=0)
         opt_box = [make(model)]
-        state[name] = {"model": model, "opt": opt_box, "closure": make_closure(kind, model, opt_box),
+        state[name] = {"model": model, "opt": opt_box, "closure": make_closure(kind, model),
                        "epochs": []}
     n = x.shape[0]
     steps = n // batch
@@ -168,7 +155,7 @@ def full_batch_table(x, y, *, iters: int, history: int, runs: int) -> list[dict]
         for name, (kind, make) in setups.items():
             model = build_model("mlp-fmnist", seed=0)
             opt_box = [make(model)]
-            closure = make_closure(kind, model, opt_box)
+            closure = make_closure(kind, model)
             closure.batch = (x, y)
             t0 = time.perf_counter()
             opt_box[0].step(closure)

@@ -104,6 +104,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
+from torch.optim import optimizer as _torch_optimizer
 
 from topograph.core.params import ParamSpec
 from topograph.errors import UsageError
@@ -704,9 +705,6 @@ class GuidedExploration(Optimizer):
 
     step.hooked = True  # torch.optim.Optimizer must not wrap it again
 
-    def _hooked_step(self, closure=None):
-        return _HOOKED_STEP(self, closure)
-
     def _step(self, closure=None):
         if not self.enabled:
             if closure is None:
@@ -732,6 +730,8 @@ class GuidedExploration(Optimizer):
             self._explore(closure, params, grads, grad_norm, float(st["grad_norm_ema"]), fwd_ok, loss)
         self.base_optimizer.step(self._cached(closure, fwd_ok, loss))
         return loss
+
+    _hooked_step = Optimizer.profile_hook_step(_step)  # the base class's hooks + profiler record
 
     def _fold_grad_norms(self) -> float:
         """Fold the steps' pending gradient norms into ḡ ← ḡ + (1 − decay)(‖g‖ − ḡ); return the last ‖g‖.
@@ -910,15 +910,11 @@ class GuidedExploration(Optimizer):
 
 def _hooks_or_profiler(opt: Optimizer) -> bool:
     """Whether a step hook is registered (on ``opt`` or globally) or the autograd profiler is on."""
-    from torch.optim import optimizer as _opt
-
     return bool(opt._optimizer_step_pre_hooks or opt._optimizer_step_post_hooks
-                or getattr(_opt, "_global_optimizer_pre_hooks", None)
-                or getattr(_opt, "_global_optimizer_post_hooks", None)
+                or getattr(_torch_optimizer, "_global_optimizer_pre_hooks", None)
+                or getattr(_torch_optimizer, "_global_optimizer_post_hooks", None)
                 or torch.autograd._profiler_enabled())
 
-
-_HOOKED_STEP = Optimizer.profile_hook_step(lambda self, closure=None: GuidedExploration._step(self, closure))
 
 
 def _draw_gaussians(size: int, seeds: list[int]) -> Tensor:
