@@ -193,3 +193,76 @@ def test_carried_centre_products_equal_a_fresh_span():
     elsewhere = other_batch.span(c1, v1, params=params)
     first.carry_to(elsewhere, [0.7])  # another batch: nothing is carried
     assert elsewhere._evaluator._known_centre is None
+
+
+def _module_loss_and_grad(model, params, point, x, y):
+    """Reference: write ``point`` into a copy of the model, one forward and backward pass."""
+    import copy
+
+    ref = copy.deepcopy(model)
+    ref_params = [p for p in ref.parameters() if p.requires_grad]
+    offset = 0
+    with torch.no_grad():
+        for p in ref_params:
+            p.copy_(point[offset:offset + p.numel()].view_as(p))
+            offset += p.numel()
+    loss = F.cross_entropy(ref(x), y)
+    grads = torch.autograd.grad(loss, ref_params)
+    return loss.detach(), torch.cat([g.reshape(-1) for g in grads])
+
+
+@pytest.mark.parametrize("frozen_bias", [False, True])
+def test_span_value_and_grad_equals_a_forward_backward_pass_at_the_point(frozen_bias):
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(36, 16), nn.Tanh(), nn.Linear(16, 12), nn.LayerNorm(12),
+                          nn.ReLU(), nn.Linear(12, 4)).double()
+    if frozen_bias:
+        model[1].bias.requires_grad_(False)
+    x, y = data(80)
+    x = x.double()
+    closure = MinibatchClosure(model, F.cross_entropy)
+    closure.batch = (x, y)
+    params = [p for p in model.parameters() if p.requires_grad]
+    center = torch.cat([p.detach().reshape(-1) for p in params])
+    vectors = torch.randn(2, center.numel(), dtype=torch.float64) * 0.1
+    span = closure.span(center, vectors, params=params)
+    assert span is not None
+    a = [0.4, -1.3]
+    loss, grad = span.value_and_grad(a)
+    ref_loss, ref_grad = _module_loss_and_grad(model, params, center + 0.4 * vectors[0] - 1.3 * vectors[1], x, y)
+    assert float(loss) == pytest.approx(float(ref_loss), rel=1e-12)
+    assert torch.allclose(grad, ref_grad, rtol=1e-10, atol=1e-12)
+    assert (closure.forward_evals, closure.backward_evals) == (1, 1)
+    # after a line search's trial steps, from the kept products: the same numbers
+    span(torch.tensor([[0.1, 0.2], [-0.5, 0.0]], dtype=torch.float64))
+    again_loss, again = span.value_and_grad(a)
+    assert torch.equal(again, grad) and float(again_loss) == float(loss)
+
+
+def test_quasi_newton_takes_its_gradients_from_the_carried_line():
+    """Within one step, iterations after the first get f and ∇f from the last line's products
+    (one closure call per CARRY_MAX + 1 iterations) and land where closure gradients lead."""
+    from topograph.optim import quasi_newton
+
+    x, y = data(200)
+    x = x.double()
+    runs = []
+    for fast in (False, True):
+        model = mlp().double()
+        opt = QuasiNewton(model.parameters(), history_size=5, max_iter=12, tolerance_grad=0, tolerance_change=0)
+        mc = MinibatchClosure(model, F.cross_entropy)
+        if not fast:
+            mc.span = None
+        calls = []
+        original = mc.__call__
+        mc.batch = (x, y)
+        counted = lambda backward=True: (calls.append(backward), original(backward))[1]  # noqa: E731
+        counted.span = mc.span
+        opt.step(counted)
+        runs.append((torch.cat([p.detach().reshape(-1) for p in model.parameters()]), opt.counts, calls,
+                     mc.backward_evals))
+    (slow, c_slow, calls_slow, _), (fast, c_fast, calls_fast, bw_fast) = runs
+    assert c_slow.grad_evals == c_fast.grad_evals == 12 == bw_fast
+    assert calls_slow.count(True) == 12
+    assert calls_fast == [True] * (1 + 11 // (quasi_newton.CARRY_MAX + 1))  # the rest came from the span
+    assert torch.allclose(slow, fast, rtol=1e-8, atol=1e-9)

@@ -80,6 +80,9 @@ class PlaneEvaluator:
         first-layer path on the CPU: threads that share the row tiles (default
         ``min(torch.get_num_threads(), 8)``); during the call the intra-op thread count is
         divided among them (1 each on 2 cores) and restored afterwards.
+    plan:
+        the objective's :func:`first_layer_plan`, when the caller has it already (evaluators
+        built again and again for one model skip inspecting it); ``None``: found on first use.
 
     Nothing is computed at construction; :meth:`evaluate` does the work.
     """
@@ -95,6 +98,7 @@ class PlaneEvaluator:
         points_per_pass: int | None = None,
         vectorize: bool | None = None,
         workers: int | None = None,
+        plan: FirstLayerPlan | None = None,
     ) -> None:
         if engine not in ENGINES:
             raise UsageError(f"engine={engine!r}; use one of {', '.join(ENGINES)}")
@@ -106,11 +110,12 @@ class PlaneEvaluator:
         self.points_per_pass = None if points_per_pass is None else int(points_per_pass)
         self.vectorize = vectorize
         self.workers = None if workers is None else int(workers)
-        self._plan_cache: tuple[FirstLayerPlan | None, str] | None = None
+        self._plan_cache: tuple[FirstLayerPlan | None, str] | None = (
+            (plan, "") if plan is not None and engine != "generic" else None)
         self._segments_key: Any = None
         self._segments: list[tuple[Tensor, Tensor]] | None = None
         self._known_centre: list[Tensor] | None = None
-        self._module_buffers: dict[str, Tensor] = {}
+        self._module_buffers: dict[str, Tensor] | None = None  # read once per evaluate, when a child needs them
 
     # ------------------------------------------------------------------ which path
     def _plan(self) -> FirstLayerPlan | None:
@@ -266,18 +271,101 @@ class PlaneEvaluator:
         self._known_centre = products
         self._segments, self._segments_key = None, None
 
+    def loss_and_gradient(self, coefficients, *, split: str = "train",
+                          batch: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        r"""Loss and gradient ∇L(θ) at ONE point θ = θ* + Σ_j α_j δ_j, through the first-layer
+        products (first-layer path only).
+
+        The pre-activations Z = G₀ + Σ_j α_j G_j come from the kept (or carried) products, so
+        the forward pass skips the first GEMM; backward runs through the later layers by
+        autograd and closes with the first layer's ∂L/∂W = ∂L/∂Zᵀ X, ∂L/∂b = Σ_rows ∂L/∂Z
+        (no gradient with respect to the data).  Returns the mean loss (float64, 0-d) and the
+        flat gradient in the objective's parameter layout (zero on frozen tensors); both equal
+        a forward and backward pass through the module at θ up to float rounding.
+        """
+        plan = self._plan()
+        if plan is None:
+            raise UsageError("loss_and_gradient needs the first-layer path (an nn.Linear first layer)")
+        obj = self.objective
+        d = self.directions
+        a = torch.as_tensor(coefficients, dtype=torch.float64).reshape(1, -1)
+        if a.shape[1] != d.dim:
+            raise UsageError(f"coefficients have {a.shape[1]} entries; the span has {d.dim} directions")
+        full = torch.cat([torch.ones(1, 1, dtype=torch.float64), a], dim=1).to(d.vectors)  # [1, α]
+        spec = obj.spec
+        grad = torch.zeros_like(d.center)
+        total = torch.zeros((), dtype=torch.float64, device=d.center.device)
+        mode = obj.mode() if hasattr(obj, "mode") else _null()
+        with torch.no_grad(), mode:
+            self._module_buffers = None
+            segments = self._first_layer_segments(plan, split, batch)
+            leaves = {name: value[0].detach().requires_grad_() for name, value in self._rest_params(plan, a).items()}
+            n_total = sum(g.shape[1] for g, _ in segments)
+            for (g, y), (x, _) in zip(segments, obj.chunks(split, batch)):
+                rows, width = g.shape[1], g.shape[2]
+                z = torch.mm(full, g.reshape(g.shape[0], -1)).view(rows, width).requires_grad_()
+                with torch.enable_grad():
+                    loss = obj.loss_fn(self._rest_forward(plan, leaves, z), y)
+                    parts = torch.autograd.grad(loss * (rows / n_total), [z, *leaves.values()], allow_unused=True)
+                total += loss.detach().double() * rows
+                dz = parts[0]
+                xf = x.reshape(rows, -1).to(dz.dtype)
+                grad[plan.weight_slice].view(width, -1).addmm_(dz.t(), xf)  # ∂L/∂W = ∂L/∂Zᵀ X
+                if plan.bias_slice is not None:
+                    grad[plan.bias_slice].add_(dz.sum(0))
+                for (name, _), part in zip(leaves.items(), parts[1:]):
+                    if part is not None:
+                        grad[spec.slice_of(name)].add_(part.reshape(-1))
+        if hasattr(obj, "calls"):
+            obj.calls["forward"] += 1
+            obj.calls["backward"] = obj.calls.get("backward", 0) + 1
+        return (total / n_total).cpu(), grad
+
+    def _rest_forward(self, plan: FirstLayerPlan, params: dict[str, Tensor], h: Tensor) -> Tensor:
+        """The children after the first layer on the pre-activations h (rows, H) at ONE point
+        (differentiable, nothing in place): ``nn.Linear`` as ``F.linear``, elementwise children
+        as they are, anything else through ``functional_call``."""
+        for cname, child in plan.rest:
+            prefix = f"{cname}."
+            if isinstance(child, ELEMENTWISE) or (isinstance(child, nn.Dropout) and not child.training):
+                h = child(h)
+                continue
+            local = {n[len(prefix):]: v for n, v in params.items() if n.startswith(prefix)}
+            if isinstance(child, nn.Linear):
+                w = local.get("weight", child.weight)
+                b = local.get("bias", child.bias)
+                h = torch.nn.functional.linear(h, w, b)
+                continue
+            if self._module_buffers is None:
+                obj = self.objective
+                self._module_buffers = dict(obj._buffers()) if hasattr(obj, "_buffers") else {}
+            bufs = {n[len(prefix):]: v for n, v in self._module_buffers.items() if n.startswith(prefix)}
+            frozen = {n: p.detach() for n, p in child.named_parameters() if n not in local}
+            h = functional_call(child, ({**frozen, **local}, bufs), (h,))
+        return h
+
     def _rest_params(self, plan: FirstLayerPlan, coef: Tensor) -> dict[str, Tensor]:
         """Per-point parameters (K, *shape) of every trainable tensor after the first layer."""
         d = self.directions
         spec = self.objective.spec
         first = {f"{plan.linear_name}.weight", f"{plan.linear_name}.bias"}
-        out = {}
         cc = coef.to(d.vectors)
+        # one product per contiguous run of later-layer entries (normally one: all after the
+        # first layer), then per-tensor views
+        runs: list[list] = []
         for name, shape, sl in spec.items():
             if name in first:
                 continue
-            flat = torch.addmm(d.center[sl].unsqueeze(0), cc, d.vectors[:, sl])
-            out[name] = flat.view(coef.shape[0], *shape)
+            if runs and runs[-1][1] == sl.start:
+                runs[-1][1] = sl.stop
+                runs[-1][2].append((name, shape, sl))
+            else:
+                runs.append([sl.start, sl.stop, [(name, shape, sl)]])
+        out = {}
+        for start, stop, members in runs:
+            flat = torch.addmm(d.center[start:stop].unsqueeze(0), cc, d.vectors[:, start:stop])
+            for name, shape, sl in members:
+                out[name] = flat[:, sl.start - start:sl.stop - start].view(coef.shape[0], *shape)
         return out
 
     def _run_rest(self, plan: FirstLayerPlan, params: dict[str, Tensor], h: Tensor, k: int,
@@ -287,7 +375,6 @@ class PlaneEvaluator:
         Returns (K, r, C), or (K, C, r) when ``transpose_last`` and the last child is an
         ``nn.Linear`` (computed as W h^T, so a loss over the C classes runs along rows).
         """
-        module_bufs = self._module_buffers
         last = len(plan.rest) - 1
         for i, (cname, child) in enumerate(plan.rest):
             prefix = f"{cname}."
@@ -303,6 +390,10 @@ class PlaneEvaluator:
                 h = stacked_linear(child, h, w, b)
                 continue
             # anything else: vmap of functional_call over the K points
+            if self._module_buffers is None:
+                obj = self.objective
+                self._module_buffers = dict(obj._buffers()) if hasattr(obj, "_buffers") else {}
+            module_bufs = self._module_buffers
             local = {n[len(prefix):]: v for n, v in params.items() if n.startswith(prefix)}
             bufs = {n[len(prefix):]: v for n, v in module_bufs.items() if n.startswith(prefix)}
             frozen = {n: p.detach() for n, p in child.named_parameters() if n not in local}
@@ -371,7 +462,7 @@ class PlaneEvaluator:
         kp = max(1, min(per_pass, kk))
         workers = 1 if on_gpu else max(1, self.workers or min(torch.get_num_threads(), 8))
         with mode:
-            self._module_buffers = dict(obj._buffers()) if hasattr(obj, "_buffers") else {}
+            self._module_buffers = None
             segments = self._first_layer_segments(plan, split, batch)
             blocks = [(i, min(i + kp, kk), full[i:i + kp], self._rest_params(plan, coef[i:i + kp]))
                       for i in range(0, kk, kp)]

@@ -95,6 +95,7 @@ Departures from ``algorithms.md`` §2.3, and why:
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import types
 from collections.abc import Callable, Iterable, Iterator
@@ -553,7 +554,7 @@ class GuidedExploration(Optimizer):
         params = self._params()
         with torch.no_grad():
             theta0 = torch.cat([p.detach().reshape(-1) for p in params])
-        result, dirs = self._probe(closure, params, theta0, self._accepts_backward(closure), keep=return_directions)
+        result, dirs, _ = self._probe(closure, params, theta0, self._accepts_backward(closure), keep=return_directions)
         self.ge_state["events"] += 1
         return result, (dirs if return_directions else None)
 
@@ -573,8 +574,10 @@ class GuidedExploration(Optimizer):
             out += slope * self.direction(spec, theta, dir_seed + i)
         return out / len(result.slopes)
 
-    def _probe(self, closure, params, theta0, fwd_ok, *, keep=False):
-        """The event's loss map at the flat point ``theta0``; returns (result, (n, P) directions or None).
+    def _probe(self, closure, params, theta0, fwd_ok, *, keep=False, grads=None):
+        """The event's loss map at the flat point ``theta0``; returns (result, (n, P) directions or
+        None, gradients): ``grads`` as given when the fast span took the probes (no closure call),
+        else copies taken before the closure calls (which zero the gradients).
 
         The directions are drawn all at once while n·P ≤ ``KEEP_DIRECTIONS_MAX`` (or when
         ``keep`` asks for them), else one at a time from their seeds.
@@ -587,23 +590,20 @@ class GuidedExploration(Optimizer):
         seeds = [dir_seed + i for i in range(self.n_dirs)]
         batched = keep or self.n_dirs * theta0.numel() <= KEEP_DIRECTIONS_MAX
         dirs = self._directions(layout, theta0, seeds) if batched else None
-        if batched and not keep and self.prefetch_directions:
-            next_seed = self._event_seeds(event + 1)[1]
-            self._prefetch(layout.spec.size, [next_seed + i for i in range(self.n_dirs)])
+        if batched and not keep and self.prefetch_directions:  # drawn once this event's step is done
+            self._prefetch_after_step = (layout.spec.size, event + 1)
         sq_norms: list[Tensor] = []
         span = closure_span(closure, theta0, dirs, params)
         if span is not None:  # all 1 + 2n points in one batched pass (first-layer trick)
-            coef = torch.zeros(1 + 2 * self.n_dirs, self.n_dirs, dtype=torch.float64)
-            index = torch.arange(self.n_dirs)
-            coef[1 + 2 * index, index] = sigma
-            coef[2 + 2 * index, index] = -sigma
-            values = list(span(coef).unbind())
-            st["forward_evals"] += len(values)
+            vals = span(_probe_coefficients(self.n_dirs, sigma)).tolist()
+            st["forward_evals"] += len(vals)
         else:
+            if grads is not None:
+                grads = [g.detach().clone() for g in grads]
             values = self._probe_with_closure(closure, params, theta0, dirs, seeds, layout, sigma, dropout_seed,
                                               fwd_ok, sq_norms)
+            vals = torch.stack([v.reshape(()) for v in values]).to(torch.float64).cpu().tolist()
         st["probe_forwards"] += 1 + 2 * self.n_dirs
-        vals = torch.stack([v.reshape(()) for v in values]).to(torch.float64).cpu().tolist()
         norms_t = torch.linalg.vector_norm(dirs, dim=1).square() if dirs is not None else torch.stack(sq_norms)
         norms = norms_t.to(torch.float64).cpu().tolist()
         if any(n == 0.0 for n in norms):
@@ -618,7 +618,7 @@ class GuidedExploration(Optimizer):
         result = ProbeResult(event, sigma, l0, tuple(lp), tuple(lm), tuple(slopes), tuple(curvs), tuple(norms),
                              tuple(kappas))
         self.last_probe = result
-        return result, dirs
+        return result, dirs, grads
 
     def _probe_with_closure(self, closure, params, theta0, dirs, seeds, layout, sigma, dropout_seed, fwd_ok,
                             sq_norms):
@@ -729,6 +729,11 @@ class GuidedExploration(Optimizer):
             grad_norm = self._fold_grad_norms()
             self._explore(closure, params, grads, grad_norm, float(st["grad_norm_ema"]), fwd_ok, loss)
         self.base_optimizer.step(self._cached(closure, fwd_ok, loss))
+        following = self.__dict__.get("_prefetch_after_step")
+        if following is not None:  # the next event's draws run beside the steps up to it, not beside the probes
+            self._prefetch_after_step = None
+            next_seed = self._event_seeds(following[1])[1]
+            self._prefetch(following[0], [next_seed + i for i in range(self.n_dirs)])
         return loss
 
     _hooked_step = Optimizer.profile_hook_step(_step)  # the base class's hooks + profiler record
@@ -743,13 +748,13 @@ class GuidedExploration(Optimizer):
         if not pending:
             return math.nan
         self._pending_norms = []
-        per_step = torch.linalg.vector_norm(torch.stack([torch.stack(n) for n in pending]), dim=1,
-                                            dtype=torch.float64).cpu().tolist()
+        per_step = torch.linalg.vector_norm(torch.stack([t for n in pending for t in n]).view(len(pending), -1),
+                                            dim=1, dtype=torch.float64).cpu().tolist()
         ema = self.ge_state["grad_norm_ema"]
         value = None if ema is None else float(ema)
         for g in per_step:
             value = g if value is None else value + (1.0 - EMA_DECAY) * (g - value)
-        self.ge_state["grad_norm_ema"] = torch.tensor(value, dtype=torch.float64)
+        self.ge_state["grad_norm_ema"] = value
         return per_step[-1]
 
     def _counting(self, closure, fwd_ok):
@@ -782,13 +787,15 @@ class GuidedExploration(Optimizer):
         st = self.ge_state
         with torch.no_grad():
             theta0 = torch.cat([p.detach().reshape(-1) for p in params])
-            saved = [g.detach().clone() for g in grads]
         event = int(st["events"])
         dropout_seed, dir_seed = self._event_seeds(event)
-        result, kept = self._probe(closure, params, theta0, fwd_ok)
+        # ``saved``: g, copied first wherever the closure is called (it may zero gradients in place)
+        result, kept, saved = self._probe(closure, params, theta0, fwd_ok, grads=grads)
         st["events"] += 1
         lam_min = lam_max = v_min = None
         if self.hvp_iters > 0:
+            if saved is grads:
+                saved = [g.detach().clone() for g in grads]
             lam_min, v_min, lam_max = self._lanczos(closure, params, theta0, fwd_ok, dropout_seed)
             result = ProbeResult(**{**result.__dict__, "lanczos_min": lam_min, "lanczos_max": lam_max})
             self.last_probe = result
@@ -858,31 +865,33 @@ class GuidedExploration(Optimizer):
         improving = [k for k, v in enumerate(probe_losses) if v < l0 - self.margin]
         if not improving or (self.beta == 0.0 and self.lookahead_alpha == 0.0):
             return
-        deltas = np.array([probe_losses[k] - l0 for k in improving])
+        deltas = [probe_losses[k] - l0 for k in improving]
         if self.bias == "random":  # noise-only ablation: d (and the look-ahead point) ignore the probe losses
             d = self.direction(spec, theta0, self._random_bias_seed(event))
             lookahead_step = sigma * d
         else:
-            temp = self.temperature if self.temperature is not None else float(np.std(probe_losses))
+            temp = self.temperature if self.temperature is not None else _population_std(probe_losses)
+            low = min(deltas)
             if temp > 0 and math.isfinite(temp):
-                w = np.exp(-(deltas - deltas.min()) / temp)
+                w = [math.exp(-(v - low) / temp) for v in deltas]
             else:
-                w = np.ones_like(deltas)
-            w = w / w.sum()
-            coef = np.zeros(self.n_dirs)  # d = Σ_i coef_i u_i
+                w = [1.0] * len(deltas)
+            total = sum(w)
+            coef = [0.0] * self.n_dirs  # d = Σ_i coef_i u_i
             for k, wk in zip(improving, w):
                 i, sign = divmod(k, 2)
-                coef[i] += -wk if sign else wk
+                coef[i] += -wk / total if sign else wk / total
             if kept is not None:
                 d = torch.as_tensor(coef, dtype=kept.dtype).to(kept.device) @ kept
             else:
                 d = torch.zeros_like(theta0)
-                for i in np.flatnonzero(coef):
-                    d.add_(direction(int(i)), alpha=float(coef[i]))
-            best_i, best_sign = divmod(improving[int(np.argmin(deltas))], 2)
+                for i, c in enumerate(coef):
+                    if c != 0.0:
+                        d.add_(direction(i), alpha=c)
+            best_i, best_sign = divmod(improving[deltas.index(low)], 2)
             lookahead_step = ((-1.0 if best_sign else 1.0) * sigma) * direction(best_i) \
                 if self.lookahead_alpha > 0.0 else None
-        with torch.no_grad():  # ∇_e written in place into the saved gradients (our copies, already p.grad)
+        with torch.no_grad():  # ∇_e written in place into the saved gradients (already p.grad)
             if self.lookahead_alpha > 0.0:
                 for p in params:  # a closure zeroing in place must not touch the saved gradients
                     p.grad = None
@@ -915,6 +924,22 @@ def _hooks_or_profiler(opt: Optimizer) -> bool:
                 or getattr(_torch_optimizer, "_global_optimizer_post_hooks", None)
                 or torch.autograd._profiler_enabled())
 
+
+
+@functools.lru_cache(maxsize=8)
+def _probe_coefficients(n: int, sigma: float) -> Tensor:
+    """The (1 + 2n)×n span coefficients of an event's probe points: rows 0, +σe_1, −σe_1, +σe_2, …."""
+    coef = torch.zeros(1 + 2 * n, n, dtype=torch.float64)
+    index = torch.arange(n)
+    coef[1 + 2 * index, index] = sigma
+    coef[2 + 2 * index, index] = -sigma
+    return coef
+
+
+def _population_std(values: list[float]) -> float:
+    """The standard deviation (ddof = 0, as ``np.std``) of a few floats, without numpy's call overhead."""
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
 
 
 def _draw_gaussians(size: int, seeds: list[int]) -> Tensor:

@@ -29,10 +29,15 @@ notebook ran backward in the line search too; a plain ``closure()`` still does, 
 counted as such).  With a closure that offers ``span`` (:class:`topograph.optim.MinibatchClosure`,
 topograph's trainer) and an MLP, the line's first-layer products X·W(θ)ᵀ and X·W(r̂)ᵀ are
 computed once per iteration and every trial step costs only the layers after the first
-(:mod:`topograph.optim.span`); within one ``step`` call the products X·W(θ_{k+1})ᵀ are carried
-over from the last line (G₀ − u*G_r̂, no pass over the data; recomputed every ``CARRY_MAX`` = 8
-iterations so rounding cannot build up), so each iteration multiplies the data by r̂ only.
-The counts are the same.  Memory: 2m parameter-sized vectors (L-BFGS) or d² numbers (dense).
+(:mod:`topograph.optim.span`).  Within one ``step`` call the next point θ_{k+1} = θ_k − u*r̂
+lies on that line, so its first-layer pre-activations G₀ − u*G_r̂ are already known: step 1 of
+the next iteration (f and ∇f) runs the later layers forward and backward from them and closes
+with ∂L/∂W₁ = δᵀX (:meth:`~topograph.optim.span.SpanLosses.value_and_grad`, no first-layer
+forward GEMM, no closure call), and the next line starts from the same products (no centre
+GEMM).  Every ``CARRY_MAX`` + 1 = 9th iteration calls the closure and recomputes them, so
+rounding cannot build up.  Each iteration then multiplies the data by r̂ once (forward) and
+by δ once (backward) instead of three times.  The counts are the same (f and ∇f at the
+accepted point count as one forward+backward pass).  Memory: 2m parameter-sized vectors (L-BFGS) or d² numbers (dense).
 Function and gradient evaluation counts are in :attr:`QuasiNewton.counts`.
 
 Departures from the authors' code, and why:
@@ -287,12 +292,19 @@ class QuasiNewton(Optimizer):
         orig_loss = None
         previous, carries = None, 0  # the last line's span and step: its first-layer products carry over
         for _ in range(group["max_iter"]):
-            loss, did_backward = evaluate_closure(closure, backward=True, forward_only_ok=forward_only_ok)
-            count(did_backward)
+            carry = previous is not None and carries < CARRY_MAX
+            if carry:  # θ_k lies on the last line: f and g from its products (no first-layer forward)
+                loss, g = previous[0].value_and_grad(previous[1])
+                count(True)
+                for p, part in zip(params, torch.split(g, [p.numel() for p in params])):
+                    p.grad = part.view_as(p).clone()  # as the closure would leave them
+            else:
+                loss, did_backward = evaluate_closure(closure, backward=True, forward_only_ok=forward_only_ok)
+                count(did_backward)
+                g = self._flat_grad(params)
             if orig_loss is None:
                 orig_loss = loss
             f = float(loss)
-            g = self._flat_grad(params)
             if state["prev_step"] is not None:
                 self._push_pair(state, state["prev_step"], g - state["prev_flat_grad"], group["history_size"], dense)
                 state["prev_step"] = state["prev_flat_grad"] = None
@@ -310,7 +322,7 @@ class QuasiNewton(Optimizer):
                 unit = r / r_norm
 
                 span = closure_span(closure, theta, unit.unsqueeze(0), params)
-                if span is not None and previous is not None and carries < CARRY_MAX:
+                if span is not None and carry:
                     previous[0].carry_to(span, previous[1])  # X·W(θ_k)ᵀ from the last line
                     carries += 1
                 else:

@@ -12,7 +12,9 @@ affine in the coefficients,
 so :class:`SpanLosses` computes the 1 + m products G_j once (one GEMM) and every point then
 costs only the layers after the first, several points per batched GEMM.  This is the maps'
 engine (:class:`topograph.landscape.PlaneEvaluator`, first-layer path) applied to a minibatch;
-nothing is written into the module.
+nothing is written into the module.  The same products also give the loss *and gradient* at
+one point of the span (:meth:`SpanLosses.value_and_grad`: the later layers forward and
+backward, then ∂L/∂W₁ = δᵀX) — what quasi-Newton uses at the step its line search accepted.
 
 A training closure offers the fast path by carrying an attribute ``span(center, vectors)``
 (and a keyword ``params``, the optimizer's parameters in the flat order) that returns a
@@ -65,13 +67,16 @@ class SpanLosses:
     ``span(A)`` returns a float64 CPU tensor of the K mean losses.  The first call computes
     the first-layer products of the centre and the m directions (one GEMM over the batch);
     they are kept, so further calls — a line search's successive trial steps — cost only the
-    layers after the first.  ``on_forward(k)`` is told of every k points evaluated (for
-    forward-pass counters).  ``points``: how many points one batched pass holds (more are
+    layers after the first.  :meth:`value_and_grad` gives the loss and gradient at one point
+    of the span from the same products.  ``on_forward(k)`` is told of every k points evaluated
+    and ``on_backward()`` of every gradient (for pass counters).  ``points``: how many points one batched pass holds (more are
     evaluated in several passes); the whole batch is one row tile of at most 2²⁶ floats.
+    ``plan``: the model's :class:`~topograph.core.first_layer.FirstLayerPlan`, if known.
     """
 
     def __init__(self, objective, batch: tuple[Tensor, Tensor], center: Tensor, vectors: Tensor, *,
-                 on_forward: Callable[[int], None] | None = None, points: int = 16) -> None:
+                 on_forward: Callable[[int], None] | None = None,
+                 on_backward: Callable[[], None] | None = None, points: int = 16, plan=None) -> None:
         from topograph.landscape.directions import Directions
         from topograph.landscape.engine import PlaneEvaluator
 
@@ -79,13 +84,14 @@ class SpanLosses:
             raise UsageError(f"span: vectors must be m×{center.numel()}, got {tuple(vectors.shape)}")
         self.batch = batch
         self.on_forward = on_forward
+        self.on_backward = on_backward
         # one tile over the whole batch and all ``points`` at once: a minibatch (or a full batch
         # of a few thousand rows) is small enough, and per-tile overheads would dominate
         rows = int(batch[0].shape[0])
         self._evaluator = PlaneEvaluator(objective, Directions(center.detach(), vectors.detach(), kind="user"),
                                          engine="first-layer", points_per_pass=points,
                                          tile_elements=min(max(points * rows * 1024, 1 << 20), 1 << 26),
-                                         workers=1)
+                                         workers=1, plan=plan)
 
     def carry_to(self, following: SpanLosses, shift) -> None:
         """Give ``following`` (a span on the same batch, centred at this centre + shift·vectors)
@@ -104,6 +110,19 @@ class SpanLosses:
         if self.on_forward is not None:
             self.on_forward(int(coef.shape[0]))
         return losses
+
+    def value_and_grad(self, coefficients) -> tuple[Tensor, Tensor]:
+        """Loss (float64, 0-d) and flat gradient (the centre's layout) at the one point
+        ``center + a @ vectors``: one forward and backward pass that skips the first layer's
+        forward GEMM (:meth:`topograph.landscape.PlaneEvaluator.loss_and_gradient`).  A
+        quasi-Newton iteration takes the gradient at its accepted step this way, on the line
+        whose products it already holds."""
+        loss, grad = self._evaluator.loss_and_gradient(coefficients, batch=self.batch)
+        if self.on_forward is not None:
+            self.on_forward(1)
+        if self.on_backward is not None:
+            self.on_backward()
+        return loss, grad
 
 
 class _ModeFreeObjective(Objective):
@@ -149,7 +168,8 @@ class SpanSource:
         return self._applies
 
     def __call__(self, batch: tuple[Tensor, Tensor], center: Tensor, vectors: Tensor, *,
-                 params: list[Tensor], on_forward: Callable[[int], None] | None = None) -> SpanLosses | None:
+                 params: list[Tensor], on_forward: Callable[[int], None] | None = None,
+                 on_backward: Callable[[], None] | None = None) -> SpanLosses | None:
         """``params``: the optimizer's parameters in the order of ``center``'s layout."""
         if not self.applies():
             return None
@@ -157,7 +177,8 @@ class SpanSource:
             return None
         if not self._plan.flattens and batch[0].ndim != 2:
             return None
-        return SpanLosses(self._objective, batch, center, vectors, on_forward=on_forward)
+        return SpanLosses(self._objective, batch, center, vectors, on_forward=on_forward, on_backward=on_backward,
+                          plan=self._plan)
 
 
 class MinibatchClosure:
@@ -205,6 +226,9 @@ class MinibatchClosure:
     def _count(self, k: int) -> None:
         self.forward_evals += k
 
+    def _count_backward(self) -> None:
+        self.backward_evals += 1
+
     def span(self, center: Tensor, vectors: Tensor, *, params: list[Tensor]) -> SpanLosses | None:
         """:class:`SpanLosses` on the current batch, or ``None`` where the fast path does not apply.
 
@@ -213,7 +237,8 @@ class MinibatchClosure:
         """
         if self.batch is None:
             return None
-        return self._spans(self.batch, center, vectors, params=params, on_forward=self._count)
+        return self._spans(self.batch, center, vectors, params=params, on_forward=self._count,
+                           on_backward=self._count_backward)
 
 
 def closure_span(closure, center: Tensor, vectors: Tensor | None, params: list[Tensor]) -> SpanLosses | None:

@@ -280,9 +280,14 @@ class Session:
         def count_span_forwards(k: int) -> None:
             counters.func += k
 
+        def count_span_backward() -> None:
+            counters.grad += 1
+            counters.grad_samples += int(batch_box[0][1].shape[0])
+
         def span(center: Tensor, vectors: Tensor, *, params: list[Tensor]):
             """Probes and line searches on the current batch in one pass (topograph.optim.span)."""
-            return spans(batch_box[0], center, vectors, params=params, on_forward=count_span_forwards)
+            return spans(batch_box[0], center, vectors, params=params, on_forward=count_span_forwards,
+                         on_backward=count_span_backward)
 
         closure.span = span
 
