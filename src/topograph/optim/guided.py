@@ -99,6 +99,7 @@ import functools
 import math
 import types
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 import numpy as np
@@ -502,15 +503,26 @@ class GuidedExploration(Optimizer):
         pending = self.__dict__.get("_pending_draw")
         if pending is not None and pending[0] == (size, tuple(seeds)):
             self._pending_draw = None
-            return pending[1].result()
+            # the low-priority thread may still be at it (other processes busy): wait about as
+            # long as drawing here would take, then draw here (the same numbers either way)
+            try:
+                return pending[1].result(timeout=max(1e-3, 5e-9 * size * len(seeds)))
+            except FutureTimeout:
+                pass
         return _draw_gaussians(size, seeds)
 
     def _prefetch(self, size: int, seeds: list[int]) -> None:
         """Start drawing the next event's raw directions on a background thread.
 
         The draws depend only on their seeds, so the numbers are the same as drawn in place;
-        the Gaussian generator (≈ 3.5 ns a number, n·P numbers an event) then runs on an idle
-        core during the steps between events instead of on the training thread.
+        the Gaussian generator (≈ 4 ns a number, n·P numbers an event) then runs during the
+        steps between events instead of on the training thread.  The thread runs at the lowest
+        CPU priority (Linux), so it takes the time the training threads leave idle rather than
+        competing with them — at normal priority, on 2 cores, it slowed the steps it ran beside
+        by about as much as drawing in place costs; at the lowest, GE(SGD) on the benchmark MLP
+        took ≈ 0.06–0.09× of SGD's time less than drawing in place.  If the draw is not done by
+        the event (other processes keep the cores busy), the event waits about as long as
+        drawing in place takes, then draws in place.
         """
         if not self.prefetch_directions:
             return
@@ -518,7 +530,8 @@ class GuidedExploration(Optimizer):
         if pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            pool = self._draw_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ge-directions")
+            pool = self._draw_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ge-directions",
+                                                        initializer=_lower_thread_priority)
         self._pending_draw = ((size, tuple(seeds)), pool.submit(_draw_gaussians, size, list(seeds)))
 
     def _count(self, did_backward: bool) -> None:
@@ -934,6 +947,18 @@ def _probe_coefficients(n: int, sigma: float) -> Tensor:
     coef[1 + 2 * index, index] = sigma
     coef[2 + 2 * index, index] = -sigma
     return coef
+
+
+def _lower_thread_priority() -> None:
+    """Give the calling thread the lowest CPU priority (Linux: a thread's own nice value), so
+    that background draws take only the time the training threads leave idle."""
+    import os
+    import threading
+
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):  # not Linux, or not allowed: an ordinary thread then
+        pass
 
 
 def _population_std(values: list[float]) -> float:
