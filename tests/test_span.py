@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 import torch
 import torch.nn.functional as F
@@ -108,30 +106,6 @@ def test_prefetched_directions_are_the_same_numbers():
     with_prefetch, _, _ = _train_ge(False, prefetch=True)
     without, _, _ = _train_ge(False, prefetch=False)
     assert torch.equal(with_prefetch, without)
-
-
-def test_an_unfinished_prefetch_is_drawn_in_place_with_the_same_numbers():
-    from concurrent.futures import Future
-
-    from topograph.optim.guided import _draw_gaussians
-
-    opt = GuidedExploration(torch.optim.SGD(mlp().parameters(), lr=0.1))
-    never = Future()  # a background draw that does not finish (the cores are busy elsewhere)
-    opt._pending_draw = ((500, (7, 8)), never)
-    got = opt._gaussians(500, [7, 8])
-    assert torch.equal(got, _draw_gaussians(500, [7, 8]))
-    assert opt.__dict__.get("_pending_draw") is None
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
-def test_prefetch_thread_runs_at_the_lowest_priority():
-    import os
-    import threading
-
-    opt = GuidedExploration(torch.optim.SGD(mlp().parameters(), lr=0.1))
-    opt._prefetch(100, [1, 2])
-    nice = opt._draw_pool.submit(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id())).result()
-    assert nice == 19
 
 
 def test_step_hooks_still_fire():

@@ -224,23 +224,27 @@ class PlaneEvaluator:
         lin = dict(self.objective.module.named_children())[plan.linear_name]
         out_f, in_f = lin.out_features, lin.in_features
         known = self._known_centre  # the centre's products, carried over (set_centre_products)
-        first = 0 if known is None else 1  # rows of [centre; directions] still to multiply
-        w = torch.cat([c[plan.weight_slice].unsqueeze(0), vecs[:, plan.weight_slice]])[first:]  # (·, H·D)
-        w = w.reshape(-1, in_f)
+        # weights as views (no copy of the (1+m)·H·D block): the centre's (H, D) and the
+        # directions' (m, H, D) with the directions' row stride
+        w_centre = c[plan.weight_slice].view(out_f, in_f)
+        w_dirs = vecs[:, plan.weight_slice].unflatten(1, (out_f, in_f))
         if plan.bias_slice is not None:
-            b = torch.cat([c[plan.bias_slice].unsqueeze(0), vecs[:, plan.bias_slice]])
-        else:
-            b = torch.zeros(1 + d.dim, out_f, dtype=c.dtype, device=c.device)
-            if lin.bias is not None:  # frozen bias: a constant in the centre only
-                b[0] = lin.bias.detach().to(c)
-        b = b[first:].reshape(-1)
+            b_centre, b_dirs = c[plan.bias_slice], vecs[:, plan.bias_slice]
+        else:  # a frozen bias is a constant: in the centre only; absent: none
+            b_centre = lin.bias.detach().to(c) if lin.bias is not None else None
+            b_dirs = None
         segments = []
         total = 0
         for i, (x, y) in enumerate(self.objective.chunks(split, batch)):
             xf = x.reshape(x.shape[0], -1).to(c.dtype)
-            g = torch.nn.functional.linear(xf, w, b)  # (n, (1+m−first)·H)
-            g = g.view(x.shape[0], 1 + d.dim - first, out_f).permute(1, 0, 2)
-            g = torch.cat([known[i].unsqueeze(0), g]) if known is not None else g.contiguous()
+            if d.dim:
+                xs = xf.expand(d.dim, -1, -1)
+                wt = w_dirs.transpose(1, 2)
+                g_dirs = torch.bmm(xs, wt) if b_dirs is None else torch.baddbmm(b_dirs.unsqueeze(1), xs, wt)
+            else:
+                g_dirs = xf.new_empty(0, x.shape[0], out_f)
+            g_centre = known[i] if known is not None else torch.nn.functional.linear(xf, w_centre, b_centre)
+            g = torch.cat([g_centre.unsqueeze(0), g_dirs])  # (1+m, n, H)
             segments.append((g, y))
             total += g.numel() * g.element_size()
         if total <= self.memory_budget:

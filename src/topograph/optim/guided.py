@@ -99,7 +99,6 @@ import functools
 import math
 import types
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 import numpy as np
@@ -503,26 +502,19 @@ class GuidedExploration(Optimizer):
         pending = self.__dict__.get("_pending_draw")
         if pending is not None and pending[0] == (size, tuple(seeds)):
             self._pending_draw = None
-            # the low-priority thread may still be at it (other processes busy): wait about as
-            # long as drawing here would take, then draw here (the same numbers either way)
-            try:
-                return pending[1].result(timeout=max(1e-3, 5e-9 * size * len(seeds)))
-            except FutureTimeout:
-                pass
+            return pending[1].result()
         return _draw_gaussians(size, seeds)
 
     def _prefetch(self, size: int, seeds: list[int]) -> None:
         """Start drawing the next event's raw directions on a background thread.
 
         The draws depend only on their seeds, so the numbers are the same as drawn in place;
-        the Gaussian generator (≈ 4 ns a number, n·P numbers an event) then runs during the
-        steps between events instead of on the training thread.  The thread runs at the lowest
-        CPU priority (Linux), so it takes the time the training threads leave idle rather than
-        competing with them — at normal priority, on 2 cores, it slowed the steps it ran beside
-        by about as much as drawing in place costs; at the lowest, GE(SGD) on the benchmark MLP
-        took ≈ 0.06–0.09× of SGD's time less than drawing in place.  If the draw is not done by
-        the event (other processes keep the cores busy), the event waits about as long as
-        drawing in place takes, then draws in place.
+        the Gaussian generator (≈ 4 ns a number, n·P numbers an event) then runs beside the
+        steps between events instead of on the training thread — a gain where a core is idle
+        (GPU training, more cores than torch's threads).  On 2 cores that torch keeps busy it
+        gains nothing: the thread slows the steps beside it by about what it saves (measured
+        on the benchmark MLP; at the lowest thread priority it was starved and the events got
+        slower, so it runs at normal priority).
         """
         if not self.prefetch_directions:
             return
@@ -530,9 +522,19 @@ class GuidedExploration(Optimizer):
         if pool is None:
             from concurrent.futures import ThreadPoolExecutor
 
-            pool = self._draw_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ge-directions",
-                                                        initializer=_lower_thread_priority)
+            pool = self._draw_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ge-directions")
         self._pending_draw = ((size, tuple(seeds)), pool.submit(_draw_gaussians, size, list(seeds)))
+
+    def wait_background(self) -> None:
+        """Block until the background work — the next event's direction draws — is done.
+
+        Training never needs this; a timing loop that interleaves several optimizers calls it
+        at the end of each timed block, so that the draws are charged to this optimizer and do
+        not run on during the others' blocks.
+        """
+        pending = self.__dict__.get("_pending_draw")
+        if pending is not None:
+            pending[1].result()
 
     def _count(self, did_backward: bool) -> None:
         self.ge_state["forward_evals"] += 1
@@ -947,18 +949,6 @@ def _probe_coefficients(n: int, sigma: float) -> Tensor:
     coef[1 + 2 * index, index] = sigma
     coef[2 + 2 * index, index] = -sigma
     return coef
-
-
-def _lower_thread_priority() -> None:
-    """Give the calling thread the lowest CPU priority (Linux: a thread's own nice value), so
-    that background draws take only the time the training threads leave idle."""
-    import os
-    import threading
-
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    except (AttributeError, OSError):  # not Linux, or not allowed: an ordinary thread then
-        pass
 
 
 def _population_std(values: list[float]) -> float:
