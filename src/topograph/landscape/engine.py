@@ -16,7 +16,8 @@ First-layer path (the hot path)
         X (W₀ + Σ_j α_j D_j)ᵀ + (b₀ + Σ_j α_j e_j) = G₀ + Σ_j α_j G_j,   G_j = X D_jᵀ + e_j,
 
     where (D_j, e_j) are the first-layer blocks of δ_j.  The G_j are computed once per plane
-    (one GEMM of X against the stacked (1+m)·H rows) and kept.  Per tile of K points × r rows
+    (one GEMM for the centre and one batched GEMM over the m directions, reading the weight
+    blocks in place) and kept.  Per tile of K points × r rows
     the pre-activations of all K points are then one small GEMM ``coef (K×(1+m)) @ G[:, rows]``
     (the bias is folded into G), the activation runs in place, and the later layers run as
     batched GEMMs with per-point weights, while the tile is still in cache.  For the

@@ -9,7 +9,7 @@ affine in the coefficients,
 
     X (W₀ + Σ_j a_j D_j)ᵀ + (b₀ + Σ_j a_j e_j) = G₀ + Σ_j a_j G_j,   G_j = X D_jᵀ + e_j,
 
-so :class:`SpanLosses` computes the 1 + m products G_j once (one GEMM) and every point then
+so :class:`SpanLosses` computes the 1 + m products G_j once (one pass over the batch) and every point then
 costs only the layers after the first, several points per batched GEMM.  This is the maps'
 engine (:class:`topograph.landscape.PlaneEvaluator`, first-layer path) applied to a minibatch;
 nothing is written into the module.  The same products also give the loss *and gradient* at
@@ -65,7 +65,7 @@ class SpanLosses:
     """Losses on one minibatch at the points ``center + A @ vectors`` (K×m coefficients A).
 
     ``span(A)`` returns a float64 CPU tensor of the K mean losses.  The first call computes
-    the first-layer products of the centre and the m directions (one GEMM over the batch);
+    the first-layer products of the centre and the m directions (one pass over the batch);
     they are kept, so further calls — a line search's successive trial steps — cost only the
     layers after the first.  :meth:`value_and_grad` gives the loss and gradient at one point
     of the span from the same products.  ``on_forward(k)`` is told of every k points evaluated
