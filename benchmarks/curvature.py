@@ -15,7 +15,7 @@ interleaved rounds and medians (perf-baseline §5), torch.set_num_threads(2).
   reference the same Hutchinson-50 estimator with batched Hessian-vector products; Hutch++ is
   measured over seeds and the number of matvecs it needs for the same variance is printed.
 
-Run:  /work/venv/bin/python benchmarks/curvature.py [--quick] [--rounds R]
+Run:  python benchmarks/curvature.py [--quick] [--rounds R]
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ kept gradient graph vs torch.func forward-over-reverse, both through
 ``Objective.hvp_function(method=...)``, plus a batch of 25 products through the kept graph
 (``HessianOperator.matmat``).  Interleaved rounds, medians, torch.set_num_threads(2).
 
-Run:  /work/venv/bin/python benchmarks/hvp.py [--rounds R]
+Run:  python benchmarks/hvp.py [--rounds R]
 """
 
 from __future__ import annotations

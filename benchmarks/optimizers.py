@@ -18,8 +18,8 @@ Forward and backward passes are counted by the closure.  Targets from the issue:
 defaults ≤ 1.5× its base per epoch; QuasiNewton's time per iteration within 1.3× of
 torch.optim.LBFGS.  Timing needs a quiet machine; the ratios are what to read.
 
-    /work/venv/bin/python benchmarks/optimizers.py            # ≈ 1 minute on 2 idle cores
-    /work/venv/bin/python benchmarks/optimizers.py --quick    # a smoke check
+    python benchmarks/optimizers.py            # ≈ 1.5 minutes on 2 idle cores
+    python benchmarks/optimizers.py --quick    # a smoke check
 """
 
 from __future__ import annotations
@@ -183,7 +183,7 @@ def main() -> None:
     ap.add_argument("--rbo-max-steps", type=int, default=20,
                     help="RollingBall is timed on this many steps per epoch, scaled to the epoch")
     ap.add_argument("--iters", type=int, default=15, help="full-batch quasi-Newton iterations")
-    ap.add_argument("--runs", type=int, default=3, help="full-batch runs per optimizer, in turns (best reported)")
+    ap.add_argument("--runs", type=int, default=5, help="full-batch runs per optimizer, in turns (best reported)")
     ap.add_argument("--history", type=int, default=10)
     ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     ap.add_argument("--quick", action="store_true", help="2,000 images, 1 repeat, 5 iterations")

@@ -17,8 +17,8 @@ Compared in the same run, per optimisation step (each step costs the same: full 
 Prints a table and ``N x`` ratios naming the baseline, and checks that the first steps' objective
 values agree between the baseline and the batched engines.
 
-    /work/venv/bin/python benchmarks/paths.py            # the issue's workload
-    /work/venv/bin/python benchmarks/paths.py --quick    # 10 steps, for a smoke check
+    python benchmarks/paths.py            # the issue's workload
+    python benchmarks/paths.py --quick    # 10 steps, for a smoke check
 """
 
 from __future__ import annotations

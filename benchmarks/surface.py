@@ -13,7 +13,7 @@ algorithm / time) against this machine's float32 matmul rate measured in the sam
 10000×784 @ 784×128 GEMM.  Also checked: the max relative difference between the engine and
 the loop on a sub-grid.
 
-Run:  /work/venv/bin/python benchmarks/surface.py [--quick] [--rounds R] [--device cuda]
+Run:  python benchmarks/surface.py [--quick] [--rounds R] [--device cuda]
       [--threads T] [--skip-peer]
 """
 

@@ -13,8 +13,8 @@ Workload: Fashion-MNIST train (60,000 images, normalised), model ``mlp-fmnist``
 The two are interleaved for ``--rounds`` rounds in one process and the medians are reported.
 Data: ``--root``, else ``$TOPOGRAPH_DATA_DIR``, else ``<repo>/../shared/data/fashion-mnist``.
 
-    /work/venv/bin/python benchmarks/training.py            # ~1 minute on 2 cores
-    /work/venv/bin/python benchmarks/training.py --quick    # 10,000 samples, 2 rounds
+    python benchmarks/training.py            # ~1 minute on 2 cores
+    python benchmarks/training.py --quick    # 10,000 samples, 2 rounds
 """
 
 from __future__ import annotations
