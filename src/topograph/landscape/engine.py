@@ -335,19 +335,25 @@ class PlaneEvaluator:
             if isinstance(child, ELEMENTWISE) or (isinstance(child, nn.Dropout) and not child.training):
                 h = child(h)
                 continue
-            local = {n[len(prefix):]: v for n, v in params.items() if n.startswith(prefix)}
             if isinstance(child, nn.Linear):
-                w = local.get("weight", child.weight)
-                b = local.get("bias", child.bias)
+                w = params.get(prefix + "weight", child.weight)
+                b = params.get(prefix + "bias", child.bias)
                 h = torch.nn.functional.linear(h, w, b)
                 continue
-            if self._module_buffers is None:
-                obj = self.objective
-                self._module_buffers = dict(obj._buffers()) if hasattr(obj, "_buffers") else {}
-            bufs = {n[len(prefix):]: v for n, v in self._module_buffers.items() if n.startswith(prefix)}
-            frozen = {n: p.detach() for n, p in child.named_parameters() if n not in local}
+            local, bufs, frozen = self._child_state(prefix, child, params)
             h = functional_call(child, ({**frozen, **local}, bufs), (h,))
         return h
+
+    def _child_state(self, prefix: str, child: nn.Module, params: dict[str, Tensor]):
+        """A later child's own parameters from ``params`` (names without ``prefix``), its
+        buffers (read from the objective once per evaluation) and its frozen parameters."""
+        if self._module_buffers is None:
+            obj = self.objective
+            self._module_buffers = dict(obj._buffers()) if hasattr(obj, "_buffers") else {}
+        local = {n[len(prefix):]: v for n, v in params.items() if n.startswith(prefix)}
+        bufs = {n[len(prefix):]: v for n, v in self._module_buffers.items() if n.startswith(prefix)}
+        frozen = {n: p.detach() for n, p in child.named_parameters() if n not in local}
+        return local, bufs, frozen
 
     def _rest_params(self, plan: FirstLayerPlan, coef: Tensor) -> dict[str, Tensor]:
         """Per-point parameters (K, *shape) of every trainable tensor after the first layer."""
@@ -395,13 +401,7 @@ class PlaneEvaluator:
                 h = stacked_linear(child, h, w, b)
                 continue
             # anything else: vmap of functional_call over the K points
-            if self._module_buffers is None:
-                obj = self.objective
-                self._module_buffers = dict(obj._buffers()) if hasattr(obj, "_buffers") else {}
-            module_bufs = self._module_buffers
-            local = {n[len(prefix):]: v for n, v in params.items() if n.startswith(prefix)}
-            bufs = {n[len(prefix):]: v for n, v in module_bufs.items() if n.startswith(prefix)}
-            frozen = {n: p.detach() for n, p in child.named_parameters() if n not in local}
+            local, bufs, frozen = self._child_state(prefix, child, params)
 
             def call(p, x, _child=child, _bufs=bufs, _frozen=frozen):
                 return functional_call(_child, ({**_frozen, **p}, _bufs), (x,))
