@@ -323,7 +323,7 @@ class PlaneEvaluator:
                         grad[spec.slice_of(name)].add_(part.reshape(-1))
         if hasattr(obj, "calls"):
             obj.calls["forward"] += 1
-            obj.calls["backward"] = obj.calls.get("backward", 0) + 1
+            obj.calls["backward"] += 1
         return (total / n_total).cpu(), grad
 
     def _rest_forward(self, plan: FirstLayerPlan, params: dict[str, Tensor], h: Tensor) -> Tensor:

@@ -37,7 +37,8 @@ forward GEMM, no closure call), and the next line starts from the same products 
 GEMM).  Every ``CARRY_MAX`` + 1 = 9th iteration calls the closure and recomputes them, so
 rounding cannot build up.  Each iteration then multiplies the data by r̂ once (forward) and
 by δ once (backward) instead of three times.  The counts are the same (f and ∇f at the
-accepted point count as one forward+backward pass).  Memory: 2m parameter-sized vectors (L-BFGS) or d² numbers (dense).
+accepted point count as one forward+backward pass).  Memory: 2m parameter-sized vectors
+(L-BFGS) or d² numbers (dense).
 Function and gradient evaluation counts are in :attr:`QuasiNewton.counts`.
 
 Departures from the authors' code, and why:

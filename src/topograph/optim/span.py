@@ -69,8 +69,9 @@ class SpanLosses:
     they are kept, so further calls — a line search's successive trial steps — cost only the
     layers after the first.  :meth:`value_and_grad` gives the loss and gradient at one point
     of the span from the same products.  ``on_forward(k)`` is told of every k points evaluated
-    and ``on_backward()`` of every gradient (for pass counters).  ``points``: how many points one batched pass holds (more are
-    evaluated in several passes); the whole batch is one row tile of at most 2²⁶ floats.
+    and ``on_backward()`` of every gradient (for pass counters).  ``points``: how many points
+    one batched pass holds (more are evaluated in several passes); the whole batch is one row
+    tile of at most 2²⁶ floats.
     ``plan``: the model's :class:`~topograph.core.first_layer.FirstLayerPlan`, if known.
     """
 
