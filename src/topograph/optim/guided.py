@@ -97,6 +97,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import os
 import types
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -236,7 +237,10 @@ class GuidedExploration(Optimizer):
         modules: the model (or modules) whose BatchNorm running statistics the probes must not
             change; not stored in the state dict.
         prefetch_directions: draw the next event's Gaussian directions on a background
-            thread while the steps between events run (the same numbers; ``False``: in place).
+            thread while the steps between events run (the same numbers either way).
+            ``None`` (default): only where a CPU core is free for it — the parameters live on
+            a GPU, or torch's intra-op threads leave a core unused; ``True``/``False``: always
+            / never (draw in place at the event).
 
     ``step(closure)``: ``closure(backward=True)`` zeroes the gradients, computes the loss on
     the CURRENT minibatch (the same one for every call during one ``step``), runs backward
@@ -279,7 +283,7 @@ class GuidedExploration(Optimizer):
         seed: int = 0,
         enabled: bool = True,
         modules: nn.Module | Iterable[nn.Module] | None = None,
-        prefetch_directions: bool = True,
+        prefetch_directions: bool | None = None,
     ) -> None:
         if not isinstance(base_optimizer, Optimizer):
             raise UsageError(
@@ -331,7 +335,7 @@ class GuidedExploration(Optimizer):
         self.bias = str(bias)
         self.seed = int(seed)
         self.enabled = bool(enabled)
-        self.prefetch_directions = bool(prefetch_directions)
+        self.prefetch_directions = None if prefetch_directions is None else bool(prefetch_directions)
         self._modules = modules
         self.ge_state: dict = self._fresh_state()
         self.last_probe: ProbeResult | None = None
@@ -505,19 +509,36 @@ class GuidedExploration(Optimizer):
             return pending[1].result()
         return _draw_gaussians(size, seeds)
 
+    def _prefetching(self, theta: Tensor) -> bool:
+        """Whether the next event's draws go to the background thread (``prefetch_directions``).
+
+        ``None`` decides by where a core is free: with the parameters on a GPU the CPU waits for
+        it anyway; on the CPU only when torch's intra-op threads leave a core unused.  On a
+        machine whose cores torch keeps busy the thread competes with the training steps
+        (their OpenMP threads spin between parallel regions) and slowed them by more than it
+        saved: GE(SGD) on the benchmark MLP, batch 128, 2 cores, 2 threads, measured 1.55, 1.59,
+        1.54× SGD with the thread and 1.49, 1.50, 1.50× without, in the same processes.
+        """
+        if self.prefetch_directions is not None:
+            return self.prefetch_directions
+        if theta.device.type != "cpu":
+            return True
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except (AttributeError, OSError):  # not on Linux
+            cores = os.cpu_count() or 1
+        return torch.get_num_threads() < cores
+
     def _prefetch(self, size: int, seeds: list[int]) -> None:
         """Start drawing the next event's raw directions on a background thread.
 
         The draws depend only on their seeds, so the numbers are the same as drawn in place;
         the Gaussian generator (≈ 4 ns a number, n·P numbers an event) then runs beside the
         steps between events instead of on the training thread — a gain where a core is idle
-        (GPU training, more cores than torch's threads).  On 2 cores that torch keeps busy it
-        gains nothing: the thread slows the steps beside it by about what it saves (measured
-        on the benchmark MLP; at the lowest thread priority it was starved and the events got
-        slower, so it runs at normal priority).
+        (GPU training, more cores than torch's threads).  Where torch keeps every core busy it
+        loses (:meth:`_prefetching`; at the lowest thread priority it was starved and the
+        events got slower, so it runs at normal priority).
         """
-        if not self.prefetch_directions:
-            return
         pool = self.__dict__.get("_draw_pool")
         if pool is None:
             from concurrent.futures import ThreadPoolExecutor
@@ -605,7 +626,7 @@ class GuidedExploration(Optimizer):
         seeds = [dir_seed + i for i in range(self.n_dirs)]
         batched = keep or self.n_dirs * theta0.numel() <= KEEP_DIRECTIONS_MAX
         dirs = self._directions(layout, theta0, seeds) if batched else None
-        if batched and not keep and self.prefetch_directions:  # drawn once this event's step is done
+        if batched and not keep and self._prefetching(theta0):  # drawn once this event's step is done
             self._prefetch_after_step = (layout.spec.size, event + 1)
         sq_norms: list[Tensor] = []
         span = closure_span(closure, theta0, dirs, params)
