@@ -238,14 +238,20 @@ class PlaneEvaluator:
         total = 0
         for i, (x, y) in enumerate(self.objective.chunks(split, batch)):
             xf = x.reshape(x.shape[0], -1).to(c.dtype)
+            g = xf.new_empty(1 + d.dim, x.shape[0], out_f)  # (1+m, n, H), written in place
             if d.dim:
                 xs = xf.expand(d.dim, -1, -1)
                 wt = w_dirs.transpose(1, 2)
-                g_dirs = torch.bmm(xs, wt) if b_dirs is None else torch.baddbmm(b_dirs.unsqueeze(1), xs, wt)
-            else:
-                g_dirs = xf.new_empty(0, x.shape[0], out_f)
-            g_centre = known[i] if known is not None else torch.nn.functional.linear(xf, w_centre, b_centre)
-            g = torch.cat([g_centre.unsqueeze(0), g_dirs])  # (1+m, n, H)
+                if b_dirs is None:
+                    torch.bmm(xs, wt, out=g[1:])
+                else:
+                    torch.baddbmm(b_dirs.unsqueeze(1), xs, wt, out=g[1:])
+            if known is not None:
+                g[0].copy_(known[i])
+            elif b_centre is None:
+                torch.mm(xf, w_centre.t(), out=g[0])
+            else:  # what F.linear computes, into place
+                torch.addmm(b_centre, xf, w_centre.t(), out=g[0])
             segments.append((g, y))
             total += g.numel() * g.element_size()
         if total <= self.memory_budget:
@@ -423,12 +429,12 @@ class PlaneEvaluator:
         ``argmax``, whose first-index rule then decides, exactly as the generic path).
         """
         k = lt.shape[0]
+        if self.objective.accuracy_fn is None:  # the loss alone: one fused log-softmax + NLL
+            return torch.nn.functional.cross_entropy(lt, y.view(1, -1).expand(k, -1), reduction="none").sum(1), None
         m = lt.amax(1, keepdim=True)                       # (K, 1, r)
         zy = lt.gather(1, y.view(1, 1, -1).expand(k, 1, -1))  # (K, 1, r)
         lse = (lt - m).exp_().sum(1, keepdim=True).log_().add_(m)
         lo = (lse - zy).sum((1, 2))  # summed over the rows
-        if self.objective.accuracy_fn is None:
-            return lo, None
         if lt.device.type != "cpu":  # no host sync per tile on a GPU: argmax is cheap there
             return lo, (lt.argmax(1) == y.view(1, -1)).sum(1)
         ties = (lt == m).sum(1) > 1

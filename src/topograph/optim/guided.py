@@ -125,6 +125,8 @@ EMA_DECAY = 0.9
 GRAD_FLOOR = 1e-8
 #: keep an event's directions in memory (instead of regenerating them) up to n·P entries
 KEEP_DIRECTIONS_MAX = 1 << 24
+#: events whose seeds are derived together (:meth:`GuidedExploration._event_seeds`)
+SEED_BLOCK = 16
 #: gradient norms kept between events before they are folded into ḡ anyway
 PENDING_NORMS_MAX = 64
 #: the ε of filter normalisation, d_f ← d_f ‖θ_f‖/(‖d_f‖ + ε), the same as :mod:`topograph.core.directions`
@@ -453,15 +455,22 @@ class GuidedExploration(Optimizer):
         return ok
 
     def _event_seeds(self, event: int) -> tuple[int, int]:
-        """(dropout seed, direction seed) of an event, from (seed, event) alone."""
-        key = (self.seed, int(event))
-        cache = self.__dict__.setdefault("_event_seeds_cache", {})
-        if key not in cache:
-            a, b = np.random.SeedSequence(key).generate_state(2, dtype=np.uint64)
-            if len(cache) > 4:
-                cache.clear()
-            cache[key] = (int(a) % (2**63 - 1), int(b) % (2**63 - 1))
-        return cache[key]
+        """(dropout seed, direction seed) of an event, from (seed, event) alone.
+
+        Derived by ``numpy.random.SeedSequence((seed, event))``; the seeds of the next
+        ``SEED_BLOCK`` events are derived together (the same values): one call costs ≈ 7 µs in
+        a loop but ≈ 130 µs right after the training step's kernels have left numpy's code
+        cold, so one cold call per block instead of one per event.
+        """
+        event = int(event)
+        cache = self.__dict__.get("_event_seeds_cache")
+        if cache is None or cache[0] != self.seed or event not in cache[1]:
+            seeds = {}
+            for e in range(event, event + SEED_BLOCK):
+                a, b = np.random.SeedSequence((self.seed, e)).generate_state(2, dtype=np.uint64)
+                seeds[e] = (int(a) % (2**63 - 1), int(b) % (2**63 - 1))
+            cache = self._event_seeds_cache = (self.seed, seeds)
+        return cache[1][event]
 
     def _random_bias_seed(self, event: int) -> int:
         """Seed of the ``bias="random"`` direction of an event (independent of the probes' seeds)."""
