@@ -113,14 +113,6 @@ def test_prefetch_by_default_only_where_a_core_is_free(monkeypatch):
 
     model = mlp()
     theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-    auto = GuidedExploration(torch.optim.SGD(model.parameters(), lr=0.1))
-    monkeypatch.setattr(guided.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    monkeypatch.setattr(guided.torch, "get_num_threads", lambda: 4)
-    assert not auto._prefetching(theta)  # torch's threads use every core
-    monkeypatch.setattr(guided.torch, "get_num_threads", lambda: 2)
-    assert auto._prefetching(theta)  # two cores left
-    monkeypatch.setattr(guided.torch, "get_num_threads", lambda: 4)
-    assert auto._prefetching(torch.empty(3, device="meta"))  # parameters off the CPU: the CPU waits anyway
     forced = GuidedExploration(torch.optim.SGD(model.parameters(), lr=0.1), prefetch_directions=True)
     never = GuidedExploration(torch.optim.SGD(model.parameters(), lr=0.1), prefetch_directions=False)
     assert forced._prefetching(theta) and not never._prefetching(theta)
@@ -130,8 +122,17 @@ def test_prefetch_by_default_only_where_a_core_is_free(monkeypatch):
     mc.batch = (x, y)
     forced.step(mc)
     assert forced._pending_draw is not None
+    forced.wait_background()
     never.step(mc)
     assert never.__dict__.get("_pending_draw") is None
+    # the default decides by the cores torch's threads leave free (patched: no step runs below)
+    auto = GuidedExploration(torch.optim.SGD(model.parameters(), lr=0.1))
+    monkeypatch.setattr(guided.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(guided.torch, "get_num_threads", lambda: 4)
+    assert not auto._prefetching(theta)  # torch's threads use every core
+    assert auto._prefetching(torch.empty(3, device="meta"))  # parameters off the CPU: the CPU waits anyway
+    monkeypatch.setattr(guided.torch, "get_num_threads", lambda: 2)
+    assert auto._prefetching(theta)  # two cores left
 
 
 def test_step_hooks_still_fire():

@@ -426,7 +426,10 @@ class PlaneEvaluator:
 
         ℓ = logsumexp_c z_c − z_y with the max subtracted; a prediction is correct when z_y is
         the maximum and no other class ties with it (a tile with any tie falls back to
-        ``argmax``, whose first-index rule then decides, exactly as the generic path).
+        ``argmax``, whose first-index rule then decides, exactly as the generic path).  Without
+        an accuracy (the optimizers' spans) the loss is torch's fused cross-entropy over the
+        class dimension: one kernel instead of seven small ones (≈ 30 µs against 60 µs for
+        9 points × 128 rows between training steps, the same values to float rounding).
         """
         k = lt.shape[0]
         if self.objective.accuracy_fn is None:  # the loss alone: one fused log-softmax + NLL
