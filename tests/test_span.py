@@ -222,6 +222,25 @@ def test_carried_centre_products_equal_a_fresh_span():
     assert elsewhere._evaluator._known_centre is None
 
 
+def test_a_trial_step_forms_the_pre_activations_as_the_carried_centre():
+    from topograph.landscape.engine import _combine
+
+    model = mlp()  # float32, as trained
+    x, y = data(64)
+    closure = MinibatchClosure(model, F.cross_entropy)
+    closure.batch = (x, y)
+    params = list(model.parameters())
+    c0 = torch.cat([p.detach().reshape(-1) for p in params])
+    span = closure.span(c0, torch.randn(1, c0.numel()), params=params)
+    span(torch.tensor([[0.37]]))  # a trial step: keeps the products G (2, n, H)
+    g = span._evaluator._segments[0][0]
+    a = torch.tensor([[1.0, 0.37]], dtype=torch.float64).to(g)
+    combined = _combine(a, g.reshape(2, -1)).view_as(g[0])
+    assert torch.allclose(combined, torch.mm(a, g.reshape(2, -1)).view_as(g[0]), rtol=1e-5, atol=1e-6)
+    carried = span._evaluator.centre_products(torch.tensor([0.37], dtype=torch.float64))[0]
+    assert torch.equal(combined, carried)  # the next line starts from exactly these
+
+
 def _module_loss_and_grad(model, params, point, x, y):
     """Reference: write ``point`` into a copy of the model, one forward and backward pass."""
     import copy
