@@ -554,8 +554,8 @@ def _combine(a: Tensor, g: Tensor) -> Tensor:
     One point on a line (K = 1, m = 1: every trial step of a line search) on the CPU is one
     elementwise pass G₀ + a₁G₁ instead of a GEMM with an inner dimension of 2: ≈ 0.1 ms
     against ≈ 0.5 ms for 10,000 × 64 pre-activations between line-search steps (0.05 against
-    0.14 ms in a loop).  It is the kernel :meth:`PlaneEvaluator.centre_products` uses, so a line's carried
-    centre is bitwise the accepted point's pre-activations.
+    0.14 ms in a loop).  It is the kernel :meth:`PlaneEvaluator.centre_products` uses, so a
+    line's carried centre is bitwise the accepted point's pre-activations.
     """
     if a.shape[0] == 1 and a.shape[1] == 2 and g.device.type == "cpu":
         return torch.add(g[0], g[1], alpha=float(a[0, 1])).unsqueeze(0)
