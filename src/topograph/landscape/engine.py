@@ -262,19 +262,15 @@ class PlaneEvaluator:
         """The first layer's products at the point c + Σ_j shift_j δ_j, per data chunk, from the
         kept ones: G₀ + Σ_j shift_j G_j (no pass over the data), or ``None`` when none are kept.
 
-        They equal X W(c + shift·δ)ᵀ + b up to float rounding; :meth:`set_centre_products` on an
+        They equal X W(c + shift·δ)ᵀ + b up to float rounding, and bitwise the pre-activations an
+        evaluation at ``shift`` forms (the same :func:`_combine`); :meth:`set_centre_products` on an
         evaluator centred there skips that GEMM (a line search moving along its lines).
         """
         if self._segments is None:
             return None
         a = torch.as_tensor(shift, dtype=torch.float64).reshape(-1)
-        out = []
-        for g, _ in self._segments:
-            centre = g[0].clone()
-            for j, aj in enumerate(a.tolist()):
-                centre.add_(g[1 + j], alpha=aj)
-            out.append(centre)
-        return out
+        full = torch.cat([torch.ones(1, dtype=torch.float64), a]).view(1, -1).to(self.directions.vectors)
+        return [_combine(full, g.reshape(g.shape[0], -1)).view_as(g[0]) for g, _ in self._segments]
 
     def set_centre_products(self, products: list[Tensor] | None) -> None:
         """Use ``products`` (one (n, H) tensor per data chunk of the next evaluation, from
@@ -554,8 +550,8 @@ def _combine(a: Tensor, g: Tensor) -> Tensor:
     One point on a line (K = 1, m = 1: every trial step of a line search) on the CPU is one
     elementwise pass G₀ + a₁G₁ instead of a GEMM with an inner dimension of 2: ≈ 0.1 ms
     against ≈ 0.5 ms for 10,000 × 64 pre-activations between line-search steps (0.05 against
-    0.14 ms in a loop).  It is the kernel :meth:`PlaneEvaluator.centre_products` uses, so a
-    line's carried centre is bitwise the accepted point's pre-activations.
+    0.14 ms in a loop).  :meth:`PlaneEvaluator.centre_products` forms a line's carried centre
+    with it too, so on every device that centre is bitwise the accepted point's pre-activations.
     """
     if a.shape[0] == 1 and a.shape[1] == 2 and g.device.type == "cpu":
         return torch.add(g[0], g[1], alpha=float(a[0, 1])).unsqueeze(0)
