@@ -11,7 +11,7 @@ import pytest
 from topograph.report import Code, Figure, Heading, Note, Plotly, Report, Table
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
-ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 def _require_chromium():

@@ -27,7 +27,7 @@ from topograph.data.idx import read_idx, read_idx_header, write_idx
 from topograph.data.safe_pickle import safe_load, safe_loads
 from topograph.errors import UsageError
 
-FASHION_DIR = Path(__file__).resolve().parents[1].parent / "shared/data/fashion-mnist"
+FASHION_DIR = Path(__file__).resolve().parents[2].parent / "shared/data/fashion-mnist"
 
 
 def _sha256(data: bytes) -> str:

@@ -14,7 +14,7 @@ from topograph.cli.main import main
 from topograph.studies import list_studies, load_study, study_names
 from topograph.studies.runner import run_study
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 STUDIES = ["quickstart", "escape", "topography", "rolling-ball", "guided-exploration", "optimizer-comparison"]
 FASHION = {"rolling-ball", "guided-exploration", "optimizer-comparison"}
