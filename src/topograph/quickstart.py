@@ -95,7 +95,7 @@ def _analyse(report: QuickstartReport, out_dir: Path, progress: bool) -> None:
         for name, obj in objectives.items():
             s = curvature_summary(obj, trace_probes=30)
             out[name] = {"top_eigenvalue": s["top_eigenvalue"], "trace": s["trace"],
-                         "trace_std_error": s["trace_std_error"], "hvps": s["hvps"]}
+                         "trace_std_error": s["trace_std_error"], "hvps": s["work"]["hvps"]}
         return out
 
     report.curvature = _cached(analysis / "curvature.json", curvature)

@@ -105,7 +105,7 @@ def test_module_and_buffers_untouched_by_evaluations():
     before = copy.deepcopy(model.state_dict())
     x, y = tiny_data(n=50)
     for policy in ("eval", "batch"):
-        obj = Objective(model, F.cross_entropy, (x, y), buffers=policy)
+        obj = Objective(model, F.cross_entropy, (x, y), batchnorm=policy)
         theta = obj.flat_params() + 0.1
         obj.evaluate(theta)
         obj.value_and_grad(theta)
@@ -128,8 +128,8 @@ def test_buffer_policies_match_module_in_eval_and_train_mode():
         eval_loss = F.cross_entropy(model(x), y).item()
         ref = copy.deepcopy(model).train()
         batch_loss = F.cross_entropy(ref(x), y).item()
-    assert Objective(model, F.cross_entropy, (x, y), buffers="eval").loss() == pytest.approx(eval_loss, rel=1e-6)
-    assert Objective(model, F.cross_entropy, (x, y), buffers="batch", chunk_size=50).loss() == pytest.approx(
+    assert Objective(model, F.cross_entropy, (x, y), batchnorm="eval").loss() == pytest.approx(eval_loss, rel=1e-6)
+    assert Objective(model, F.cross_entropy, (x, y), batchnorm="batch", chunk_size=50).loss() == pytest.approx(
         batch_loss, rel=1e-6
     )
     assert eval_loss != pytest.approx(batch_loss, rel=1e-3)

@@ -86,15 +86,15 @@ def test_lanczos_matches_numpy_eigh_on_random_symmetric_matrix():
     both = lanczos(op, k=2, which="both", tol=1e-10, max_steps=80)
     np.testing.assert_allclose(both.eigenvalues.numpy(),
                                np.r_[ref_vals[::-1][:2], ref_vals[:2][::-1]], rtol=1e-8)
-    assert top.converged and top.matvecs == top.steps <= 80
-    assert op.matvecs == top.matvecs + bottom.matvecs + both.matvecs
+    assert top.converged and top.work.hvps == top.steps <= 80
+    assert op.hvps == top.work.hvps + bottom.work.hvps + both.work.hvps
 
 
 def test_lanczos_stops_on_residual_tolerance_and_residual_is_true():
     spectrum = np.r_[10.0, 5.0, np.linspace(-1, 1, 198)]
     a = torch.tensor(random_symmetric(200, seed=2, spectrum=spectrum))
     res = lanczos(MatrixOperator(a), k=1, tol=1e-6, max_steps=200)
-    assert res.converged and res.matvecs < 60  # well separated top: few steps
+    assert res.converged and res.work.hvps < 60  # well separated top: few steps
     v, lam = res.eigenvectors[:, 0], float(res.eigenvalues[0])
     true_resid = float((a @ v - lam * v).norm())
     assert true_resid == pytest.approx(float(res.residuals[0]), rel=1e-3, abs=1e-12)
@@ -106,7 +106,7 @@ def test_power_iteration_with_deflation_finds_largest_magnitude_pairs():
     a = torch.tensor(random_symmetric(50, seed=3, spectrum=spectrum))
     res = power_iteration(MatrixOperator(a), k=2, max_iter=500, tol=1e-12)
     np.testing.assert_allclose(sorted(res.eigenvalues.numpy()), [-3.0, 4.0], rtol=1e-6)
-    assert res.matvecs == sum(res.steps)
+    assert res.work.hvps == sum(res.steps)
 
 
 def test_bad_arguments_raise_usage_errors():
@@ -118,7 +118,7 @@ def test_bad_arguments_raise_usage_errors():
     with pytest.raises(UsageError, match="symmetric"):
         MatrixOperator(torch.tensor([[1.0, 2.0], [0.0, 1.0]])).matvec(torch.ones(2))
     with pytest.raises(UsageError, match="Hutch\\+\\+"):
-        hutchpp(op, matvecs=2)
+        hutchpp(op, hvps=2)
 
 
 # ---------------------------------------------------------------------------- Hessian of a network
@@ -137,7 +137,7 @@ def test_hessian_eigenpairs_and_trace_match_dense_hessian(mlp_case):
     bottom = lanczos(op, k=1, which="SA", tol=1e-10, max_steps=n)
     assert float(bottom.eigenvalues[0]) == pytest.approx(float(evals[0]), rel=1e-4)
     # Hutch++ with a sketch that spans the space is exact; Hutchinson within its error bars
-    exact = hutchpp(op, matvecs=3 * n)
+    exact = hutchpp(op, hvps=3 * n)
     assert exact.estimate == pytest.approx(float(torch.trace(h)), rel=1e-4)
     est = hutchinson(op, probes=200, seed=1)
     assert abs(est.estimate - float(torch.trace(h))) < 5 * est.std_error
@@ -194,7 +194,7 @@ def test_gauss_newton_equals_dense_jt_h_j():
     eye = torch.eye(spec.size, dtype=torch.float64)
     g_op = torch.stack([op.matvec(eye[i]) for i in range(spec.size)], dim=1)
     torch.testing.assert_close(g_op, g_dense, rtol=1e-8, atol=1e-10)
-    assert op.matvecs == spec.size
+    assert op.hvps == spec.size
     assert float(torch.linalg.eigvalsh(g_op)[0]) > -1e-10  # PSD for cross-entropy
 
 
@@ -237,7 +237,7 @@ def test_epsilon_sharpness_reaches_the_box_vertex_of_a_quadratic():
     expected = float(0.5 * (a * b**2).sum())  # max over the box is at a vertex
     assert res.increase == pytest.approx(expected, rel=1e-10)
     assert res.value == pytest.approx(100 * expected / 2.0, rel=1e-10)
-    assert res.gradients == 11
+    assert res.work.backward_passes == 11 and res.work.forward_passes == 12
 
 
 # ---------------------------------------------------------------------------- trace estimators
@@ -249,7 +249,7 @@ def test_hutchinson_and_hutchpp_unbiased_and_hutchpp_lower_variance():
     op = MatrixOperator(a)
     true = float(torch.trace(a))
     hs = torch.tensor([hutchinson(op, probes=30, seed=s).estimate for s in range(300)])
-    hp = torch.tensor([hutchpp(op, matvecs=30, seed=s).estimate for s in range(300)])
+    hp = torch.tensor([hutchpp(op, hvps=30, seed=s).estimate for s in range(300)])
     for est in (hs, hp):
         assert abs(float(est.mean()) - true) < 4 * float(est.std()) / math.sqrt(len(est))
     assert float(hp.var()) < 0.1 * float(hs.var())
@@ -270,7 +270,7 @@ def test_slq_density_integrates_to_one_and_matches_dense_moments(mlp_case):
     assert float(torch.trapezoid(grid * phi, grid)) == pytest.approx(dens.moment(1), rel=1e-4, abs=1e-8)
     assert float(torch.trapezoid(grid**2 * phi, grid)) == pytest.approx(
         dens.moment(2) + dens.sigma**2, rel=1e-4)
-    assert dens.matvecs == 12 * 60 and dens.trace() == pytest.approx(n * dens.moment(1))
+    assert dens.work.hvps == 12 * 60 and dens.trace() == pytest.approx(n * dens.moment(1))
 
 
 def test_slq_quadrature_is_exact_for_low_degree_polynomials():
@@ -299,7 +299,7 @@ def test_curvature_summary_and_measure_point_agree_with_dense(mlp_case):
     s = curvature_summary(obj, k=2, trace_probes=3 * h.shape[0], tol=1e-8)
     assert s["top_eigenvalues"] == pytest.approx(evals.flip(0)[:2].tolist(), rel=1e-4)
     assert s["trace"] == pytest.approx(float(torch.trace(h)), rel=1e-4)
-    assert s["hvps"] > 0 and s["seconds"] >= 0
+    assert s["work"]["hvps"] > 0 and s["seconds"] >= 0
     m = measure_point(obj, k=1, tol=1e-8, trace_probes=3 * h.shape[0], density_steps=h.shape[0])
     assert m.top_eigenvalue == pytest.approx(float(evals[-1]), rel=1e-4)
     assert m.lambda_min == pytest.approx(float(evals[0]), rel=1e-4)
@@ -347,7 +347,7 @@ def test_batched_matmat_equals_matvec_loop_and_counts(mlp_case):
     op = HessianOperator(obj)
     v = torch.randn(5, op.size, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     torch.testing.assert_close(op.matmat(v), v @ h, rtol=1e-10, atol=1e-12)
-    assert op.matvecs == 5
+    assert op.hvps == 5
     blocked = hutchinson(op, probes=12, seed=4, block=5)
     single = hutchinson(op, probes=12, seed=4, block=None)
     torch.testing.assert_close(blocked.samples, single.samples, rtol=1e-10, atol=1e-12)
@@ -386,7 +386,7 @@ def test_lanczos_change_rule_stops_early_and_reports_convergence_honestly():
     vals = torch.cat([torch.tensor([10.0, 6.0], dtype=torch.float64), torch.rand(58, generator=g, dtype=torch.float64)])
     a = q @ torch.diag(vals) @ q.T
     res = _lanczos(_MatrixOperator(a), k=1, tol=1e-6, criterion="change")
-    assert res.converged and res.matvecs < 30
+    assert res.converged and res.work.hvps < 30
     assert res.eigenvalues[0].item() == pytest.approx(10.0, rel=1e-5)
     capped = _lanczos(_MatrixOperator(a), k=1, tol=1e-14, criterion="change", max_steps=3)
     assert not capped.converged

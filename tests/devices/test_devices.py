@@ -22,7 +22,7 @@ from torch import nn
 from topograph.optim.guided import GuidedExploration
 from topograph.optim.quasi_newton import QuasiNewton
 from topograph.optim.rolling_ball import RollingBall
-from topograph.optim.span import MinibatchClosure
+from topograph.optim.closure import MinibatchClosure
 
 DEVICE = os.environ.get("TOPOGRAPH_TEST_DEVICE", "cuda")
 pytestmark = pytest.mark.skipif(
@@ -134,9 +134,8 @@ def test_probe_directions_are_the_same_numbers_on_the_device():
     model = mlp()
     theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
     opt = GuidedExploration(torch.optim.SGD(model.parameters(), lr=0.1))
-    spec = opt._spec(list(model.parameters()))
-    on_cpu = opt.direction(spec, theta, 1234)
-    on_device = opt.direction(spec, theta.to(DEVICE), 1234)
+    on_cpu = opt.directions(theta, [1234])[0]
+    on_device = opt.directions(theta.to(DEVICE), [1234])[0]
     assert on_device.device.type == torch.device(DEVICE).type
     assert torch.allclose(on_device.cpu(), on_cpu, rtol=1e-12, atol=1e-15)
 
@@ -153,7 +152,7 @@ def test_span_losses_and_gradient_on_the_device_match_the_cpu():
         vectors = torch.randn(2, centre.numel(), generator=torch.Generator().manual_seed(3), dtype=DT).to(device)
         span = closure.span(centre, vectors, params=params)
         assert span is not None
-        losses = span(torch.tensor([[0.0, 0.0], [0.1, -0.2], [-0.3, 0.05]], dtype=DT))
+        losses = span.losses(torch.tensor([[0.0, 0.0], [0.1, -0.2], [-0.3, 0.05]], dtype=DT))
         loss, grad = span.value_and_grad(torch.tensor([0.1, -0.2], dtype=DT))
         results.append((losses.cpu(), loss.cpu(), grad.cpu()))
     for a, b in zip(*results):

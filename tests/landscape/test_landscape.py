@@ -12,13 +12,18 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import vector_to_parameters
 
-from topograph.core import Objective
+from topograph.core import Objective, SubspaceEvaluator
 from topograph.errors import UsageError
 from topograph.landscape import (
-    PlaneEvaluator, Surface, compute_surface, fixed_batch, interpolation_directions,
+    Surface, compute_surface, fixed_batch, interpolation_directions,
     pca_directions, plane_directions, project, random_directions, user_directions,
 )
 from topograph.models import MLP
+
+
+def plane(obj, d, **settings) -> SubspaceEvaluator:
+    """The core evaluator of the plane of directions ``d``."""
+    return SubspaceEvaluator(obj, d.center, d.vectors, **settings)
 
 
 @pytest.fixture(autouse=True)
@@ -78,15 +83,17 @@ def _grid_points(d, surf):
     return d.points(a.to(d.vectors.dtype))
 
 
+@pytest.mark.parametrize("engine", ["generic", "first-layer", "auto"])
 @pytest.mark.parametrize("make", [_mlp, _bn_mlp, _CNN])
-def test_surface_equals_naive_loop_and_origin_is_model_loss(make):
+def test_surface_equals_naive_loop_and_origin_is_model_loss(make, engine):
     torch.manual_seed(1)
     module = make()
     x, y = _data()
     obj = Objective(module, F.cross_entropy, {"train": (x, y)}, chunk_size=20)
     d = random_directions(obj, seed=3)
-    surf = compute_surface(obj, d, range=(-1, 1), resolution=5, progress=False)
-    assert surf.engine == ("generic" if make is _CNN else "first-layer")
+    surf = compute_surface(obj, d, range=(-1, 1), resolution=5, progress=False, engine=engine)
+    # auto: the shortcut only where it pays — not for these first layers of 6 inputs or a 2×2 kernel
+    assert surf.engine == ("generic" if engine == "auto" else engine)
     ref_l, ref_a = naive_surface(module, F.cross_entropy, x, y, _grid_points(d, surf))
     np.testing.assert_allclose(surf.loss.reshape(-1), ref_l, rtol=2e-5)
     np.testing.assert_allclose(surf.accuracy.reshape(-1), ref_a, atol=1e-12)
@@ -101,9 +108,9 @@ def test_first_layer_engine_equals_generic(make):
     obj = Objective(module, F.cross_entropy, (x, y), chunk_size=32)
     d = random_directions(obj, seed=0, norm="layer", ignore_1d=False)  # bias directions non-zero
     coef = torch.randn(23, 2, generator=torch.Generator().manual_seed(0))
-    fast = PlaneEvaluator(obj, d, tile_elements=40, points_per_pass=4)
-    slow = PlaneEvaluator(obj, d, engine="generic")
-    assert fast.path == "first-layer" and slow.path == "generic"
+    fast = plane(obj, d, engine="first-layer", tile_elements=40, points_per_pass=4)
+    slow = plane(obj, d, engine="generic")
+    assert fast.resolved_engine() == "first-layer" and slow.resolved_engine() == "generic"
     lf, af = fast.evaluate(coef)
     lg, ag = slow.evaluate(coef)
     torch.testing.assert_close(lf, lg, rtol=1e-5, atol=0)
@@ -121,16 +128,29 @@ def test_first_layer_engine_with_a_custom_loss_and_frozen_layer():
     obj = Objective(module, loss_fn, (x, y))
     d = random_directions(obj, seed=4)
     coef = torch.rand(7, 2) * 2 - 1
-    lf, af = PlaneEvaluator(obj, d).evaluate(coef)
-    lg, ag = PlaneEvaluator(obj, d, engine="generic").evaluate(coef)
+    lf, af = plane(obj, d, engine="first-layer").evaluate(coef)
+    lg, ag = plane(obj, d, engine="generic").evaluate(coef)
     torch.testing.assert_close(lf, lg, rtol=1e-5, atol=0)
     torch.testing.assert_close(af, ag)
 
 
-def test_first_layer_requested_on_a_cnn_is_a_usage_error():
-    obj = Objective(_CNN(), F.cross_entropy, _data())
-    with pytest.raises(UsageError, match="first-layer"):
-        PlaneEvaluator(obj, random_directions(obj), engine="first-layer").evaluate(torch.zeros(1, 2))
+def test_first_layer_shortcut_on_a_conv_net_that_reshapes_its_input():
+    obj = Objective(_CNN(), F.cross_entropy, _data())  # a custom forward: view, pad, then the conv
+    assert obj.first_layer()[0].name == "conv"
+    d = random_directions(obj, seed=2, norm="layer", ignore_1d=False)
+    coef = torch.rand(5, 2) * 2 - 1
+    lf, af = plane(obj, d, engine="first-layer").evaluate(coef)
+    lg, ag = plane(obj, d, engine="generic").evaluate(coef)
+    torch.testing.assert_close(lf, lg, rtol=1e-5, atol=0)
+    torch.testing.assert_close(af, ag)
+
+
+def test_first_layer_requested_where_it_cannot_apply_is_a_usage_error():
+    module = nn.Sequential(nn.Flatten(), nn.Linear(6, 4), nn.Tanh(), nn.Linear(4, 3))
+    module[1].weight.requires_grad_(False)  # a frozen first weight: no directions along it
+    obj = Objective(module, F.cross_entropy, _data())
+    with pytest.raises(UsageError, match="first-layer.*frozen"):
+        plane(obj, random_directions(obj), engine="first-layer").evaluate(torch.zeros(1, 2))
 
 
 def test_filter_normalised_directions_match_weight_filter_norms():
@@ -242,12 +262,12 @@ def test_resumption_computes_only_missing_points(tmp_path):
     whole = compute_surface(obj, d, resolution=5, block_size=4, progress=False)
     part = compute_surface(obj, d, resolution=5, block_size=4, out=out, max_blocks=2, progress=False)
     assert part.points_computed == 8 and part.done.sum() == 8 and not part.complete
-    calls_before = obj.calls["forward"]
+    calls_before = obj.work.forward_passes
     seen = []
     rest = compute_surface(obj, d, resolution=5, block_size=4, out=out, progress=False,
                            on_block=lambda k, total: seen.append((k, total)))
     assert rest.points_computed == 17 and seen[-1] == (17, 17)
-    assert obj.calls["forward"] - calls_before == 17
+    assert obj.work.forward_passes - calls_before == 17
     assert rest.complete
     np.testing.assert_array_equal(rest.loss, whole.loss)
     np.testing.assert_array_equal(rest.accuracy, whole.accuracy)
@@ -256,7 +276,7 @@ def test_resumption_computes_only_missing_points(tmp_path):
     loaded = Surface.load(out)
     np.testing.assert_array_equal(loaded.loss, whole.loss)
     assert loaded.directions.seed == 1 and loaded.settings["directions"]["options"]["norm"] == "filter"
-    assert loaded.model_fingerprint and loaded.data_fingerprint and loaded.engine == "first-layer"
+    assert loaded.model_fingerprint and loaded.data_fingerprint and loaded.engine == whole.engine
     assert set(loaded.extra["versions"]) >= {"torch", "h5py", "topograph"}
 
 
@@ -299,10 +319,8 @@ def test_vmapped_generic_path_equals_per_point_path(make):
     obj = Objective(module, F.cross_entropy, _data(n=30), chunk_size=16)
     d = random_directions(obj, seed=6)
     coef = torch.rand(9, 2) * 2 - 1
-    ev = PlaneEvaluator(obj, d, engine="generic", vectorize=True, points_per_pass=4)
-    lv, av = ev.evaluate(coef)
-    assert ev.vectorize is True  # vmap traced the model (no silent fall-back)
-    lp, ap = PlaneEvaluator(obj, d, engine="generic", vectorize=False).evaluate(coef)
+    lv, av = plane(obj, d, engine="generic", vectorize=True, points_per_pass=4).evaluate(coef)
+    lp, ap = plane(obj, d, engine="generic", vectorize=False).evaluate(coef)
     torch.testing.assert_close(lv, lp, rtol=1e-5, atol=0)
     torch.testing.assert_close(av, ap)
 
@@ -353,15 +371,15 @@ def test_worker_threads_give_the_same_values_and_restore_threads():
     obj = Objective(module, F.cross_entropy, _data(n=90), chunk_size=50)
     d = random_directions(obj, seed=9)
     coef = torch.rand(11, 2) * 2 - 1
-    one = PlaneEvaluator(obj, d, workers=1, tile_elements=64, points_per_pass=4).evaluate(coef)
+    one = plane(obj, d, engine="first-layer", workers=1, tile_elements=64, points_per_pass=4).evaluate(coef)
     threads = torch.get_num_threads()
-    two = PlaneEvaluator(obj, d, workers=2, tile_elements=64, points_per_pass=4).evaluate(coef)
+    two = plane(obj, d, engine="first-layer", workers=2, tile_elements=64, points_per_pass=4).evaluate(coef)
     assert torch.get_num_threads() == threads
     torch.testing.assert_close(one[0], two[0], rtol=1e-6, atol=0)
     torch.testing.assert_close(one[1], two[1])
 
 
-def test_linear_on_the_last_axis_of_3d_inputs_takes_the_generic_path():
+def test_linear_on_the_last_axis_of_3d_inputs():
     torch.manual_seed(0)
     module = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 3))
 
@@ -372,7 +390,7 @@ def test_linear_on_the_last_axis_of_3d_inputs_takes_the_generic_path():
     y = torch.randint(0, 3, (10, 2))
     obj = Objective(module, loss_fn, (x, y))
     d = random_directions(obj, seed=0)
-    ev = PlaneEvaluator(obj, d)
+    ev = plane(obj, d, engine="first-layer")
     lo, _ = ev.evaluate(torch.tensor([[0.0, 0.0], [0.3, -0.2]]))
     assert lo[0].item() == pytest.approx(obj.loss(), rel=1e-6)
     assert lo[1].item() == pytest.approx(obj.loss(d.point([0.3, -0.2])), rel=1e-6)

@@ -146,8 +146,8 @@ def test_counts_forward_only_and_plain_closures():
     opt = QuasiNewton([x], max_iter=5)
     opt.step(closure_for(x, rosenbrock, log))
     counts = opt.counts
-    assert counts.iterations == 5 and counts.func_evals == len(log)
-    assert counts.grad_evals == sum(log) == 5  # one backward per iteration, line search forward-only
+    assert counts.iterations == 5 and counts.work.forward_passes == len(log)
+    assert counts.work.backward_passes == sum(log) == 5  # one backward per iteration, line search forward-only
 
     y = nn.Parameter(torch.tensor([-1.2, 1.0], dtype=DT))
     plain = QuasiNewton([y], max_iter=5)
@@ -161,8 +161,8 @@ def test_counts_forward_only_and_plain_closures():
         return loss
 
     plain.step(closure)
-    assert plain.counts.func_evals == plain.counts.grad_evals == len(calls) == counts.func_evals
-    assert opt.evaluations == {"forward": len(log), "backward": 5}
+    assert plain.work.forward_passes == plain.work.backward_passes == len(calls) == counts.work.forward_passes
+    assert opt.work.as_dict() == {"forward_passes": len(log), "backward_passes": 5, "hvps": 0}
     torch.testing.assert_close(x.detach(), y.detach(), rtol=0, atol=0)
 
 
@@ -228,7 +228,7 @@ def test_gradient_tolerance_stops_without_a_step():
     x = nn.Parameter(torch.zeros(3, dtype=DT))
     opt = QuasiNewton([x], max_iter=10)
     opt.step(closure_for(x, lambda v: ((v - 0) ** 2).sum()))
-    assert opt.counts.iterations == 0 and opt.counts.func_evals == 1
+    assert opt.counts.iterations == 0 and opt.work.forward_passes == 1
 
 
 def test_fixed_step_first_iteration_matches_torch_lbfgs():

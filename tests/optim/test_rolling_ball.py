@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 from topograph.errors import UsageError
-from topograph.optim.rolling_ball import RollingBall, freeze_bn_stats
+from topograph.core import freeze_bn_stats
+from topograph.optim.rolling_ball import RollingBall
 
 DT = torch.float64
 
@@ -233,8 +234,8 @@ def test_closure_called_one_plus_k_times_on_the_same_batch():
     train(model, opt, make_batches(3), log)
     assert [index for index, _ in log] == [0] * 6 + [1] * 6 + [2] * 6
     d = opt.diagnostics
-    assert (d.step, d.forward_evals, d.backward_evals, d.inner_steps) == (3, 18, 18, 5)
-    assert opt.evaluations == {"forward": 18, "backward": 18}
+    assert (d.step, opt.work.forward_passes, opt.work.backward_passes, d.inner_steps) == (3, 18, 18, 5)
+    assert opt.work.as_dict() == {"forward_passes": 18, "backward_passes": 18, "hvps": 0}
 
 
 def test_same_dropout_masks_for_all_inner_evaluations():
@@ -307,7 +308,7 @@ def test_state_dict_resume_continues_identically():
     for p, q in zip(model.parameters(), fresh.parameters()):
         assert torch.equal(p, q)
     assert second.diagnostics.step == 5
-    assert second.diagnostics.forward_evals == opt.diagnostics.forward_evals == 20
+    assert second.work.forward_passes == opt.work.forward_passes == 20
 
 
 def test_proj_tol_stops_the_inner_loop_early():

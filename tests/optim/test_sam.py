@@ -103,7 +103,7 @@ def test_rho_zero_is_the_base_optimizer_bit_for_bit(make_base):
         opt.step(net_closure(opt, model, x, y))
     for p, q in zip(ref.parameters(), model.parameters()):
         assert torch.equal(p, q)
-    assert opt.counts.backward_evals == 5 and opt.counts.perturbed_steps == 0
+    assert opt.work.backward_passes == 5 and opt.counts.perturbed_steps == 0
 
 
 def test_two_forward_backward_per_step_and_exact_restore():
@@ -113,7 +113,7 @@ def test_two_forward_backward_per_step_and_exact_restore():
     for _ in range(4):
         opt.step(closure_for(opt, params, a, b, calls))
     assert calls == [True] * 8
-    assert opt.counts.backward_evals == 8 and opt.counts.forward_evals == 8 and opt.counts.steps == 4
+    assert opt.work.backward_passes == 8 and opt.work.forward_passes == 8 and opt.counts.steps == 4
     assert torch.equal(flat(params), x0)
 
 
@@ -135,7 +135,7 @@ def test_state_dict_round_trip_resumes_identically():
     twin.eval()
     twin_opt = SAM(torch.optim.Adam(twin.parameters(), lr=0.01), rho=0.1)
     twin_opt.load_state_dict(ck["opt"])
-    assert twin_opt.counts.steps == 3 and twin_opt.counts.backward_evals == 6
+    assert twin_opt.counts.steps == 3 and twin_opt.work.backward_passes == 6
     for _ in range(3):
         twin_opt.step(net_closure(twin_opt, twin, x, y))
     for p, q in zip(model.parameters(), twin.parameters()):

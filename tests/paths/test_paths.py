@@ -20,7 +20,7 @@ from topograph.core import FunctionObjective, Objective
 from topograph.errors import UsageError
 from topograph.paths import (
     BezierPath, CurveFinder, FourierPath, FourierPathFinder, NEBPathFinder, PathEvaluator,
-    PolylinePath, first_layer_supported, linear_barrier, profile_path,
+    PolylinePath, linear_barrier, profile_path,
 )
 
 D = torch.float64
@@ -155,7 +155,7 @@ def test_toy_straight_line_height(toy_setup):
     r = linear_barrier(obj, a, b, points=1001)
     assert abs(r.height - 1.102) <= 1e-3
     assert r.barrier == pytest.approx(r.height - max(float(toy(a)), float(toy(b))))
-    assert 0.2 < r.argmax_t < 0.8 and r.buffers == "none"
+    assert 0.2 < r.argmax_t < 0.8 and r.batchnorm is None
 
 
 @pytest.mark.parametrize("kind,low,high", [("softmax", 0.0, 0.63), ("squared", 0.64, 0.66), ("sum", 0.66, 0.74)])
@@ -259,7 +259,7 @@ def _naive_losses(model, thetas, x, y):
     return np.array(out_l), np.array(out_a)
 
 
-@pytest.mark.parametrize("engine", ["core", "first-layer"])
+@pytest.mark.parametrize("engine", ["generic", "first-layer"])
 def test_batched_barrier_equals_naive_loop(engine):
     x, y = _tiny_data()
     xt, yt = _tiny_data(seed=1)
@@ -267,7 +267,7 @@ def test_batched_barrier_equals_naive_loop(engine):
     obj = Objective(model, F.cross_entropy, {"train": (x, y), "test": (xt, yt)}, chunk_size=40)
     a = obj.flat_params()
     b = Objective(_mlp(1), F.cross_entropy).flat_params()
-    assert first_layer_supported(obj)
+    assert obj.first_layer()[0] is not None
     r = linear_barrier(obj, a, b, points=21, engine=engine)
     t = torch.linspace(0, 1, 21, dtype=torch.float64).float()
     thetas = (1 - t)[:, None] * a + t[:, None] * b
@@ -287,11 +287,11 @@ def test_engines_agree_on_gradients_and_chunked_backward():
     a = Objective(model, F.cross_entropy).flat_params()
     b = Objective(_mlp(2), F.cross_entropy).flat_params()
     grads = []
-    # over 4 chunks: within gradient_budget "core" keeps per-point gradients and "first-layer"
+    # over 4 chunks: within gradient_budget "generic" keeps per-point gradients and "first-layer"
     # one graph; with gradient_budget 0 both use the two-pass scheme
-    for engine, chunk, budget in (("core", 1000, 1 << 30), ("first-layer", 1000, 1 << 30),
+    for engine, chunk, budget in (("generic", 1000, 1 << 30), ("first-layer", 1000, 1 << 30),
                                   ("first-layer", 30, 1 << 30), ("first-layer", 30, 0),
-                                  ("core", 30, 1 << 30), ("core", 30, 0)):
+                                  ("generic", 30, 1 << 30), ("generic", 30, 0)):
         obj = Objective(model, F.cross_entropy, (x, y), chunk_size=chunk)
         path = FourierPath(a, b, n_terms=3)
         with torch.no_grad():
@@ -336,9 +336,9 @@ def test_batchnorm_recompute_matches_reference_and_leaves_module_alone():
     a = obj.flat_params()
     b = Objective(_mlp(1, bn=True), F.cross_entropy).flat_params()
     r = linear_barrier(obj, a, b, points=5, batchnorm="recompute", splits=("train",))
-    assert r.buffers == "recompute"
+    assert r.batchnorm == "recompute"
     frozen = linear_barrier(obj, a, b, points=5, splits=("train",))
-    assert frozen.buffers == "eval"
+    assert frozen.batchnorm == "eval"
     # reference: for each t, reset BN stats of a copy, one full-batch train-mode pass, evaluate
     t = torch.linspace(0, 1, 5, dtype=torch.float64).float()
     for k, tk in enumerate(t):

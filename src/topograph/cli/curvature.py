@@ -95,7 +95,7 @@ def command(path: Path, split: str, batch_size: int | None, top_k: int, trace_pr
                                           trace_probes=trace_probes, seed=seed, density_steps=None)
         report["along_trajectory"] = along.as_dict()
         files += plot_along(along, out / "along_trajectory")
-    report["hvps"] = op.matvecs
+    report["hvps"] = op.hvps
     _atomic_json(out / "curvature.json", report)
 
     table = Table(title=f"Hessian of the {split} loss at {path}")

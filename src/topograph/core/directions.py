@@ -1,7 +1,7 @@
 """Random directions in parameter space and their normalisation (Li et al. 2018).
 
 One definition of "filter" for the whole package: maps, Guided Exploration probes and paths
-all call :func:`normalize_direction` / :func:`random_direction`.
+all call :func:`normalize_directions` / :func:`random_direction`.
 
 Filter normalisation (Li, Xu, Taylor, Studer, Goldstein, *Visualizing the Loss Landscape of
 Neural Nets*, NeurIPS 2018, §4; reference code ``net_plotter.normalize_direction``): for each
@@ -31,6 +31,41 @@ NORMS = ("filter", "layer", "none")
 _EPS = 1e-10
 
 
+def normalize_directions(
+    spec: ParamSpec,
+    directions: Tensor,
+    weights: Tensor,
+    *,
+    norm: Norm = "filter",
+    ignore_1d: bool = True,
+) -> Tensor:
+    """Rescale each row of ``directions`` (n×P) against the flat ``weights`` (a new tensor).
+
+    One pass per parameter tensor for all n rows: filter norms of the rows as an (n, f, ·)
+    view, the weights' filter norms once.
+    """
+    if norm not in NORMS:
+        raise UsageError(f"norm={norm!r} is not supported; use one of {', '.join(NORMS)}")
+    if directions.ndim != 2 or weights.shape != (spec.size,) or directions.shape[1] != spec.size:
+        raise UsageError(
+            f"directions have shape {tuple(directions.shape)}, weights {tuple(weights.shape)}; "
+            f"they must be n×{spec.size} and a flat vector of length {spec.size}"
+        )
+    n = directions.shape[0]
+    out = directions.clone()
+    for _, shape, sl in spec.items():
+        d, w = out[:, sl], weights[sl]
+        if len(shape) <= 1:
+            d.copy_(torch.zeros_like(w).expand(n, -1) if ignore_1d else w.expand(n, -1))
+        elif norm == "filter":
+            d3 = d.view(n, shape[0], -1)
+            w_norm = w.view(shape[0], -1).norm(dim=1, keepdim=True)
+            d3.mul_(w_norm / (d3.norm(dim=2, keepdim=True) + _EPS))
+        elif norm == "layer":
+            d.mul_(w.norm() / (d.norm(dim=1, keepdim=True) + _EPS))
+    return out
+
+
 def normalize_direction(
     spec: ParamSpec,
     direction: Tensor,
@@ -40,26 +75,12 @@ def normalize_direction(
     ignore_1d: bool = True,
 ) -> Tensor:
     """Rescale a flat ``direction`` against flat ``weights`` (returns a new flat vector)."""
-    if norm not in NORMS:
-        raise UsageError(f"norm={norm!r} is not supported; use one of {', '.join(NORMS)}")
-    if direction.shape != weights.shape or direction.shape[-1] != spec.size:
+    if direction.shape != weights.shape:
         raise UsageError(
             f"direction has shape {tuple(direction.shape)}, weights {tuple(weights.shape)}; "
             f"both must be flat vectors of length {spec.size}"
         )
-    out = direction.clone()
-    for _, shape, sl in spec.items():
-        d, w = out[sl], weights[sl]
-        if len(shape) <= 1:
-            out[sl] = 0.0 if ignore_1d else w
-            continue
-        if norm == "filter":
-            d2, w2 = d.view(shape[0], -1), w.view(shape[0], -1)
-            scale = w2.norm(dim=1, keepdim=True) / (d2.norm(dim=1, keepdim=True) + _EPS)
-            out[sl] = (d2 * scale).reshape(-1)
-        elif norm == "layer":
-            out[sl] = d * (w.norm() / (d.norm() + _EPS))
-    return out
+    return normalize_directions(spec, direction.unsqueeze(0), weights, norm=norm, ignore_1d=ignore_1d)[0]
 
 
 def random_direction(

@@ -10,7 +10,6 @@ unchanged on the analytic landscapes of :mod:`topograph.data.analytic`.  The ``s
 from __future__ import annotations
 
 import math
-from collections import Counter
 from collections.abc import Callable
 
 import torch
@@ -18,6 +17,7 @@ from torch import Tensor
 
 from topograph.core.objective import Evaluation
 from topograph.core.params import ParamSpec
+from topograph.core.work import Work
 from topograph.errors import UsageError
 
 
@@ -46,7 +46,7 @@ class FunctionObjective:
         self.x0 = torch.zeros(self.dim, dtype=dtype) if x0 is None else torch.as_tensor(x0, dtype=dtype)
         self.spec = ParamSpec.from_tensors({name: torch.empty(self.dim, device="meta")})
         self.device = torch.device("cpu")
-        self.calls: Counter[str] = Counter()
+        self.work = Work()
 
     @property
     def size(self) -> int:
@@ -63,9 +63,13 @@ class FunctionObjective:
     def split_names(self) -> tuple[str, ...]:
         return ()
 
+    def num_samples(self, split: str = "train") -> int:
+        """1: a function has no data."""
+        return 1
+
     @torch.no_grad()
     def evaluate(self, theta=None, *, split: str = "train", batch=None) -> Evaluation:
-        self.calls["forward"] += 1
+        self.work.add(forward_passes=1)
         return Evaluation(float(self.fn(self._flat(theta))), math.nan, 1)
 
     def loss(self, theta=None, *, split: str = "train", batch=None) -> float:
@@ -78,20 +82,20 @@ class FunctionObjective:
     def evaluate_many(self, thetas: Tensor, *, split: str = "train", batch=None) -> tuple[Tensor, Tensor]:
         if thetas.ndim != 2 or thetas.shape[1] != self.dim:
             raise UsageError(f"thetas must have shape (K, {self.dim}); got {tuple(thetas.shape)}")
-        self.calls["forward"] += thetas.shape[0]
+        self.work.add(forward_passes=thetas.shape[0])
         vals = self.fn(thetas.to(self.dtype)).to(torch.float64)
         return vals, torch.full_like(vals, math.nan)
 
     def losses(self, thetas: Tensor, *, split: str = "train", batch=None) -> Tensor:
         """Differentiable values at K points (K×dim) → tensor of length K."""
-        self.calls["forward"] += thetas.shape[0]
+        self.work.add(forward_passes=thetas.shape[0])
         return self.fn(thetas.to(self.dtype))
 
     def value_and_grad(self, theta=None, *, split: str = "train", batch=None) -> tuple[float, Tensor]:
         x = self._flat(theta).detach().requires_grad_(True)
         val = self.fn(x)
         (g,) = torch.autograd.grad(val, x)
-        self.calls["backward"] += 1
+        self.work.add(forward_passes=1, backward_passes=1)
         return float(val.detach()), g.detach()
 
     def grad(self, theta=None, *, split: str = "train", batch=None) -> Tensor:
@@ -123,7 +127,7 @@ class _FunctionHVP:
 
     def __call__(self, v: Tensor) -> Tensor:
         (hv,) = torch.autograd.grad(self._g, self._x, grad_outputs=v.to(self._x), retain_graph=True)
-        self.objective.calls["hvp"] += 1
+        self.objective.work.add(hvps=1)
         return hv.detach()
 
     def matmat(self, vectors: Tensor) -> Tensor:

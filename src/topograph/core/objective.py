@@ -6,59 +6,48 @@ computes, at a parameter point θ given as a dict of tensors or one flat vector,
 
 * the loss  L(θ) = (1/N) Σ_i ℓ(f(x_i; θ), y_i)  and the accuracy, on a named split (in chunks,
   so memory stays bounded) or on one given batch,
-* the gradient ∇L(θ),
-* Hessian-vector products H(θ)v,
-* the losses of many points at once (``evaluate_many``), the hook of the batched engines,
+* the gradient ∇L(θ) and Hessian-vector products H(θ)v (:mod:`topograph.core.hvp`),
+* the losses of many points at once (``evaluate_many``, ``losses``),
 
 through :func:`torch.func.functional_call` — the user's module, its parameters and its buffers
-are never modified.
+are never modified (only its train/eval flags are switched for the duration of a call, as the
+BatchNorm policy asks, and restored).  Points of a line, plane or path are evaluated many at a
+time by :class:`topograph.core.SubspaceEvaluator`.
 
-Buffers (BatchNorm running statistics) follow one explicit policy, ``buffers=``:
+Targets may be anything the loss takes: class labels, regression targets, or the inputs
+themselves (an autoencoder trained on ``(x, x)``); inputs may be images, vectors or sequences.
 
-``"eval"`` (default)
-    the module runs in eval mode: BatchNorm uses its stored running statistics, dropout is
-    off.  This is Li et al.'s convention for loss surfaces.  Deterministic.
-``"batch"``
-    BatchNorm layers normalise with the statistics of the batch being evaluated (train-mode
-    normalisation; the running statistics are *not* updated — they are passed as copies);
-    every other layer, dropout included, stays in eval mode.  For full-data evaluation the
-    statistics are those of each chunk, so choose ``chunk_size`` accordingly.
-
-HVP implementation.  Two methods sit behind :meth:`Objective.hvp_function`:
-
-``"double_backward"`` (default)
-    builds the gradient graph once (``create_graph=True``) and answers each product with one
-    reverse pass through it, ``Hv = ∂(∇L·v)/∂θ``  — PyHessian's approach.
-``"forward_over_reverse"``
-    ``torch.func.jvp(torch.func.grad(L), (θ,), (v,))`` — recomputes forward and backward per
-    product.
-
-``benchmarks/hvp.py`` measures both; on 2 CPU cores the reused graph was ≈3× faster (see
-``docs/design.md``), hence the default.
+Evaluation chunks.  A whole split is evaluated in chunks of ``chunk_size`` samples.  By default
+(``chunk_size=None``) the size is chosen from the model's activations: the largest power of two
+whose chunk holds at most 2²² activation floats (:func:`topograph.core.modules.chunk_size_for`),
+so a conv net's layers work in cache while an MLP gets large GEMMs.  Under
+``batchnorm="batch"`` the chunk is also the batch whose statistics normalise it, so the default
+there is a fixed 8192 (set it explicitly to choose the statistics).
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from topograph.core.batchnorm import BatchNormPolicy, check_policy, policy_flags, recomputed_statistics
+from topograph.core.hvp import HVP_METHODS, HessianVectorProduct, HVPMethod
+from topograph.core.modules import activations_per_sample, batchnorm_layers, chunk_size_for, has_convolutions
 from topograph.core.params import ParamDict, ParamSpec, named_parameters
+from topograph.core.shortcut import FirstLayer, find_first_layer
+from topograph.core.work import Work
 from topograph.errors import UsageError
 
 Theta = Tensor | Mapping[str, Tensor]
 Batch = tuple[Tensor, Tensor]
-BufferPolicy = Literal["eval", "batch"]
-HVPMethod = Literal["double_backward", "forward_over_reverse"]
-BUFFER_POLICIES = ("eval", "batch")
-HVP_METHODS = ("double_backward", "forward_over_reverse")
+#: chunk size under ``batchnorm="batch"`` when none is given (the chunk is the BN batch)
+BATCH_POLICY_CHUNK = 8192
 
 
 @dataclass(frozen=True)
@@ -75,45 +64,6 @@ def default_accuracy(output: Tensor, target: Tensor) -> Tensor | None:
     if output.ndim >= 2 and not target.is_floating_point() and target.ndim == output.ndim - 1:
         return (output.argmax(dim=-1) == target).sum()
     return None
-
-
-#: floats of activations one evaluation chunk may hold (64 MiB of float32)
-ACTIVATION_BUDGET = 1 << 24
-
-
-def suggest_chunk_size(module: nn.Module, example: Tensor, *, budget: int = ACTIVATION_BUDGET,
-                       low: int = 64, high: int = 8192) -> int:
-    """Samples per evaluation chunk so that the activations of one chunk stay near ``budget`` floats.
-
-    Counts the output elements of every leaf module for ONE sample (``example[:1]``, forward
-    hooks, eval mode, no gradient; the module's flags are restored and nothing is written) and
-    returns the largest power of two ``c`` with ``c · per_sample ≤ budget``, clipped to
-    ``[low, high]``.  Large chunks suit MLPs (GEMM efficiency) but slow convolutional nets
-    down: on 2 CPU cores one no-grad pass of ``cnn-small`` (≈ 88k activation floats per
-    sample) over 10,000 images took 3.7 s in chunks of 8192 and 1.75–2.15 s in chunks of
-    128–256, while ``mlp-fmnist`` is flat from 1024 to 8192.
-    """
-    counted = [0]
-
-    def hook(_module, _inputs, output):
-        if isinstance(output, Tensor):
-            counted[0] += output.numel()
-
-    leaves = [m for m in module.modules() if not list(m.children())]
-    flags = [(m, m.training) for m in module.modules()]
-    handles = [m.register_forward_hook(hook) for m in leaves]
-    try:
-        module.eval()
-        with torch.no_grad():
-            module(example[:1])
-    finally:
-        for h in handles:
-            h.remove()
-        for m, f in flags:
-            m.training = f
-    per_sample = max(counted[0], 1)
-    fit = max(int(budget) // per_sample, 1)
-    return int(min(max(1 << (fit.bit_length() - 1), low), high))
 
 
 def _as_splits(data: Any) -> dict[str, Batch]:
@@ -144,8 +94,7 @@ class Objective:
     Parameters
     ----------
     module:
-        any ``nn.Module``; it is only read, never modified (its train/eval flags are switched
-        for the duration of a call and restored).
+        any ``nn.Module``; it is only read, never modified.
     loss_fn:
         ``loss_fn(output, target) -> scalar``, mean-reduced over the batch (e.g.
         ``torch.nn.functional.cross_entropy``).  Full-data losses are the sample-weighted mean
@@ -153,22 +102,31 @@ class Objective:
     data:
         ``(inputs, targets)``, a dict ``{"train": (X, y), "test": (X, y), ...}`` or a
         :class:`topograph.data.Dataset`.  May be omitted if every call passes ``batch=``.
-    buffers:
-        ``"eval"`` or ``"batch"``: the BatchNorm policy described in the module docstring.
+    batchnorm:
+        ``"eval"`` (default), ``"batch"`` or ``"recompute"``: the BatchNorm policy
+        (:mod:`topograph.core.batchnorm`).
+    stats_split:
+        the split whose data re-estimate the statistics under ``"recompute"``.
     chunk_size:
-        samples per forward pass when evaluating a whole split (bounds memory).
+        samples per forward pass over a split (``None``: chosen from the model's activations).
     hvp_method:
         ``"double_backward"`` (default, faster on CPU) or ``"forward_over_reverse"``.
     accuracy_fn:
-        ``(output, target) -> number of correct samples`` (returning ``None`` when undefined
-        for that batch), or ``None`` for no accuracy at all; defaults to argmax accuracy for
-        integer class targets.
+        ``(output, target) -> number of correct samples`` (``None`` when undefined for that
+        batch), or ``None`` for no accuracy; defaults to argmax accuracy for integer targets.
     device:
         where data and points are placed for evaluation; defaults to the module's device.
 
-    The ``calls`` counter records how many loss evaluations (``forward``), gradients
-    (``backward``) and Hessian-vector products (``hvp``) were requested, in units of one
-    pass over the requested data, so that methods can be compared at equal compute.
+    ``work`` (:class:`~topograph.core.Work`) counts the forward passes, backward passes and
+    Hessian-vector products asked of the objective, each over the data it was asked about.
+
+    >>> import torch.nn.functional as F
+    >>> model = nn.Sequential(nn.Linear(3, 2))
+    >>> x, y = torch.randn(10, 3), torch.randint(0, 2, (10,))
+    >>> objective = Objective(model, F.cross_entropy, (x, y))
+    >>> loss, grad = objective.value_and_grad()
+    >>> grad.shape, objective.work.backward_passes
+    (torch.Size([8]), 1)
     """
 
     def __init__(
@@ -177,32 +135,43 @@ class Objective:
         loss_fn: Callable[[Tensor, Tensor], Tensor],
         data: Any = None,
         *,
-        buffers: BufferPolicy = "eval",
-        chunk_size: int = 8192,
+        batchnorm: BatchNormPolicy = "eval",
+        stats_split: str = "train",
+        chunk_size: int | None = None,
         hvp_method: HVPMethod = "double_backward",
         accuracy_fn: Callable[[Tensor, Tensor], Tensor | None] | None = default_accuracy,
         device: torch.device | str | None = None,
     ) -> None:
-        if buffers not in BUFFER_POLICIES:
-            raise UsageError(f"buffers={buffers!r} is not a policy; use 'eval' or 'batch'")
+        check_policy(batchnorm)
         if hvp_method not in HVP_METHODS:
             raise UsageError(f"hvp_method={hvp_method!r}; use one of {', '.join(HVP_METHODS)}")
-        if int(chunk_size) < 1:
-            raise UsageError(f"chunk_size must be a positive integer, got {chunk_size}")
+        if chunk_size is not None and (isinstance(chunk_size, bool) or int(chunk_size) < 1):
+            raise UsageError(f"chunk_size must be a positive integer or None (automatic), got {chunk_size!r}")
         self.module = module
         self.loss_fn = loss_fn
         self.splits = _as_splits(data)
-        self.buffers = buffers
-        self.chunk_size = int(chunk_size)
+        self.batchnorm = batchnorm
+        self.stats_split = stats_split
         self.hvp_method = hvp_method
         self.accuracy_fn = accuracy_fn
         self.spec = ParamSpec.from_module(module)
         first = next(iter(module.parameters()), None)
         self.device = torch.device(device) if device is not None else (
-            first.device if first is not None else torch.device("cpu")
-        )
-        self.calls: Counter[str] = Counter()
+            first.device if first is not None else torch.device("cpu"))
+        self.work = Work()
+        self._chunk_size = None if chunk_size is None else int(chunk_size)
         self._moved: dict[str, Batch] = {}
+        self._channels_last = self.device.type == "cpu" and has_convolutions(module)
+        self._first_layer: tuple[FirstLayer | None, str] | None = None
+
+    def with_batchnorm(self, batchnorm: BatchNormPolicy) -> Objective:
+        """The same model, loss and data under another BatchNorm policy (shares the data and
+        the work counter)."""
+        check_policy(batchnorm)
+        other = object.__new__(Objective)
+        other.__dict__.update(self.__dict__)
+        other.batchnorm = batchnorm
+        return other
 
     # ------------------------------------------------------------------ points
     def flat_params(self) -> Tensor:
@@ -222,8 +191,7 @@ class Objective:
     def _flat(self, theta: Theta | None) -> Tensor:
         if theta is None:
             return self.flat_params()
-        flat = self.spec.as_flat(theta)
-        return flat.to(self.device)
+        return self.spec.as_flat(theta).to(self.device)
 
     # ------------------------------------------------------------------ data
     def split_names(self) -> tuple[str, ...]:
@@ -238,73 +206,99 @@ class Objective:
             raise UsageError(f"split {split!r} is not in this objective's data; known: {known}")
         if split not in self._moved:
             x, y = self.splits[split]
-            self._moved[split] = (x.to(self.device), y.to(self.device))
+            self._moved[split] = (self._layout(x.to(self.device)), y.to(self.device))
         return self._moved[split]
+
+    def _layout(self, x: Tensor) -> Tensor:
+        """Images of a conv net in the channels-last layout on the CPU (oneDNN's convolutions
+        read it without a reorder; see ``benchmarks/surface.py``)."""
+        if self._channels_last and x.ndim == 4 and x.is_floating_point():
+            return x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    @property
+    def chunk_size(self) -> int:
+        """Samples per forward pass over a split (chosen from the activations on first use)."""
+        if self._chunk_size is None:
+            if self.batchnorm == "batch":
+                self._chunk_size = BATCH_POLICY_CHUNK
+            elif self.splits:
+                example = next(iter(self.splits.values()))[0][:1].to(self.device)
+                self._chunk_size = chunk_size_for(activations_per_sample(self.module, example))
+            else:
+                return BATCH_POLICY_CHUNK
+        return self._chunk_size
 
     def chunks(self, split: str = "train", batch: Batch | None = None) -> Iterator[Batch]:
         """The (inputs, targets) chunks that one evaluation runs over."""
         if batch is not None:
             x, y = batch
-            yield x.to(self.device), y.to(self.device)
+            yield self._layout(x.to(self.device)), y.to(self.device)
             return
         x, y = self._split(split)
-        for i in range(0, x.shape[0], self.chunk_size):
-            yield x[i : i + self.chunk_size], y[i : i + self.chunk_size]
+        size = self.chunk_size
+        for i in range(0, x.shape[0], size):
+            yield x[i:i + size], y[i:i + size]
 
     def _n(self, split: str, batch: Batch | None) -> int:
         return int(batch[0].shape[0]) if batch is not None else self.num_samples(split)
 
-    # ------------------------------------------------------------------ module calls
-    @contextlib.contextmanager
-    def mode(self) -> Iterator[None]:
-        """Set the train/eval flags the buffer policy asks for; restore them afterwards."""
-        flags = [(m, m.training) for m in self.module.modules()]
-        try:
-            self.module.eval()
-            if self.buffers == "batch":
-                for m in self.module.modules():
-                    if isinstance(m, nn.modules.batchnorm._NormBase):
-                        m.train()
-            yield
-        finally:
-            for m, f in flags:
-                m.training = f
+    def first_layer(self, *, split: str = "train", batch: Batch | None = None) -> tuple[FirstLayer | None, str]:
+        """The model's first layer if the first-layer shortcut applies (:mod:`topograph.core.shortcut`),
+        else ``(None, why not)``; found once, on a few rows of ``batch`` or ``split``."""
+        if self.batchnorm == "recompute":
+            return None, "batchnorm='recompute' re-estimates the statistics point by point"
+        if self.batchnorm == "batch" and batchnorm_layers(self.module):
+            return None, "batchnorm='batch' normalises each chunk with its own statistics"
+        if self._first_layer is None:
+            example = batch[0] if batch is not None else (self._split(split)[0] if self.splits else None)
+            if example is None:
+                return None, "there is no data to look at the model with"
+            with self.mode():
+                self._first_layer = find_first_layer(self.module, self.spec, self._layout(example[:2].to(self.device)))
+        return self._first_layer
 
-    def _buffers(self) -> ParamDict:
+    # ------------------------------------------------------------------ module calls
+    def mode(self):
+        """A context in which the module's flags are those the BatchNorm policy asks for."""
+        return policy_flags(self.module, "batch" if self.batchnorm == "batch" else "eval")
+
+    def buffers_at(self, params: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """The buffers a forward pass at ``params`` uses under the policy: the module's own
+        (``"eval"``), copies that train-mode BatchNorm may update (``"batch"``), or running
+        statistics re-estimated at ``params`` on ``stats_split`` (``"recompute"``)."""
         bufs = dict(self.module.named_buffers())
-        if self.buffers == "batch":  # train-mode BN writes running stats: give it copies
-            bufs = {k: v.clone() for k, v in bufs.items()}
+        if self.batchnorm == "batch":
+            return {k: v.clone() for k, v in bufs.items()}
+        if self.batchnorm == "recompute":
+            return recomputed_statistics(self.module, self.layout_params(params), bufs, self.chunks(self.stats_split))
         return bufs
 
-    def forward(self, params: Mapping[str, Tensor], inputs: Tensor) -> Tensor:
-        """The module's output at ``params`` (dict), without touching the module."""
-        return functional_call(self.module, (dict(params), self._buffers()), (inputs,))
+    def layout_params(self, params: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """``params`` with the conv kernels in the data's memory layout (channels-last on the CPU)."""
+        if not self._channels_last:
+            return dict(params)
+        return {k: (v.contiguous(memory_format=torch.channels_last) if v.ndim == 4 else v) for k, v in params.items()}
 
-    def _chunk_terms(self, params: Mapping[str, Tensor], x: Tensor, y: Tensor):
-        out = self.forward(params, x)
+    def forward(self, params: Mapping[str, Tensor], inputs: Tensor, buffers: Mapping[str, Tensor] | None = None) -> Tensor:
+        """The module's output at ``params`` (dict), without touching the module."""
+        bufs = self.buffers_at(params) if buffers is None else buffers
+        return functional_call(self.module, (self.layout_params(params), dict(bufs)), (inputs,))
+
+    def terms(self, params: Mapping[str, Tensor], x: Tensor, y: Tensor,
+              buffers: Mapping[str, Tensor] | None = None) -> tuple[Tensor, Tensor | None]:
+        """(mean loss, number correct or None) of one chunk at ``params``."""
+        out = self.forward(params, x, buffers)
         loss = self.loss_fn(out, y)
         correct = self.accuracy_fn(out, y) if self.accuracy_fn is not None else None
         return loss, correct
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
-    def evaluate(
-        self, theta: Theta | None = None, *, split: str = "train", batch: Batch | None = None
-    ) -> Evaluation:
+    def evaluate(self, theta: Theta | None = None, *, split: str = "train", batch: Batch | None = None) -> Evaluation:
         """Loss and accuracy at θ on a split (in chunks) or on one batch."""
-        params = self.spec.unflatten(self._flat(theta))
-        n = self._n(split, batch)
-        total, correct, has_acc = 0.0, 0, True
-        with self.mode():
-            for x, y in self.chunks(split, batch):
-                loss, c = self._chunk_terms(params, x, y)
-                total += float(loss) * x.shape[0]
-                if c is None:
-                    has_acc = False
-                else:
-                    correct += int(c)
-        self.calls["forward"] += 1
-        return Evaluation(total / n, correct / n if has_acc else math.nan, n)
+        losses, accs = self.evaluate_many(self._flat(theta).unsqueeze(0), split=split, batch=batch)
+        return Evaluation(float(losses[0]), float(accs[0]), self._n(split, batch))
 
     def loss(self, theta: Theta | None = None, *, split: str = "train", batch: Batch | None = None) -> float:
         """L(θ) on a split or one batch, as a Python float."""
@@ -315,59 +309,54 @@ class Objective:
         return self.evaluate(theta, split=split, batch=batch).accuracy
 
     @torch.no_grad()
-    def evaluate_many(
-        self, thetas: Tensor, *, split: str = "train", batch: Batch | None = None
-    ) -> tuple[Tensor, Tensor]:
-        """Losses and accuracies of K points ``thetas`` (K×P) → two float64 tensors of length K.
+    def evaluate_many(self, thetas: Tensor, *, split: str = "train", batch: Batch | None = None
+                      ) -> tuple[Tensor, Tensor]:
+        """Losses and accuracies of K points ``thetas`` (K×P) → two float64 CPU tensors of length K.
 
-        Generic path: for every data chunk, a forward pass per point (the chunk stays in
-        cache across points).  Faster engines (e.g. the first-layer precompute of
-        :mod:`topograph.landscape`) give the same numbers for the models they support.
+        For every data chunk, a forward pass per point (the chunk stays in cache across points).
         """
-        thetas = thetas.to(self.device)
-        if thetas.ndim != 2 or thetas.shape[1] != self.size:
-            raise UsageError(f"thetas must have shape (K, {self.size}); got {tuple(thetas.shape)}")
-        k = thetas.shape[0]
-        n = self._n(split, batch)
+        thetas = self._check_points(thetas).to(self.device)
+        k, n = thetas.shape[0], self._n(split, batch)
         losses = torch.zeros(k, dtype=torch.float64, device=self.device)
         correct = torch.zeros(k, dtype=torch.float64, device=self.device)
         has_acc = True
         points = [self.spec.unflatten(thetas[i]) for i in range(k)]
         with self.mode():
+            buffers = [self.buffers_at(p) for p in points]
             for x, y in self.chunks(split, batch):
                 for i, params in enumerate(points):
-                    loss, c = self._chunk_terms(params, x, y)
+                    loss, c = self.terms(params, x, y, buffers[i])
                     losses[i] += loss.double() * x.shape[0]
                     if c is None:
                         has_acc = False
                     else:
                         correct[i] += c
-        self.calls["forward"] += k
+        self.work.add(forward_passes=k)
         acc = correct / n if has_acc else torch.full_like(correct, math.nan)
         return (losses / n).cpu(), acc.cpu()
 
     def losses(self, thetas: Tensor, *, split: str = "train", batch: Batch | None = None) -> Tensor:
-        """Differentiable losses of K points ``thetas`` (K×P) → a tensor of length K.
-
-        Unlike :meth:`evaluate_many` this keeps the autograd graph, so a loss over many
-        points (a path, a set of probes) can be optimised through ``thetas``.
-        """
-        if thetas.ndim != 2 or thetas.shape[1] != self.size:
-            raise UsageError(f"thetas must have shape (K, {self.size}); got {tuple(thetas.shape)}")
+        """Differentiable losses of K points ``thetas`` (K×P) → a tensor of length K."""
+        thetas = self._check_points(thetas)
         n = self._n(split, batch)
         points = [self.spec.unflatten(thetas[i]) for i in range(thetas.shape[0])]
         out = []
         with self.mode():
+            buffers = [self.buffers_at(p) for p in points]
             for x, y in self.chunks(split, batch):
                 w = x.shape[0] / n
-                out.append(torch.stack([self._chunk_terms(p, x, y)[0] * w for p in points]))
-        self.calls["forward"] += thetas.shape[0]
+                out.append(torch.stack([self.terms(p, x, y, b)[0] * w for p, b in zip(points, buffers)]))
+        self.work.add(forward_passes=thetas.shape[0])
         return torch.stack(out).sum(0)
 
+    def _check_points(self, thetas: Tensor) -> Tensor:
+        if thetas.ndim != 2 or thetas.shape[1] != self.size:
+            raise UsageError(f"thetas must have shape (K, {self.size}); got {tuple(thetas.shape)}")
+        return thetas
+
     # ------------------------------------------------------------------ gradients
-    def value_and_grad(
-        self, theta: Theta | None = None, *, split: str = "train", batch: Batch | None = None
-    ) -> tuple[float, Tensor]:
+    def value_and_grad(self, theta: Theta | None = None, *, split: str = "train", batch: Batch | None = None
+                       ) -> tuple[float, Tensor | ParamDict]:
         """(L(θ), ∇L(θ)); the gradient is flat if θ was flat or None, else a dict."""
         flat = self._flat(theta).detach().requires_grad_(True)
         params = self.spec.unflatten(flat)
@@ -375,13 +364,14 @@ class Objective:
         grad = torch.zeros_like(flat)
         total = 0.0
         with self.mode():
+            bufs = self.buffers_at({k: v.detach() for k, v in params.items()})
             for x, y in self.chunks(split, batch):
-                loss, _ = self._chunk_terms(params, x, y)
+                loss, _ = self.terms(params, x, y, bufs)
                 w = x.shape[0] / n
                 (g,) = torch.autograd.grad(loss * w, flat)
                 grad += g
                 total += float(loss.detach()) * w
-        self.calls["backward"] += 1
+        self.work.add(forward_passes=1, backward_passes=1)
         grad = grad.detach()
         return total, (grad if theta is None or isinstance(theta, Tensor) else self.spec.unflatten(grad))
 
@@ -390,16 +380,9 @@ class Objective:
         return self.value_and_grad(theta, split=split, batch=batch)[1]
 
     # ------------------------------------------------------------------ curvature
-    def hvp_function(
-        self,
-        theta: Theta | None = None,
-        *,
-        split: str = "train",
-        batch: Batch | None = None,
-        params: list[str] | tuple[str, ...] | None = None,
-        method: HVPMethod | None = None,
-        keep_graph: bool | None = None,
-    ) -> tuple[HessianVectorProduct, int]:
+    def hvp_function(self, theta: Theta | None = None, *, split: str = "train", batch: Batch | None = None,
+                     params: list[str] | tuple[str, ...] | None = None, method: HVPMethod | None = None,
+                     keep_graph: bool | None = None) -> tuple[HessianVectorProduct, int]:
         """``(hvp, n)``: a callable ``v ↦ H(θ) v`` over n coordinates, reusing work across calls.
 
         ``params`` restricts the Hessian to the named tensors (the others stay fixed at θ);
@@ -407,8 +390,8 @@ class Objective:
         default ``double_backward`` method and ``keep_graph`` (default: when the data has at
         most 20,000 samples), the gradient graph of each chunk is built once and every
         product is a single reverse pass through it.  The returned
-        :class:`HessianVectorProduct` also offers ``matmat`` (a block of products in one
-        batched pass) and ``gradient`` (∇L(θ), a by-product of the kept graph).
+        :class:`~topograph.core.hvp.HessianVectorProduct` also offers ``matmat`` (a block of
+        products in one batched pass) and ``gradient`` (∇L(θ), a by-product of the kept graph).
         """
         method = method or self.hvp_method
         if method not in HVP_METHODS:
@@ -417,125 +400,11 @@ class Objective:
                                    params=params, method=method, keep_graph=keep_graph)
         return hvp, hvp.size
 
-    def hvp(
-        self, theta: Theta | None, v: Tensor, *, split: str = "train", batch: Batch | None = None,
-        method: HVPMethod | None = None,
-    ) -> Tensor:
+    def hvp(self, theta: Theta | None, v: Tensor, *, split: str = "train", batch: Batch | None = None,
+            method: HVPMethod | None = None) -> Tensor:
         """One Hessian-vector product H(θ)v (flat ``v``; flat result)."""
         matvec, _ = self.hvp_function(theta, split=split, batch=batch, method=method, keep_graph=True)
         return matvec(v)
 
 
-class HessianVectorProduct:
-    """Products with the Hessian H(θ) of an :class:`Objective` at a fixed point θ.
-
-    Built by :meth:`Objective.hvp_function`.  With ``method="double_backward"`` the gradient
-    graph g_c = ∇(w_c L_c)(θ) of every data chunk c (w_c = chunk share of the samples) is built
-    once — lazily, at the first product — and each product is one reverse pass,
-    Hv = Σ_c ∂(g_c·v)/∂θ (Pearlmutter 1994; the trick that makes PyHessian fast).  With
-    ``keep_graph=False`` the graphs are rebuilt for every product (bounded memory).  With
-    ``method="forward_over_reverse"`` each product is ``torch.func.jvp`` of ``torch.func.grad``.
-    """
-
-    def __init__(self, objective: Objective, theta: Tensor, *, split: str, batch: Batch | None,
-                 params, method: HVPMethod, keep_graph: bool | None) -> None:
-        self.objective = objective
-        self.split, self.batch, self.method = split, batch, method
-        spec = objective.spec
-        self._theta = theta
-        self._index = None
-        if params is not None:
-            sub = spec.restrict(tuple(params))
-            self._index = torch.cat([
-                torch.arange(spec.slice_of(nm).start, spec.slice_of(nm).stop) for nm in sub.names
-            ]).to(theta.device)
-            self.size = sub.size
-        else:
-            self.size = spec.size
-        self.n = objective._n(split, batch)
-        self.keep_graph = self.n <= 20_000 if keep_graph is None else bool(keep_graph)
-        self._graphs: list[tuple[Tensor, Tensor]] | None = None
-        self._gradient: Tensor | None = None
-
-    # -- parameter handling ------------------------------------------------------------
-    def _point(self) -> Tensor:
-        return self._theta if self._index is None else self._theta[self._index]
-
-    def _params(self, sub_flat: Tensor) -> ParamDict:
-        whole = sub_flat if self._index is None else self._theta.index_put((self._index,), sub_flat)
-        return self.objective.spec.unflatten(whole)
-
-    def _chunk_gradient(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        obj = self.objective
-        leaf = self._point().clone().requires_grad_(True)
-        with obj.mode():
-            loss, _ = obj._chunk_terms(self._params(leaf), x, y)
-        (g,) = torch.autograd.grad(loss * (x.shape[0] / self.n), leaf, create_graph=True)
-        return leaf, g
-
-    def _pairs(self):
-        chunks = self.objective.chunks(self.split, self.batch)
-        if not self.keep_graph:
-            return (self._chunk_gradient(x, y) for x, y in chunks)
-        if self._graphs is None:
-            self._graphs = [self._chunk_gradient(x, y) for x, y in chunks]
-            self._gradient = sum(g.detach() for _, g in self._graphs)
-            self.objective.calls["backward"] += 1
-        return self._graphs
-
-    # -- products ----------------------------------------------------------------------
-    def __call__(self, v: Tensor) -> Tensor:
-        """H v for one flat vector v."""
-        point = self._point()
-        v = v.to(point)
-        if self.method == "forward_over_reverse":
-            out = self._forward_over_reverse(v)
-        else:
-            out = torch.zeros_like(point)
-            for leaf, g in self._pairs():
-                (hv,) = torch.autograd.grad(g, leaf, grad_outputs=v, retain_graph=self.keep_graph)
-                out += hv
-        self.objective.calls["hvp"] += 1
-        return out.detach()
-
-    def matmat(self, vectors: Tensor) -> Tensor:
-        """H applied to every row of ``vectors`` (b×n → b×n).
-
-        With the kept double-backward graph, all b products are one batched reverse pass
-        (``is_grads_batched=True``: vmap over the backward) — the same FLOPs as b single
-        products, in wider matrix products.  Otherwise a loop of single products.
-        """
-        if self.method != "double_backward" or not self.keep_graph:
-            return torch.stack([self(v) for v in vectors])
-        vectors = vectors.to(self._point())
-        out = None
-        for leaf, g in self._pairs():
-            (hv,) = torch.autograd.grad(g, leaf, grad_outputs=vectors, retain_graph=True,
-                                        is_grads_batched=True)
-            out = hv if out is None else out + hv
-        self.objective.calls["hvp"] += vectors.shape[0]
-        return out.detach()
-
-    @property
-    def gradient(self) -> Tensor:
-        """∇L(θ) over the operator's coordinates (free once the kept graph exists)."""
-        if self._gradient is None:
-            if self.method == "double_backward" and self.keep_graph:
-                self._pairs()
-            else:
-                self._gradient = sum(g.detach() for _, g in (self._chunk_gradient(x, y) for x, y
-                                     in self.objective.chunks(self.split, self.batch)))
-        return self._gradient
-
-    def _forward_over_reverse(self, v: Tensor) -> Tensor:
-        obj = self.objective
-
-        def chunk_loss(sub_flat: Tensor, x: Tensor, y: Tensor) -> Tensor:
-            return obj._chunk_terms(self._params(sub_flat), x, y)[0] * (x.shape[0] / self.n)
-
-        out = torch.zeros_like(self._point())
-        with obj.mode():
-            for x, y in obj.chunks(self.split, self.batch):
-                g = torch.func.grad(chunk_loss)
-                out += torch.func.jvp(lambda t: g(t, x, y), (self._point(),), (v,))[1]
-        return out
+__all__ = ["BATCH_POLICY_CHUNK", "Evaluation", "Objective", "default_accuracy"]

@@ -31,6 +31,7 @@ from topograph.curvature._random import probes as draw_probes
 from topograph.curvature.lanczos import lanczos_tridiagonal
 from topograph.curvature.operators import LinearOperator
 from topograph.curvature.results import DensityResult
+from topograph.core.work import Work
 from topograph.errors import UsageError
 
 
@@ -91,7 +92,7 @@ def spectral_density(
     density = gaussian_density(nodes, weights, grid, sigma)
     return DensityResult(
         grid=grid, density=density, nodes=nodes, weights=weights, sigma=float(sigma), size=n,
-        matvecs=matvecs, seconds=time.perf_counter() - start,
+        work=Work(hvps=matvecs), seconds=time.perf_counter() - start,
     )
 
 

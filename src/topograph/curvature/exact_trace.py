@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from topograph.curvature.results import TraceResult
+from topograph.core.work import Work
 from topograph.errors import UsageError
 
 #: parameter-free elementwise activations that are piecewise linear (tr H = tr GGN)
@@ -58,7 +59,7 @@ EVAL_IDENTITY = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaD
 @dataclass
 class ExactTraceResult(TraceResult):
     """A deterministic trace: a :class:`TraceResult` with ``std_error`` 0, no probe ``samples``,
-    ``matvecs`` 0 (no Hessian-vector products) and ``exact_part`` = ``estimate``.
+    ``work`` without Hessian-vector products and ``exact_part`` = ``estimate``.
 
     Attributes (beyond :class:`TraceResult`)
     ----------------------------------------
@@ -252,12 +253,12 @@ def _trace(objective: Any, theta: Any, *, split: str, batch: Any, params: Sequen
             chunks += 1
     if n_total == 0:
         raise UsageError(f"split {split!r} has no samples")
-    objective.calls["forward"] += 1
-    objective.calls["backward"] += passes // max(chunks, 1)
+    work = Work(forward_passes=1, backward_passes=passes // max(chunks, 1))
+    objective.work.add(**work.as_dict())
     per_param = {name: float(sums[name]) / n_total for name in spec.names if name in wanted}
     total = sum(per_param.values())
     return ExactTraceResult(
-        estimate=total, std_error=0.0, samples=torch.zeros(0, dtype=torch.float64), matvecs=0,
+        estimate=total, std_error=0.0, samples=torch.zeros(0, dtype=torch.float64), work=work,
         seconds=time.perf_counter() - start, method=method, exact_part=total,
         backward_passes=passes, per_param=per_param,
     )

@@ -37,39 +37,20 @@ On an invariant subspace (β_m ≈ 0) the Ritz values are exact.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import Tensor
 
 from topograph.curvature._random import generator
-from topograph.curvature.operators import LinearOperator
+from topograph.core.linalg import LinearOperator, Tridiagonal, lanczos_tridiagonal
 from topograph.curvature.results import EigenResult
+from topograph.core.work import Work
 from topograph.errors import UsageError
 
 Which = Literal["LA", "SA", "both"]
 WHICH = ("LA", "SA", "both")
 CRITERIA = ("residual", "gap", "change")
-
-
-@dataclass
-class Tridiagonal:
-    """The output of a Lanczos run: T_m's diagonal ``alpha`` (m,), off-diagonal ``beta`` (m,)
-    (``beta[-1]`` is the residual coupling β_m) and the basis ``basis`` (m, n) as rows."""
-
-    alpha: Tensor
-    beta: Tensor
-    basis: Tensor
-    matvecs: int
-
-    def matrix(self) -> Tensor:
-        m = self.alpha.shape[0]
-        t = torch.diag(self.alpha)
-        if m > 1:
-            off = self.beta[: m - 1]
-            t += torch.diag(off, 1) + torch.diag(off, -1)
-        return t
 
 
 def _wanted(m: int, k: int, which: str) -> list[int]:
@@ -82,57 +63,6 @@ def _wanted(m: int, k: int, which: str) -> list[int]:
     top = list(range(m - 1, m - 1 - k, -1))
     bottom = [i for i in range(k) if i not in top]
     return top + bottom
-
-
-def lanczos_tridiagonal(
-    op: LinearOperator,
-    v0: Tensor,
-    steps: int,
-    *,
-    stop=None,
-) -> Tridiagonal:
-    """Run up to ``steps`` Lanczos steps from ``v0`` with full reorthogonalisation.
-
-    ``stop(alpha, beta)`` (float64 lists) is called after each step and ends the run when it
-    returns True.  The run also ends on breakdown (β_j ≤ 10⁻¹⁰ · max|α, β| — an invariant
-    subspace was found).
-    """
-    n = op.size
-    steps = max(1, min(int(steps), n))
-    basis = torch.empty(steps, n, dtype=v0.dtype, device=v0.device)
-    q = v0 / v0.norm()
-    alpha: list[float] = []
-    beta: list[float] = []
-    scale = 0.0
-    matvecs = 0
-    for j in range(steps):
-        basis[j] = q
-        w = op.matvec(q).to(q)
-        matvecs += 1
-        a = float(torch.dot(w, q))
-        w = w - a * q
-        if j > 0:
-            w = w - beta[-1] * basis[j - 1]
-        qj = basis[: j + 1]
-        for _ in range(2):  # classical Gram–Schmidt, twice
-            w = w - qj.T @ (qj @ w)
-        b = float(w.norm())
-        alpha.append(a)
-        beta.append(b)
-        scale = max(scale, abs(a), b)
-        if b <= 1e-10 * max(scale, 1e-300):
-            beta[-1] = 0.0
-            break
-        if stop is not None and stop(alpha, beta):
-            break
-        q = w / b
-    m = len(alpha)
-    return Tridiagonal(
-        torch.tensor(alpha, dtype=torch.float64),
-        torch.tensor(beta, dtype=torch.float64),
-        basis[:m],
-        matvecs,
-    )
 
 
 def _eigh_tridiagonal(alpha: list[float], beta: list[float]) -> tuple[Tensor, Tensor]:
@@ -255,7 +185,7 @@ def lanczos(
         eigenvectors=vecs,
         residuals=res,
         converged=converged,
-        matvecs=tri.matvecs,
+        work=Work(hvps=tri.matvecs),
         seconds=time.perf_counter() - t0,
         method="lanczos",
         which=which,

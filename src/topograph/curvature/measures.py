@@ -30,6 +30,7 @@ from topograph.curvature.lanczos import lanczos
 from topograph.curvature.operators import HessianOperator
 from topograph.curvature.results import DensityResult, EigenResult, TraceResult
 from topograph.curvature.trace import hutchinson, hutchpp
+from topograph.core.work import Work
 from topograph.errors import UsageError
 
 TRACE_METHODS = ("hutch++", "hutchinson", "exact", "auto")
@@ -55,7 +56,7 @@ def estimate_trace(op: Any, *, probes: int = 30, method: str = "hutch++", seed: 
             raise UsageError(f"trace method 'exact' does not apply: {why}")
         method = "hutch++"
     if method == "hutch++":
-        return hutchpp(op, matvecs=probes, seed=seed)
+        return hutchpp(op, hvps=probes, seed=seed)
     if method == "hutchinson":
         return hutchinson(op, probes=probes, seed=seed)
     raise UsageError(f"trace method {method!r}; use one of {', '.join(TRACE_METHODS)}")
@@ -68,7 +69,7 @@ class EpsilonSharpness:
 
     ``value`` = 100 · (max_{δ∈C_ε} L(θ+δ) − L(θ)) / (1 + L(θ)) (their Metric 2.1, in percent);
     ``increase`` = max L(θ+δ) − L(θ) (the raw ascent); ``max_loss`` the best L(θ+δ) found;
-    ``gradients`` the number of gradient evaluations spent.
+    ``work`` the forward and backward passes spent.
     """
 
     value: float
@@ -77,7 +78,7 @@ class EpsilonSharpness:
     max_loss: float
     epsilon: float
     steps: int
-    gradients: int
+    work: Work
     seconds: float
 
 
@@ -127,7 +128,7 @@ def epsilon_sharpness(
     increase = best - base
     return EpsilonSharpness(
         value=100.0 * increase / (1.0 + base), increase=increase, loss=base, max_loss=best,
-        epsilon=float(epsilon), steps=int(steps), gradients=grads,
+        epsilon=float(epsilon), steps=int(steps), work=Work(forward_passes=1 + grads, backward_passes=grads),
         seconds=time.perf_counter() - start,
     )
 
@@ -149,7 +150,7 @@ class NegativeCurvature:
     lambda_min: float
     lambda_max: float
     ratio: float
-    matvecs: int
+    work: Work
     seconds: float
     density: DensityResult | None = field(default=None, repr=False)
 
@@ -164,7 +165,7 @@ def negative_curvature_from_density(density: DensityResult, *, threshold: float 
     frac = float((weights * (nodes < cut)).sum(1).mean())
     mass = float((weights * nodes.clamp(max=0).abs()).sum(1).mean())
     ratio = abs(lam_min) / lam_max if lam_min < 0 and lam_max > 0 else (math.inf if lam_min < 0 else 0.0)
-    return NegativeCurvature(frac, mass, lam_min, lam_max, ratio, density.matvecs, density.seconds, density)
+    return NegativeCurvature(frac, mass, lam_min, lam_max, ratio, density.work, density.seconds, density)
 
 
 def negative_curvature(
@@ -200,7 +201,7 @@ class LayerCurvature:
     top_eigenvalues: list[float]
     trace: float
     trace_std_error: float
-    matvecs: int
+    work: Work
     seconds: float
 
     def as_dict(self) -> dict:
@@ -239,19 +240,20 @@ def layer_curvature(
     out = []
     for label, names in groups.items():
         start = time.perf_counter()
+        work0 = objective.work.copy()
         op = HessianOperator(objective, x, split=split, batch=batch, params=list(names))
         n = op.size
         eig = lanczos(op, k=min(k, n), which="LA", tol=tol, seed=seed)
         if n <= trace_probes:
             eye = torch.eye(n, dtype=op.dtype, device=op.device)
             tr_val = float(sum(float(op.matvec(eye[i])[i]) for i in range(n)))
-            tr = TraceResult(tr_val, 0.0, torch.zeros(0), n, 0.0, "exact")
+            tr = TraceResult(tr_val, 0.0, torch.zeros(0), Work(hvps=n), 0.0, "exact")
         else:
             tr = estimate_trace(op, probes=trace_probes, method=trace_method, seed=seed)
         out.append(LayerCurvature(
             name=label, params=tuple(names), size=n,
             top_eigenvalues=[float(v) for v in eig.eigenvalues],
-            trace=tr.estimate, trace_std_error=tr.std_error, matvecs=op.matvecs,
+            trace=tr.estimate, trace_std_error=tr.std_error, work=objective.work - work0,
             seconds=time.perf_counter() - start,
         ))
     return out
@@ -273,10 +275,11 @@ def curvature_summary(
     """Top-k Hessian eigenvalues (Lanczos, relative residual ``tol``) and the trace, as a dict.
 
     Keys: ``top_eigenvalues`` (list, descending), ``top_eigenvalue``, ``trace``,
-    ``trace_std_error``, ``hvps`` (Hessian-vector products used), ``seconds``.  One gradient
-    graph serves every product.
+    ``trace_std_error``, ``work`` (the forward passes, backward passes and Hessian-vector
+    products spent, as a dict), ``seconds``.  One gradient graph serves every product.
     """
     start = time.perf_counter()
+    work0 = objective.work.copy()
     op = HessianOperator(objective, theta, split=split, batch=batch)
     eig = lanczos(op, k=k, which="LA", tol=tol, seed=seed, start="gradient" if k == 1 else "random")
     tr = estimate_trace(op, probes=trace_probes, method=trace_method, seed=seed)
@@ -285,7 +288,7 @@ def curvature_summary(
         "top_eigenvalue": float(eig.eigenvalues[0]),
         "trace": tr.estimate,
         "trace_std_error": tr.std_error,
-        "hvps": op.matvecs,
+        "work": (objective.work - work0).as_dict(),
         "seconds": time.perf_counter() - start,
     }
 
@@ -302,7 +305,7 @@ class PointMeasures:
     negative_fraction: float
     lambda_min: float
     saddle_ratio: float
-    hvps: int
+    work: Work
     seconds: float
 
     @property
@@ -333,6 +336,7 @@ def measure_point(
     """Loss, top-k eigenvalues, trace, ε-sharpness (``epsilon=None`` skips) and the saddle
     indicator (``density_steps=None`` skips) at θ, sharing one Hessian operator."""
     start = time.perf_counter()
+    work0 = objective.work.copy()
     x = _flat_theta(objective, theta)
     loss = objective.loss(x, split=split, batch=batch)
     op = HessianOperator(objective, x, split=split, batch=batch)
@@ -349,7 +353,7 @@ def measure_point(
     return PointMeasures(
         loss=loss, top_eigenvalues=[float(v) for v in eig.eigenvalues], trace=tr.estimate,
         trace_std_error=tr.std_error, epsilon_sharpness=eps, negative_fraction=neg_frac,
-        lambda_min=lam_min, saddle_ratio=ratio, hvps=op.matvecs,
+        lambda_min=lam_min, saddle_ratio=ratio, work=objective.work - work0,
         seconds=time.perf_counter() - start,
     )
 

@@ -16,35 +16,20 @@ pytorch-hessian-eigenthings v1 (anchors.md §4).  So the algorithms are tested o
   convex losses (cross-entropy, squared error) and equals H minus the term
   Σ_c (∂ℓ/∂f_c) ∇²f_c.
 
-Every concrete operator counts its products in ``matvecs`` (the algorithms also report how many
-products *they* used, so a shared operator can serve several algorithms).
+Every concrete operator counts its products in ``hvps`` (the algorithms also report the products
+*they* used, in their results' ``work``, so a shared operator can serve several algorithms).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from topograph.core.linalg import LinearOperator
 from topograph.errors import UsageError
-
-
-@runtime_checkable
-class LinearOperator(Protocol):
-    """A symmetric n×n matrix known through its products: ``matvec(v) = A v`` for v ∈ Rⁿ."""
-
-    @property
-    def size(self) -> int: ...
-
-    @property
-    def dtype(self) -> torch.dtype: ...
-
-    @property
-    def device(self) -> torch.device: ...
-
-    def matvec(self, v: Tensor) -> Tensor: ...
 
 
 class MatrixOperator:
@@ -56,7 +41,7 @@ class MatrixOperator:
     def __init__(self, matrix: Tensor | Any, *, check_symmetric: bool = True) -> None:
         self.matrix = torch.as_tensor(matrix)
         self.check_symmetric = check_symmetric
-        self.matvecs = 0
+        self.hvps = 0
 
     def _validated(self) -> Tensor:
         a = self.matrix
@@ -81,9 +66,9 @@ class MatrixOperator:
         return self.matrix.device
 
     def matvec(self, v: Tensor) -> Tensor:
-        if self.matvecs == 0:
+        if self.hvps == 0:
             self._validated()
-        self.matvecs += 1
+        self.hvps += 1
         return self.matrix @ v.to(self.matrix)
 
 
@@ -126,7 +111,7 @@ class HessianOperator:
         self.batch = batch
         self.params = None if params is None else tuple(params)
         self.method = method
-        self.matvecs = 0
+        self.hvps = 0
         self._fn = None
         self._size: int | None = None
 
@@ -160,7 +145,7 @@ class HessianOperator:
 
     def matvec(self, v: Tensor) -> Tensor:
         self._build()
-        self.matvecs += 1
+        self.hvps += 1
         return self._fn(v)
 
     def matmat(self, vectors: Tensor) -> Tensor:
@@ -175,7 +160,7 @@ class HessianOperator:
         if vectors.ndim != 2 or vectors.shape[1] != self.size:
             raise UsageError(f"vectors must have shape (b, {self.size}); got {tuple(vectors.shape)}")
         self._build()
-        self.matvecs += vectors.shape[0]
+        self.hvps += vectors.shape[0]
         return self._fn.matmat(vectors)
 
     def gradient(self) -> Tensor:
@@ -207,7 +192,7 @@ class GaussNewtonOperator:
         self.theta = theta
         self.split = split
         self.batch = batch
-        self.matvecs = 0
+        self.hvps = 0
         self._chunks: list | None = None
 
     @property
@@ -262,7 +247,7 @@ class GaussNewtonOperator:
                 _, hjv = torch.func.jvp(grad_out, (out,), (jv,))
                 (jt,) = vjp_fn(hjv)
                 result += w * jt
-        self.matvecs += 1
+        self.hvps += 1
         return result.detach()
 
 

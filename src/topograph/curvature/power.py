@@ -16,6 +16,7 @@ from torch import Tensor
 from topograph.curvature._random import generator
 from topograph.curvature.operators import LinearOperator
 from topograph.curvature.results import EigenResult
+from topograph.core.work import Work
 from topograph.errors import UsageError
 
 
@@ -78,7 +79,7 @@ def power_iteration(
         eigenvectors=torch.stack([vecs[i] for i in order], dim=1),
         residuals=torch.tensor([res[i] for i in order], dtype=torch.float64),
         converged=converged,
-        matvecs=matvecs,
+        work=Work(hvps=matvecs),
         seconds=time.perf_counter() - start,
         method="power",
         which="LM",

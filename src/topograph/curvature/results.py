@@ -1,8 +1,8 @@
 """Result records of the curvature algorithms: plain dataclasses with clear attributes.
 
-Every result records the number of operator products (Hessian-vector products for a Hessian
-operator) it used in ``matvecs`` and the wall-clock ``seconds``, so that methods can be compared
-at equal cost.
+Every result records the work it used in ``work`` (:class:`topograph.core.Work`: the operator
+products as ``hvps`` — Hessian-vector products for a Hessian operator) and the wall-clock
+``seconds``, so that methods can be compared at equal cost.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
+
+from topograph.core.work import Work
 
 
 @dataclass
@@ -39,7 +41,7 @@ class EigenResult:
     eigenvectors: Tensor
     residuals: Tensor
     converged: bool
-    matvecs: int
+    work: Work
     seconds: float
     method: str
     which: str
@@ -69,7 +71,7 @@ class TraceResult:
     estimate: float
     std_error: float
     samples: Tensor
-    matvecs: int
+    work: Work
     seconds: float
     method: str
     exact_part: float = 0.0
@@ -99,7 +101,7 @@ class DensityResult:
     weights: Tensor
     sigma: float
     size: int
-    matvecs: int
+    work: Work
     seconds: float
     extra: dict = field(default_factory=dict)
 

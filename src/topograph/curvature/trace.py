@@ -24,6 +24,7 @@ from topograph.curvature._random import generator
 from topograph.curvature._random import probes as draw_probes
 from topograph.curvature.operators import LinearOperator
 from topograph.curvature.results import TraceResult
+from topograph.core.work import Work
 from topograph.errors import UsageError
 
 
@@ -65,7 +66,7 @@ def hutchinson(
         estimate=float(samples.mean()),
         std_error=_std_error(samples),
         samples=samples,
-        matvecs=m,
+        work=Work(hvps=m),
         seconds=time.perf_counter() - start,
         method="hutchinson",
     )
@@ -74,21 +75,21 @@ def hutchinson(
 def hutchpp(
     op: LinearOperator,
     *,
-    matvecs: int = 60,
+    hvps: int = 60,
     seed: int | None = 0,
     distribution: str = "rademacher",
     block: int | None = 25,
 ) -> TraceResult:
-    """tr(A) by Hutch++ with ``matvecs`` products (split into three equal thirds).
+    """tr(A) by Hutch++ with ``hvps`` products (split into three equal thirds).
 
-    With s = ⌊matvecs/3⌋ (the sketch and the basis) and g = matvecs − 2s Hutchinson probes:
+    With s = ⌊hvps/3⌋ (the sketch and the basis) and g = hvps − 2s Hutchinson probes:
     S, G seeded probe matrices; Q = orth(A S); tr(A) ≈ tr(QᵀAQ) + (1/g) Σ_i g_iᵀ(I−QQᵀ)A(I−QQᵀ)g_i.
     ``std_error`` covers the random second term only (the first is exact given Q).  ``block``
     as in :func:`hutchinson`.
     """
-    m = int(matvecs)
+    m = int(hvps)
     if m < 3:
-        raise UsageError(f"matvecs must be at least 3 for Hutch++, got {matvecs}")
+        raise UsageError(f"hvps must be at least 3 for Hutch++, got {hvps}")
     start = time.perf_counter()
     s = m // 3
     g = m - 2 * s
@@ -107,7 +108,7 @@ def hutchpp(
         estimate=exact + rand,
         std_error=_std_error(samples),
         samples=samples,
-        matvecs=2 * s + g,
+        work=Work(hvps=2 * s + g),
         seconds=time.perf_counter() - start,
         method="hutch++",
         exact_part=exact,

@@ -8,11 +8,11 @@
     contour_plot(surf, path="surface")          # surface.png + surface.svg
 
 Modules: :mod:`~topograph.landscape.directions` (what to plot along),
-:mod:`~topograph.landscape.engine` (:class:`PlaneEvaluator`, the fast evaluation of many
-points), :mod:`~topograph.landscape.surface` (grids, resumption, torch.distributed),
+:mod:`~topograph.landscape.surface` (grids, resumption, torch.distributed),
 :mod:`~topograph.landscape.storage` (the HDF5 file), :mod:`~topograph.landscape.trajectory`
 (projections), :mod:`~topograph.landscape.plots` (figures), :mod:`~topograph.landscape.quick`
-(the quickstart's digits map).  See docs/maps.md.
+(the quickstart's digits map).  Every point is evaluated by the core's
+:class:`~topograph.core.SubspaceEvaluator`.  See docs/maps.md.
 """
 
 from topograph.landscape.directions import (
@@ -23,12 +23,11 @@ from topograph.landscape.directions import (
     random_directions,
     user_directions,
 )
-from topograph.landscape.engine import PlaneEvaluator, first_layer_plan
 from topograph.landscape.surface import Surface, compute_surface, fixed_batch, grid_axes
 from topograph.landscape.trajectory import Trajectory, project, run_snapshots
 
 __all__ = [
-    "Directions", "PlaneEvaluator", "Surface", "Trajectory", "compute_surface", "first_layer_plan",
+    "Directions", "Surface", "Trajectory", "compute_surface",
     "fixed_batch", "grid_axes", "interpolation_directions", "pca_directions", "plane_directions",
     "project", "random_directions", "run_snapshots", "user_directions",
 ]

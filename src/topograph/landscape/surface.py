@@ -1,7 +1,7 @@
 """Loss and accuracy surfaces: f(α) = L(θ* + Σ_j α_j δ_j) on a 1-D or 2-D grid.
 
 :func:`compute_surface` evaluates a grid of coefficients along :class:`Directions` (Li et al.
-2018, §4–5: f(α, β) = L(θ* + αδ + βη)) through the batched :class:`PlaneEvaluator`, on a named
+2018, §4–5: f(α, β) = L(θ* + αδ + βη)) through the core's batched :class:`~topograph.core.SubspaceEvaluator`, on a named
 split or on one fixed batch of ``batch_size`` samples drawn with ``batch_seed`` (seed 003,
 Fig. 1, compares batch sizes 1, 64 and 256 with the full data).
 
@@ -29,7 +29,7 @@ import torch
 from topograph.errors import UsageError
 from topograph.landscape import storage
 from topograph.landscape.directions import Directions
-from topograph.landscape.engine import PlaneEvaluator
+from topograph.core.subspace import SubspaceEvaluator
 
 
 @dataclass
@@ -187,7 +187,7 @@ def compute_surface(
         an HDF5 file: created if missing, resumed if it holds the same model, data and
         settings (else :class:`UsageError` naming it).
     engine:
-        ``"auto"``, ``"first-layer"`` or ``"generic"`` (see :class:`PlaneEvaluator`).
+        ``"auto"``, ``"first-layer"`` or ``"generic"`` (see :class:`~topograph.core.SubspaceEvaluator`).
     block_size:
         points per block: the unit of work between writes (per rank).
     max_blocks, on_block:
@@ -209,14 +209,16 @@ def compute_surface(
     if batch is None and split not in getattr(objective, "splits", {split: None}):
         known = ", ".join(getattr(objective, "splits", {})) or "none"
         raise UsageError(f"split {split!r} is not in the objective's data; known: {known}")
-    evaluator = PlaneEvaluator(objective, directions, engine=engine, memory_budget=memory_budget)
+    evaluator = SubspaceEvaluator(objective, directions.center, directions.vectors, engine=engine,
+                                  memory_budget=memory_budget)
+    resolved = evaluator.resolved_engine(split, batch)
     settings = {
         "grid": {"range": [[float(a[0]), float(a[-1])] for a in axes], "resolution": list(shape)},
         "split": split,
         "batch_size": None if batch_size is None else int(batch_size),
         "batch_seed": None if batch_size is None else int(batch_seed),
         "directions": directions.metadata(),
-        "buffers": getattr(objective, "buffers", None),
+        "batchnorm": getattr(objective, "batchnorm", None),
     }
     model_fp = storage.model_fingerprint(objective, directions.center)
     data_fp = _data_digest(objective, split, batch)
@@ -230,7 +232,7 @@ def compute_surface(
                           vectors=directions.vectors)
         else:
             storage.create(path, axes=axes, center=directions.center, vectors=directions.vectors,
-                           settings=settings, model_fp=model_fp, data_fp=data_fp, engine=evaluator.path)
+                           settings=settings, model_fp=model_fp, data_fp=data_fp, engine=resolved)
         done = storage.read_done(path)
     if dist is not None:
         box = [done]
@@ -276,7 +278,7 @@ def compute_surface(
     else:
         done_flat[pending[:computed]] = True
     return Surface(axes, loss.reshape(shape), acc.reshape(shape), done_flat.reshape(shape), directions,
-                   settings, evaluator.path, path, time.perf_counter() - t0, computed, model_fp, data_fp)
+                   settings, resolved, path, time.perf_counter() - t0, computed, model_fp, data_fp)
 
 
 __all__ = ["Surface", "compute_surface", "fixed_batch", "grid_axes"]

@@ -32,7 +32,7 @@ _LAZY = {
     "QuasiNewton": "topograph.optim.quasi_newton",
     "GuidedExploration": "topograph.optim.guided",
     "SAM": "topograph.optim.sam",
-    "MinibatchClosure": "topograph.optim.span",
+    "MinibatchClosure": "topograph.optim.closure",
     "golden_section_search": "topograph.optim.line_search",
 }
 

@@ -29,17 +29,18 @@ notebook ran backward in the line search too; a plain ``closure()`` still does, 
 counted as such).  With a closure that offers ``span`` (:class:`topograph.optim.MinibatchClosure`,
 topograph's trainer) and an MLP, the line's first-layer products X·W(θ)ᵀ and X·W(r̂)ᵀ are
 computed once per iteration and every trial step costs only the layers after the first
-(:mod:`topograph.optim.span`).  Within one ``step`` call the next point θ_{k+1} = θ_k − u*r̂
+(:class:`topograph.optim.closure.Span`).  Within one ``step`` call the next point θ_{k+1} = θ_k − u*r̂
 lies on that line, so its first-layer pre-activations G₀ − u*G_r̂ are already known: step 1 of
 the next iteration (f and ∇f) runs the later layers forward and backward from them and closes
-with ∂L/∂W₁ = δᵀX (:meth:`~topograph.optim.span.SpanLosses.value_and_grad`, no first-layer
+with ∂L/∂W₁ = δᵀX (:meth:`~topograph.optim.closure.Span.value_and_grad`, no first-layer
 forward GEMM, no closure call), and the next line starts from the same products (no centre
 GEMM).  Every ``CARRY_MAX`` + 1 = 9th iteration calls the closure and recomputes them, so
 rounding cannot build up.  Each iteration then multiplies the data by r̂ once (forward) and
 by δ once (backward) instead of three times.  The counts are the same (f and ∇f at the
 accepted point count as one forward+backward pass).  Memory: 2m parameter-sized vectors
 (L-BFGS) or d² numbers (dense).
-Function and gradient evaluation counts are in :attr:`QuasiNewton.counts`.
+The forward and backward passes are counted in :attr:`QuasiNewton.work`, the iterations and
+history resets in :attr:`QuasiNewton.counts`.
 
 Departures from the authors' code, and why:
 
@@ -70,10 +71,10 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
+from topograph.core import Work
 from topograph.errors import UsageError
-from topograph.optim.closure import accepts_backward, evaluate_closure, require_closure
+from topograph.optim.closure import accepts_backward, closure_span, evaluate_closure, require_closure
 from topograph.optim.line_search import bracket_golden_search
-from topograph.optim.span import closure_span
 
 LINE_SEARCHES = ("golden", None)
 #: guard added to yᵀs in ρ = 1/(yᵀs + eps), as in the authors' code
@@ -88,11 +89,10 @@ DENSE_MAX_DIM = 20_000
 
 @dataclass(frozen=True)
 class QuasiNewtonCounts:
-    """Cumulative counters: iterations, closure calls, calls with backward, history resets."""
+    """Cumulative counters: iterations, the work (forward and backward passes), history resets."""
 
     iterations: int
-    func_evals: int
-    grad_evals: int
+    work: Work
     resets: int
     last_step_length: float
 
@@ -180,9 +180,9 @@ class QuasiNewton(Optimizer):
 
     def _state(self) -> dict:
         state = self.state[self.param_groups[0]["params"][0]]
-        if "func_evals" not in state:
+        if "forward_passes" not in state:
             state.update(
-                n_iter=0, func_evals=0, grad_evals=0, resets=0, last_step_length=0.0, first_iteration=True,
+                n_iter=0, forward_passes=0, backward_passes=0, resets=0, last_step_length=0.0, first_iteration=True,
                 old_steps=[], old_grad_diffs=[], old_curvatures=[], inverse_hessian=None,
                 prev_step=None, prev_flat_grad=None,
             )
@@ -204,17 +204,16 @@ class QuasiNewton(Optimizer):
 
     @property
     def counts(self) -> QuasiNewtonCounts:
-        """Cumulative iterations, closure calls, backward passes, resets, last step length."""
+        """Cumulative iterations, work, resets, last step length."""
         s = self._state()
-        return QuasiNewtonCounts(iterations=int(s["n_iter"]), func_evals=int(s["func_evals"]),
-                                 grad_evals=int(s["grad_evals"]), resets=int(s["resets"]),
+        return QuasiNewtonCounts(iterations=int(s["n_iter"]), work=self.work, resets=int(s["resets"]),
                                  last_step_length=float(s["last_step_length"]))
 
     @property
-    def evaluations(self) -> dict[str, int]:
-        """Cumulative ``{"forward": closure calls, "backward": backward passes}``."""
+    def work(self) -> Work:
+        """Cumulative forward and backward passes (closure calls and span points)."""
         s = self._state()
-        return {"forward": int(s["func_evals"]), "backward": int(s["grad_evals"])}
+        return Work(int(s["forward_passes"]), int(s["backward_passes"]))
 
     # ------------------------------------------------------------------ curvature model
     def _push_pair(self, state: dict, s: Tensor, y: Tensor, history_size: int, dense: bool) -> None:
@@ -287,8 +286,8 @@ class QuasiNewton(Optimizer):
         def count(did_backward: bool) -> None:
             nonlocal evals_here
             evals_here += 1
-            state["func_evals"] += 1
-            state["grad_evals"] += int(did_backward)
+            state["forward_passes"] += 1
+            state["backward_passes"] += int(did_backward)
 
         orig_loss = None
         previous, carries = None, 0  # the last line's span and step: its first-layer products carry over
@@ -332,7 +331,7 @@ class QuasiNewton(Optimizer):
                 def phi(u: float) -> float:
                     if span is not None:  # f(θ − u r̂) from the kept first-layer products
                         count(False)
-                        return float(span([[-u]])[0])
+                        return float(span.losses([[-u]])[0])
                     self._set_flat(params, theta - u * unit)
                     value, did_bw = evaluate_closure(closure, backward=False, forward_only_ok=forward_only_ok)
                     count(did_bw)

@@ -68,13 +68,14 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from topograph.core import Work, freeze_bn_stats
 from topograph.errors import UsageError
 from topograph.optim.closure import evaluate_closure, require_closure
 
@@ -93,52 +94,6 @@ class RollingBallDiagnostics:
     step_norm: float
     step_ratio: float
     inner_steps: int
-    forward_evals: int
-    backward_evals: int
-
-
-def _running_stat_modules(modules: nn.Module | Iterable[nn.Module] | None) -> list[nn.Module]:
-    if modules is None:
-        return []
-    roots = [modules] if isinstance(modules, nn.Module) else list(modules)
-    found: list[nn.Module] = []
-    for root in roots:
-        if not isinstance(root, nn.Module):
-            raise UsageError(f"modules must be an nn.Module or an iterable of them, got {type(root).__name__}")
-        for m in root.modules():
-            if isinstance(m, nn.modules.batchnorm._NormBase) and m.track_running_stats and m.running_mean is not None:
-                if all(m is not other for other in found):
-                    found.append(m)
-    return found
-
-
-@contextlib.contextmanager
-def freeze_bn_stats(modules: nn.Module | Iterable[nn.Module] | None) -> Iterator[None]:
-    """Keep BatchNorm (and other ``_NormBase``) running statistics unchanged inside the block.
-
-    Snapshots ``running_mean``, ``running_var`` and ``num_batches_tracked`` of every norm
-    layer with running statistics found in ``modules`` and restores them on exit, so the
-    forward passes inside the block use batch statistics (in train mode) as usual but leave
-    no trace.  Works for any ``momentum`` including ``None`` (cumulative average), unlike
-    setting ``momentum=0``.
-
-    >>> bn = nn.BatchNorm1d(3)
-    >>> with freeze_bn_stats(bn):
-    ...     _ = bn(torch.randn(8, 3))
-    >>> bool((bn.running_mean == 0).all())
-    True
-    """
-    layers = _running_stat_modules(modules)
-    saved = [
-        {name: buf.clone() for name, buf in m.named_buffers(recurse=False) if buf is not None} for m in layers
-    ]
-    try:
-        yield
-    finally:
-        with torch.no_grad():
-            for m, buffers in zip(layers, saved):
-                for name, value in buffers.items():
-                    getattr(m, name).copy_(value)
 
 
 class RollingBall(Optimizer):
@@ -173,7 +128,7 @@ class RollingBall(Optimizer):
     ...         loss.backward()
     ...     return loss
     >>> loss = opt.step(closure)
-    >>> opt.diagnostics.forward_evals
+    >>> opt.work.forward_passes
     11
     """
 
@@ -230,15 +185,14 @@ class RollingBall(Optimizer):
         return RollingBallDiagnostics(
             step=int(state["step"]), loss=num("loss"), grad_norm=num("grad_norm"),
             proj_residual=num("proj_residual"), step_norm=num("step_norm"), step_ratio=num("step_ratio"),
-            inner_steps=int(state["inner_steps"]), forward_evals=int(state["forward_evals"]),
-            backward_evals=int(state["backward_evals"]),
+            inner_steps=int(state["inner_steps"]),
         )
 
     @property
-    def evaluations(self) -> dict[str, int]:
-        """Cumulative ``{"forward": closure calls, "backward": backward passes}``."""
+    def work(self) -> Work:
+        """Cumulative forward and backward passes (every closure call runs both)."""
         state = self._global_state()
-        return {"forward": int(state.get("forward_evals", 0)), "backward": int(state.get("backward_evals", 0))}
+        return Work(int(state.get("forward_passes", 0)), int(state.get("backward_passes", 0)))
 
     # ------------------------------------------------------------------ the step
     @torch.no_grad()
@@ -305,7 +259,7 @@ class RollingBall(Optimizer):
         # K F/B: gradient descent on E(φ) = ½‖φ − θ̃‖² + ½(κf(φ) − ỹ)² on the same minibatch
         residual_norm = torch.full((), math.nan, dtype=f_dtype, device=f0.device)
         inner_steps = 0
-        with freeze_bn_stats(_running_stat_modules(self._stat_modules)):
+        with freeze_bn_stats(self._stat_modules):
             for k in range(n_inner):
                 loss = evaluate()
                 inner_steps += 1
@@ -334,8 +288,8 @@ class RollingBall(Optimizer):
         state["step_norm"] = step_norm
         state["step_ratio"] = step_norm / precond_norm
         state["inner_steps"] = inner_steps
-        state["forward_evals"] = int(state.get("forward_evals", 0)) + evals_used()
-        state["backward_evals"] = int(state.get("backward_evals", 0)) + evals_used()
+        state["forward_passes"] = int(state.get("forward_passes", 0)) + evals_used()
+        state["backward_passes"] = int(state.get("backward_passes", 0)) + evals_used()
         return loss0
 
 

@@ -48,8 +48,8 @@ import torch
 from torch import Tensor, nn
 from torch.optim import Optimizer
 
+from topograph.core import Work, freeze_bn_stats
 from topograph.errors import UsageError
-from topograph.optim.rolling_ball import freeze_bn_stats
 from topograph.optim.closure import accepts_backward, evaluate_closure, require_closure
 
 __all__ = ["SAM", "SAMCounts"]
@@ -59,15 +59,14 @@ __all__ = ["SAM", "SAMCounts"]
 class SAMCounts:
     """Cumulative counters of a :class:`SAM` optimizer (for equal-compute comparisons).
 
-    ``forward_evals``/``backward_evals`` count every closure call made through the wrapper
-    (its own and the base optimizer's); ``perturbed_steps`` the steps that took the ascent
+    ``work`` counts every forward and backward pass made through the wrapper (its own and the
+    base optimizer's); ``perturbed_steps`` the steps that took the ascent
     step (``rho > 0`` and g ≠ 0); ``last_eps_norm`` the Euclidean norm of the last ε.
     """
 
     steps: int
     perturbed_steps: int
-    forward_evals: int
-    backward_evals: int
+    work: Work
     last_eps_norm: float
 
 
@@ -99,7 +98,7 @@ class SAM(Optimizer):
     ...     return loss
     >>> for _ in range(3):
     ...     _ = opt.step(closure)
-    >>> opt.counts.backward_evals
+    >>> opt.work.backward_passes
     6
     """
 
@@ -168,26 +167,25 @@ class SAM(Optimizer):
 
     @staticmethod
     def _fresh_state() -> dict:
-        return {"step": 0, "perturbed_steps": 0, "forward_evals": 0, "backward_evals": 0, "last_eps_norm": 0.0}
+        return {"step": 0, "perturbed_steps": 0, "forward_passes": 0, "backward_passes": 0, "last_eps_norm": 0.0}
 
     @property
     def counts(self) -> SAMCounts:
         """Cumulative counters."""
         s = self.sam_state
-        return SAMCounts(steps=int(s["step"]), perturbed_steps=int(s["perturbed_steps"]),
-                         forward_evals=int(s["forward_evals"]), backward_evals=int(s["backward_evals"]),
+        return SAMCounts(steps=int(s["step"]), perturbed_steps=int(s["perturbed_steps"]), work=self.work,
                          last_eps_norm=float(s["last_eps_norm"]))
 
     @property
-    def evaluations(self) -> dict[str, int]:
-        """Cumulative ``{"forward": closure calls, "backward": backward passes}``."""
-        return {"forward": int(self.sam_state["forward_evals"]), "backward": int(self.sam_state["backward_evals"])}
+    def work(self) -> Work:
+        """Forward and backward passes made through the wrapper."""
+        return Work(int(self.sam_state["forward_passes"]), int(self.sam_state["backward_passes"]))
 
     # ------------------------------------------------------------------ the step
     def _call(self, closure: Callable, *, backward: bool, fwd_ok: bool) -> Tensor:
         loss, did_backward = evaluate_closure(closure, backward=backward, forward_only_ok=fwd_ok)
-        self.sam_state["forward_evals"] += 1
-        self.sam_state["backward_evals"] += int(did_backward)
+        self.sam_state["forward_passes"] += 1
+        self.sam_state["backward_passes"] += int(did_backward)
         return loss
 
     def perturbation(self, params: list[Tensor], grads: list[Tensor]) -> list[Tensor] | None:
@@ -254,8 +252,8 @@ class SAM(Optimizer):
                 out = closure(backward=backward)
             else:
                 out, backward = closure(), True
-            self.sam_state["forward_evals"] += 1
-            self.sam_state["backward_evals"] += int(backward)
+            self.sam_state["forward_passes"] += 1
+            self.sam_state["backward_passes"] += int(backward)
             return out
 
         return cached

@@ -14,17 +14,17 @@ Every method evaluates through the functional core (:class:`topograph.core.Objec
 functions alike, and every reported height comes from a dense re-evaluation of the found path.
 """
 
-from topograph.paths.barrier import BATCHNORM_POLICIES, linear_barrier, profile_path
+from topograph.paths.barrier import linear_barrier, profile_path
 from topograph.paths.curves import CurveFinder
-from topograph.paths.evaluate import PathEvaluator, first_layer_supported
+from topograph.paths.evaluate import PathEvaluator
 from topograph.paths.family import BezierPath, FourierPath, LinearPath, PolylinePath, StraightPath
 from topograph.paths.fourier import PATH_OBJECTIVES, FourierPathFinder, path_objective
 from topograph.paths.neb import NEBPathFinder
 from topograph.paths.result import PathProfile, PathResult
 
 __all__ = [
-    "BATCHNORM_POLICIES", "PATH_OBJECTIVES", "BezierPath", "CurveFinder", "FourierPath",
+    "PATH_OBJECTIVES", "BezierPath", "CurveFinder", "FourierPath",
     "FourierPathFinder", "LinearPath", "NEBPathFinder", "PathEvaluator", "PathProfile",
-    "PathResult", "PolylinePath", "StraightPath", "first_layer_supported", "linear_barrier",
+    "PathResult", "PolylinePath", "StraightPath", "linear_barrier",
     "path_objective", "profile_path",
 ]

@@ -64,6 +64,7 @@ class CurveFinder(PathFinderSettings):
         if int(self.points_per_step) < 1:
             raise UsageError(f"points_per_step must be a positive integer, got {self.points_per_step}")
         t0 = time.perf_counter()
+        work0 = objective.work.copy()
         start = _flat_point(objective, start, "start")
         end = _flat_point(objective, end, "end")
         cls = BezierPath if self.curve == "bezier" else PolylinePath
@@ -83,7 +84,7 @@ class CurveFinder(PathFinderSettings):
         )
         dense = int(self.dense_points or 201)
         return self._result(objective, path, dense, evaluator, method=self.curve, history=history, started=t0,
-                            evaluations={"optimisation_steps": int(self.steps), "dense_points": dense})
+                            work0=work0, counts={"optimisation_steps": int(self.steps), "dense_points": dense})
 
 
 __all__ = ["CURVES", "CurveFinder"]

@@ -10,8 +10,9 @@ from typing import Any
 
 from torch import Tensor
 
-from topograph.paths.barrier import buffers_policy, profile_path
-from topograph.paths.evaluate import Engine, PathEvaluator
+from topograph.core import ObjectiveLike, Work
+from topograph.paths.barrier import batchnorm_used, policy_objective, profile_path
+from topograph.paths.evaluate import PathEvaluator
 from topograph.paths.result import PathResult
 
 
@@ -22,31 +23,32 @@ class PathFinderSettings:
     batch_size: minibatch size of each optimisation step (``None``: the full split);
     split: the split the path is optimised on; dense_points: size of the t grid of the final
     re-evaluation (each finder has its own default); eval_splits: splits of that re-evaluation
-    (default: the optimisation split); batchnorm: ``"frozen"`` or ``"recompute"`` (see
-    :func:`~topograph.paths.barrier.linear_barrier`); engine: the
-    :class:`~topograph.paths.evaluate.PathEvaluator` engine; seed; progress (``None``: a bar when
-    stderr is a terminal).
+    (default: the optimisation split); batchnorm: ``None`` (the objective's policy) or a policy
+    for the final re-evaluation (``"recompute"`` between BatchNorm networks, see
+    :mod:`topograph.paths.barrier`); engine: ``"auto"``, ``"first-layer"`` or ``"generic"``
+    (:class:`~topograph.core.SubspaceEvaluator`); seed; progress (``None``: a bar when stderr is
+    a terminal).
     """
 
     batch_size: int | None = None
     split: str = "train"
     dense_points: int | None = None
     eval_splits: tuple[str, ...] | None = None
-    batchnorm: str = "frozen"
-    engine: Engine = "auto"
+    batchnorm: str | None = None
+    engine: str = "auto"
     seed: int = 0
     progress: bool | None = None
 
-    def _result(self, objective: Any, path: Any, t: int | Tensor, evaluator: PathEvaluator, *,
-                method: str, history: Any, started: float, evaluations: dict[str, Any]) -> PathResult:
-        """Re-evaluate ``path`` densely on ``t`` (a count or the values) and build the result."""
-        profiles = profile_path(objective, path, t, splits=self.eval_splits, batchnorm=self.batchnorm,
-                                evaluator=evaluator)
+    def _result(self, objective: ObjectiveLike, path: Any, t: int | Tensor, evaluator: PathEvaluator, *,
+                method: str, history: Any, started: float, work0: Work, counts: dict[str, Any]) -> PathResult:
+        """Re-evaluate ``path`` densely on ``t`` (a count or the values) and build the result;
+        ``work0``: the objective's work counts when the search began."""
+        final = policy_objective(objective, self.batchnorm)
+        profiles = profile_path(final, path, t, splits=self.eval_splits, evaluator=evaluator)
         return PathResult(
-            method=method, profiles=profiles, buffers=buffers_policy(objective, self.batchnorm), path=path,
-            history=history,
-            evaluations={"point_evaluations": evaluator.point_evaluations, **evaluations},
-            settings={**asdict(self), "engine": evaluator.resolved_engine},
+            method=method, profiles=profiles, batchnorm=batchnorm_used(final), path=path, history=history,
+            work=objective.work - work0, counts=counts,
+            settings={**asdict(self), "engine": evaluator.resolved_engine(path.vectors, self.split)},
             seconds=time.perf_counter() - started,
         )
 

@@ -123,7 +123,7 @@ class FourierPathFinder(PathFinderSettings):
         """Optimise a Fourier path from ``start`` to ``end`` (flat vectors or parameter dicts)."""
         self._check()
         t0 = time.perf_counter()
-        calls0 = dict(getattr(objective, "calls", {}))
+        work0 = objective.work.copy()
         start = _flat_point(objective, start, "start")
         end = _flat_point(objective, end, "end")
         path = FourierPath(start, end, n_terms=self.n_terms)
@@ -144,12 +144,9 @@ class FourierPathFinder(PathFinderSettings):
             gradient_noise=self.gradient_noise, keep_best=self.keep_best, seed=self.seed,
             progress=self.progress, description=f"FourierPathFinder ({self.objective})",
         )
-        optimise_points = evaluator.point_evaluations
         dense = int(self.dense_points or 10 * (int(self.points) - 1) + 1)
-        calls = {f"objective_{k}": int(v - calls0.get(k, 0)) for k, v in getattr(objective, "calls", {}).items()}
         return self._result(objective, path, dense, evaluator, method="fourier", history=history, started=t0,
-                            evaluations={"optimisation_point_evaluations": optimise_points,
-                                         "optimisation_steps": int(self.steps), "dense_points": dense, **calls})
+                            work0=work0, counts={"optimisation_steps": int(self.steps), "dense_points": dense})
 
 
 __all__ = ["PATH_OBJECTIVES", "FourierPathFinder", "path_objective"]

@@ -114,6 +114,7 @@ class NEBPathFinder(PathFinderSettings):
         """Relax a band from ``start`` to ``end``; return the densely evaluated polyline."""
         self._check()
         t0 = time.perf_counter()
+        work0 = objective.work.copy()
         start = _flat_point(objective, start, "start")
         end = _flat_point(objective, end, "end")
         evaluator = PathEvaluator(objective, engine=self.engine)
@@ -135,8 +136,8 @@ class NEBPathFinder(PathFinderSettings):
         dense = int(self.dense_points or 10 * (band.shape[0] - 1) + 1)
         t = torch.unique(torch.cat([torch.linspace(0, 1, dense, dtype=start.dtype), knots.cpu()])).to(start)
         return self._result(objective, path, t, evaluator, method="neb", history=history, started=t0,
-                            evaluations={"optimisation_steps": total_steps, "pivots": int(band.shape[0] - 2),
-                                         "dense_points": int(t.numel())})
+                            work0=work0, counts={"optimisation_steps": total_steps, "pivots": int(band.shape[0] - 2),
+                                                 "dense_points": int(t.numel())})
 
     # ------------------------------------------------------------------ one cycle
     def _relax(self, band, e_ends, objective, evaluator, gen, history, bar) -> Tensor:

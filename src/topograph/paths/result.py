@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from topograph.core.work import Work
 from topograph.io import atomic_open, atomic_write_text
 
 
@@ -74,18 +75,19 @@ class PathResult:
         ``"straight"``, ``"fourier"``, ``"bezier"``, ``"polychain"`` or ``"neb"``.
     profiles:
         dense :class:`PathProfile` per split; the first is the split the path was optimised on.
-    buffers:
-        the BatchNorm policy the profiles were computed with: ``"eval"`` (stored running
-        statistics, frozen), ``"batch"`` (each chunk's statistics), ``"recompute"`` (statistics
-        re-estimated on the training data at every t) or ``"none"`` (the model has no buffers).
+    batchnorm:
+        the BatchNorm policy the profiles were computed with (:mod:`topograph.core.batchnorm`):
+        ``"eval"``, ``"batch"`` or ``"recompute"``; ``None`` when the model has no BatchNorm.
     path:
         the path itself (a :class:`~topograph.paths.family.LinearPath`; ``path.points(t)``).
     history:
         per optimisation step: ``objective`` (the optimised quantity) and ``max_loss`` (the
         highest loss among the points used in that step).
-    evaluations:
-        ``point_evaluations`` (loss evaluations of one path point over the data used),
-        ``optimisation_steps``, ``dense_points``, and the objective's call counters.
+    work:
+        the forward passes, backward passes and HVPs the whole call spent
+        (:class:`~topograph.core.Work`; a path point evaluated over the data is one forward pass).
+    counts:
+        ``optimisation_steps``, ``dense_points`` (and ``pivots`` for NEB).
     settings:
         the method's settings, for the record.
     seconds:
@@ -94,10 +96,11 @@ class PathResult:
 
     method: str
     profiles: dict[str, PathProfile]
-    buffers: str = "eval"
+    batchnorm: str | None = None
     path: nn.Module | None = None
     history: dict[str, list[float]] = field(default_factory=dict)
-    evaluations: dict[str, int] = field(default_factory=dict)
+    work: Work = field(default_factory=Work)
+    counts: dict[str, int] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -136,10 +139,10 @@ class PathResult:
     def summary(self) -> dict[str, Any]:
         """A JSON-ready summary (no arrays)."""
         return {
-            "method": self.method, "buffers": self.buffers,
+            "method": self.method, "batchnorm": self.batchnorm,
             "height": self.height, "barrier": self.barrier, "argmax_t": self.argmax_t,
             "profiles": {k: p.summary() for k, p in self.profiles.items()},
-            "evaluations": dict(self.evaluations), "settings": _jsonable(self.settings),
+            "work": self.work.as_dict(), "counts": dict(self.counts), "settings": _jsonable(self.settings),
             "seconds": self.seconds,
             "final_objective": self.history.get("objective", [None])[-1] if self.history.get("objective") else None,
         }

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from topograph.errors import UsageError
+from topograph.models import MODELS
 from topograph.optim import registry
 
 # ---------------------------------------------------------------------- value rules
@@ -372,8 +373,6 @@ def _parse(doc: Mapping[str, Any], source: str, overrides: frozenset[str]) -> Ru
 
 
 def _model_kwargs(name: str, extra: dict[str, Any], source: str, overrides: frozenset[str]) -> dict:
-    from topograph.models import MODELS
-
     if name not in MODELS:
         raise _error(source, "model.name", overrides,
                      f"model.name must be one of {', '.join(MODELS)}, got {name!r}")

@@ -27,8 +27,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from topograph.core import Objective
 from topograph.errors import UsageError
 from topograph.io import atomic_write_text, safe_torch_load
+from topograph.runs.build import build_run_model, load_run_dataset, run_loss
+from topograph.runs.config import read_toml
 
 CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.csv"
@@ -123,8 +126,6 @@ class Run:
     @classmethod
     def open(cls, path: str | Path) -> Run:
         """Open the run directory ``path`` (or the run that holds the file ``path``)."""
-        from topograph.runs.config import read_toml
-
         run_dir = _find_run_dir(Path(path))
         config = read_toml(run_dir / CONFIG_FILE)
         summary_path = run_dir / SUMMARY_FILE
@@ -156,10 +157,7 @@ class Run:
     # ------------------------------------------------------------------ models and data
     def build_model(self) -> nn.Module:
         """A fresh model of the run's architecture (initialised with the run's seed)."""
-        from topograph.models import build_model
-
-        kwargs = {k: v for k, v in self.config["model"].items() if k not in ("name", "loss")}
-        return build_model(self.config["model"]["name"], seed=self.seed, **kwargs)
+        return build_run_model(self.config["model"], self.seed)
 
     def model(self, which: str = "final") -> nn.Module:
         """The model with the weights of ``which``: ``"final"`` (``model.pt``), ``"last"`` (the
@@ -183,31 +181,20 @@ class Run:
 
     def dataset(self):
         """The run's data set (``topograph.data.load_dataset`` with the run's data settings)."""
-        from topograph.runs.trainer import load_run_dataset
-
         return load_run_dataset(self.config["data"], source=str(self.path / CONFIG_FILE))
 
     def loss_fn(self):
-        from topograph.runs.trainer import LOSSES
+        """The run's loss function."""
+        return run_loss(self.config["model"])
 
-        return LOSSES[self.config["model"].get("loss", "cross-entropy")]
-
-    def objective(self, data: Any = None, *, which: str = "final", buffers: str = "eval",
-                  chunk_size: int | None = None):
+    def objective(self, data: Any = None, *, which: str = "final", batchnorm: str = "eval",
+                  chunk_size: int | None = None) -> Objective:
         """A :class:`topograph.core.Objective` of the run's model (weights ``which``), loss and
         data (``data`` if given — a split pair, a dict of splits or a Dataset — else the run's
-        data set).  ``chunk_size=None`` sizes the evaluation chunks to the model's activations
-        (:func:`topograph.core.objective.suggest_chunk_size`), as the trainer does, except with
-        ``buffers="batch"``, where BatchNorm normalises per chunk and 8192 is kept."""
-        from topograph.core import Objective
-        from topograph.core.objective import suggest_chunk_size
-
-        model = self.model(which)
-        obj = Objective(model, self.loss_fn(), self.dataset() if data is None else data,
-                        buffers=buffers, chunk_size=chunk_size or 8192)
-        if chunk_size is None and obj.splits and buffers == "eval":  # "batch": BN statistics per chunk
-            obj.chunk_size = suggest_chunk_size(model, next(iter(obj.splits.values()))[0])
-        return obj
+        data set), under the BatchNorm policy ``batchnorm``; ``chunk_size=None``: chosen from the
+        model's activations, as everywhere."""
+        return Objective(self.model(which), self.loss_fn(), self.dataset() if data is None else data,
+                         batchnorm=batchnorm, chunk_size=chunk_size)
 
     def snapshots(self) -> tuple[list[tuple[float, int]], torch.Tensor]:
         """``([(epoch, step), ...], S×P tensor)`` of the saved parameter snapshots, in order.

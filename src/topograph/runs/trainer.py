@@ -35,18 +35,24 @@ import contextlib
 import math
 import platform
 import time
+import tomllib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import Tensor, nn
 
+import topograph
+from topograph.core import Objective
 from topograph.errors import UsageError
-from topograph.optim import registry
-from topograph.runs import schedule as sched
 from topograph.io import atomic_torch_save, atomic_write_json, atomic_write_text, safe_torch_load
+from topograph.optim import registry
+from topograph.optim.closure import MinibatchClosure
+from topograph.runs import schedule as sched
+from topograph.runs.build import build_run_model, load_run_dataset, resolve_device, run_loss
 from topograph.runs.config import RunConfig, as_config, read_toml, result_view
 from topograph.runs.early_stopping import EarlyStopping
 from topograph.runs.store import (
@@ -61,42 +67,10 @@ from topograph.runs.store import (
 )
 from topograph.runs.toml_writer import dumps as toml_dumps
 
-LOSSES = {"cross-entropy": F.cross_entropy}
 CHECKPOINT_FORMAT = 1
 
 
 # ---------------------------------------------------------------------- helpers
-
-
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` → CUDA if available, else CPU; anything else as given (checked)."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"run.device is {name!r} but CUDA is not available here; use \"cpu\" or \"auto\"")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise UsageError(f"run.device is {name!r} but MPS is not available here; use \"cpu\" or \"auto\"")
-    return dev
-
-
-def load_run_dataset(data: Mapping[str, Any], *, source: str = "config"):
-    """``topograph.data.load_dataset`` with a config's ``[data]`` table."""
-    try:
-        from topograph.data import load_dataset
-    except ImportError as err:  # pragma: no cover - data lands with issue 2
-        raise UsageError(f"{source}: topograph.data is not available ({err})") from None
-    return load_dataset(
-        data["name"],
-        root=data.get("root") or None,
-        download=bool(data.get("download", False)),
-        val_size=data.get("val_size", 0),
-        seed=int(data.get("seed", 0)),
-        flatten=bool(data.get("flatten", False)),
-        normalize=bool(data.get("normalize", True)),
-        limit_train=data.get("limit_train") or None,
-        limit_test=data.get("limit_test") or None,
-    )
 
 
 def run_dir_for(config: RunConfig, seed: int, out_dir: str | Path | None = None) -> Path:
@@ -106,8 +80,6 @@ def run_dir_for(config: RunConfig, seed: int, out_dir: str | Path | None = None)
 
 
 def _versions() -> dict[str, str]:
-    import topograph
-
     return {"topograph": topograph.__version__, "torch": torch.__version__,
             "python": platform.python_version()}
 
@@ -118,15 +90,32 @@ def _rng_devices(device: torch.device) -> list[int]:
     return []
 
 
-class _Counters:
-    """Closure-call counters (plain ints: no host synchronisation per step)."""
+@dataclass
+class _Parts:
+    """What one run's loop works with, built once by :meth:`Session._build`."""
 
-    __slots__ = ("func", "grad", "grad_samples")
+    cfg_doc: dict
+    device: torch.device
+    dataset: Any
+    splits: dict[str, tuple[Tensor, Tensor]]
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    objective: Objective            # full-split evaluation after each epoch (eval mode)
+    closure: MinibatchClosure       # the training closure: counts every pass, offers the span
+    generator: torch.Generator      # the batch order
+    stopper: EarlyStopping
+    monitor_split: str
+    columns: list[str]
+    batch_size: int
+    batches: int
+    full_batch: bool
+    started: float = 0.0            # perf_counter() when this process took over
+    elapsed0: float = 0.0           # seconds spent before this process
 
-    def __init__(self) -> None:
-        self.func = 0
-        self.grad = 0
-        self.grad_samples = 0
+    def now(self) -> float:
+        """Seconds of the run so far, across resumptions."""
+        return self.elapsed0 + (time.perf_counter() - self.started)
 
 
 # ---------------------------------------------------------------------- one run
@@ -160,14 +149,12 @@ class Session:
     def run(self) -> Run:
         cfg_doc = self.config.to_dict()
         self._check_existing(cfg_doc)
-        summary_path = self.run_dir / SUMMARY_FILE
-        if summary_path.exists():  # finished: never redone
+        if (self.run_dir / SUMMARY_FILE).exists():  # finished: never redone
             run = Run.open(self.run_dir)
             if self.progress is not None:
                 self.progress.add_task(f"{self.task_label} (done)", total=1, completed=1, info="")
-            if self.on_epoch is not None:
-                for row in run.metrics():
-                    self._deliver(row)
+            for row in run.metrics():
+                self._deliver(row)
             return run
         device = resolve_device(self.config.run.device)
         threads = torch.get_num_threads()
@@ -192,277 +179,234 @@ class Session:
                 f"{self.run_dir}: holds a run with a different config ({key}); "
                 "choose another output folder or run name, or delete that directory")
 
-    # ------------------------------------------------------------------ set-up
+    # ------------------------------------------------------------------ the loop
     def _train(self, cfg_doc: dict, device: torch.device) -> None:
-        cfg = self.config
-        source = cfg.source
-        dataset = load_run_dataset(cfg_doc["data"], source=source)
-        splits = {k: (x.to(device), y.to(device)) for k, (x, y) in dataset.splits.items()}
-        x_train, y_train = splits["train"]
-        n_train = int(x_train.shape[0])
-        has_val = "val" in splits
-
-        from topograph.models import build_model
-
-        model = build_model(cfg.model.name, seed=self.seed, **cfg.model.kwargs).to(device)
-        _check_fits(model, x_train, cfg, source)
-        loss_fn = LOSSES[cfg.model.loss]
-        optimizer = registry.build_optimizer(cfg.optimizer.name, model.parameters(), model=model,
-                                             **cfg.optimizer.hyperparameters)
-        scheduler = sched.build_scheduler(optimizer, cfg.schedule, epochs=cfg.run.epochs)
-
-        from topograph.core import Objective
-        from topograph.core.objective import suggest_chunk_size
-        from topograph.optim.span import SpanSource
-
-        # evaluation chunks sized to the model's activations (large for MLPs, small for conv nets)
-        chunk = suggest_chunk_size(model, x_train)
-        objective = Objective(model, loss_fn, splits, buffers="eval", device=device, chunk_size=chunk)
-        full_batch = cfg.full_batch
-        batch_size = n_train if full_batch else min(int(cfg.data.batch_size), n_train)
-        batches = 1 if full_batch else math.ceil(n_train / batch_size)
-        generator = torch.Generator().manual_seed(self.seed)
-        stopper = EarlyStopping(patience=cfg.early_stopping.patience,
-                                min_delta=cfg.early_stopping.min_delta,
-                                stop_on_nonfinite=cfg.early_stopping.stop_on_nonfinite)
-        monitor = cfg.early_stopping.monitor
-        if monitor == "val" and not has_val:
-            raise UsageError(f"{source}: early_stopping.monitor is 'val' but data.val_size is 0")
-        monitor_split = "val" if (monitor == "val" or (monitor == "auto" and has_val)) else "train"
-        columns = metric_columns(has_val)
-
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.run_dir / CONFIG_FILE, toml_dumps(
-            cfg_doc, header=f"resolved config of run {cfg.run.name} seed {self.seed} (topograph)"))
-
-        st = _LoopState()
-        ckpt_path = self.run_dir / CHECKPOINT_FILE
-        if ckpt_path.exists():
-            ck = safe_torch_load(ckpt_path, map_location=device)
-            model.load_state_dict(ck["model"])
-            optimizer.load_state_dict(ck["optimizer"])
-            if scheduler is not None and ck["scheduler"] is not None:
-                scheduler.load_state_dict(ck["scheduler"])
-            torch.set_rng_state(ck["rng"]["torch"].cpu())
-            if device.type == "cuda" and "cuda" in ck["rng"]:
-                torch.cuda.set_rng_state(ck["rng"]["cuda"].cpu(), device)
-            generator.set_state(ck["rng"]["perm"].cpu())
-            stopper.load_state_dict(ck["early_stopping"])
-            st.load(ck["loop"], device)
-            for row in st.rows:  # the rows of the interrupted run, before any new one
-                self._deliver(row)
-        else:
-            torch.manual_seed(self.seed)
-            st.perm_state = generator.get_state()
-
-        counters = _Counters()
-        counters.func, counters.grad, counters.grad_samples = st.func_total, st.grad_total, st.grad_samples
-        batch_box: list[tuple[Tensor, Tensor]] = []
-        step_loss: list[Tensor] = []
-
-        def closure(backward: bool = True) -> Tensor:
-            xb, yb = batch_box[0]
-            model.zero_grad(set_to_none=True)
-            with torch.set_grad_enabled(backward or torch.is_grad_enabled()):
-                loss = loss_fn(model(xb), yb)
-            counters.func += 1
-            if backward:
-                loss.backward()
-                counters.grad += 1
-                counters.grad_samples += int(yb.shape[0])
-            loss = loss.detach()
-            if not step_loss:
-                step_loss.append(loss)
-            return loss
-
-        spans = SpanSource(model, loss_fn)
-
-        def count_span_forwards(k: int) -> None:
-            counters.func += k
-
-        def count_span_backward() -> None:
-            counters.grad += 1
-            counters.grad_samples += int(batch_box[0][1].shape[0])
-
-        def span(center: Tensor, vectors: Tensor, *, params: list[Tensor]):
-            """Probes and line searches on the current batch in one pass (topograph.optim.span)."""
-            return spans(batch_box[0], center, vectors, params=params, on_forward=count_span_forwards,
-                         on_backward=count_span_backward)
-
-        closure.span = span
-
-        def evaluate_row(epoch: int) -> dict[str, Any]:
-            row: dict[str, Any] = {"epoch": epoch, "step": st.step, "lr": st.ep_lr}
-            row["train_batch_loss"] = (float(st.ep_loss_sum) / st.ep_batches) if st.ep_batches else math.nan
-            for split in ("train", "val", "test"):
-                if split in splits:
-                    ev = objective.evaluate(split=split)
-                    row[f"{split}_loss"], row[f"{split}_acc"] = ev.loss, ev.accuracy
-            row["grad_evals"] = counters.grad - st.ep_grad0
-            row["func_evals"] = counters.func - st.ep_func0
-            row["grad_evals_total"] = counters.grad
-            row["func_evals_total"] = counters.func
-            row["grad_samples_total"] = counters.grad_samples
-            return row
-
-        def snapshot(epoch: float) -> None:
-            if st.last_snapshot_step == st.step and st.snapshots > 0:
-                return
-            flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()]).cpu().clone()
-            atomic_torch_save(self.run_dir / SNAPSHOT_DIR / f"{st.snapshots:06d}.pt",
-                              {"epoch": float(epoch), "step": int(st.step), "params": flat})
-            st.snapshots += 1
-            st.last_snapshot_step = st.step
-
-        def checkpoint(finished: bool = False) -> None:
-            st.func_total, st.grad_total, st.grad_samples = counters.func, counters.grad, counters.grad_samples
-            st.elapsed = now()
-            rng = {"torch": torch.get_rng_state(), "perm": st.perm_state}
-            if device.type == "cuda":
-                rng["cuda"] = torch.cuda.get_rng_state(device)
-            atomic_torch_save(ckpt_path, {
-                "format": CHECKPOINT_FORMAT,
-                "config": cfg_doc,
-                "seed": self.seed,
-                "finished": finished,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "rng": rng,
-                "early_stopping": stopper.state_dict(),
-                "loop": st.state_dict(),
-            })
-
+        parts = self._build(cfg_doc, device)
+        st = self._start(parts)
         task = None
         if self.progress is not None:
-            task = self.progress.add_task(self.task_label, total=cfg.run.epochs,
+            task = self.progress.add_task(self.task_label, total=self.config.run.epochs,
                                           completed=max(st.epoch, 0), info="")
-
-        snap_epochs, snap_steps = cfg.snapshots.every_epochs, cfg.snapshots.every_steps
-        ckpt_steps = cfg.run.checkpoint_every_steps
-        max_steps = cfg.run.max_steps
-        t_resume = time.perf_counter()
-        elapsed0 = st.elapsed
-
-        def now() -> float:
-            return elapsed0 + (time.perf_counter() - t_resume)
-
-        # ---- the initial point (epoch 0)
         if not st.rows:
-            st.ep_lr = sched.current_lr(optimizer)
-            row = evaluate_row(0)
-            row["train_seconds"], row["epoch_seconds"], row["wall_seconds"] = 0.0, 0.0, now()
-            st.rows.append(row)
-            write_metrics(self.run_dir, st.rows, columns)
-            st.stop_reason = stopper.update(row[f"{monitor_split}_loss"], 0) or ""
-            if snap_epochs or snap_steps:
-                snapshot(0.0)
-            st.epoch, st.batch = 0, 0
-            checkpoint()
-            self._deliver(row)
-
-        # ---- epochs
-        while not st.stop_reason and st.epoch < cfg.run.epochs:
-            epoch = st.epoch
-            if st.batch == 0:
-                st.perm_state = generator.get_state()
-                st.ep_loss_sum = torch.zeros((), device=device)
-                st.ep_batches = 0
-                st.ep_grad0, st.ep_func0 = counters.grad, counters.func
-                st.ep_lr = sched.current_lr(optimizer)
-                st.ep_start = now()
-                st.ep_train_seconds = 0.0
-            t_segment = now()
-            generator.set_state(st.perm_state)
-            if full_batch:
-                order = None
-            else:
-                order = torch.randperm(n_train, generator=generator).to(device)
-            model.train()
-            hit_max = False
-            for i in range(st.batch, batches):
-                if order is None:
-                    batch_box[:] = [(x_train, y_train)]
-                else:
-                    idx = order[i * batch_size:(i + 1) * batch_size]
-                    batch_box[:] = [(x_train.index_select(0, idx), y_train.index_select(0, idx))]
-                step_loss.clear()
-                optimizer.step(closure)
-                if step_loss:
-                    st.ep_loss_sum += step_loss[0]
-                st.ep_batches += 1
-                st.step += 1
-                st.batch = i + 1
-                sched.after_batch(scheduler, epoch, i, batches)
-                if snap_steps and st.step % snap_steps == 0:
-                    snapshot(epoch + (i + 1) / batches)
-                if max_steps and st.step >= max_steps:
-                    hit_max = True
-                    break
-                if ckpt_steps and st.step % ckpt_steps == 0 and st.batch < batches:
-                    checkpoint()
-            model.eval()
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            st.ep_train_seconds += now() - t_segment
-            # ---- end of the epoch (or of the step budget)
-            st.epoch, st.batch = epoch + 1, 0
-            row = evaluate_row(epoch + 1)
-            t = now()
-            row["train_seconds"] = st.ep_train_seconds
-            row["epoch_seconds"], row["wall_seconds"] = t - st.ep_start, t
-            st.rows.append(row)
-            write_metrics(self.run_dir, st.rows, columns)
-            reason = stopper.update(row[f"{monitor_split}_loss"], epoch + 1)
-            if not math.isfinite(row["train_loss"]) and cfg.early_stopping.stop_on_nonfinite:
-                reason = "non-finite loss"
-            if reason:
-                st.stop_reason = reason
-            elif hit_max:
-                st.stop_reason = f"max_steps ({max_steps}) reached"
-            if snap_epochs and (st.epoch % snap_epochs == 0 or st.stop_reason
-                                or st.epoch == cfg.run.epochs):
-                snapshot(float(st.epoch))
-            sched.after_epoch(scheduler)
-            st.perm_state = generator.get_state()
-            st.elapsed = now()
-            checkpoint()
+            self._initial_point(parts, st)
+        while not st.stop_reason and st.epoch < self.config.run.epochs:
+            row = self._epoch(parts, st)
             if task is not None:
                 self.progress.update(task, completed=st.epoch,
                                      info=f"test acc {row['test_acc']:.3f}  loss {row['train_loss']:.4f}")
             self._deliver(row)
+        self._finish(parts, st)
+        if task is not None:
+            self.progress.update(task, completed=self.config.run.epochs)
 
-        # ---- the end
+    def _build(self, cfg_doc: dict, device: torch.device) -> _Parts:
+        """Data, model, optimizer, scheduler, evaluation objective and closure of the run."""
+        cfg = self.config
+        dataset = load_run_dataset(cfg_doc["data"], source=cfg.source)
+        splits = {k: (x.to(device), y.to(device)) for k, (x, y) in dataset.splits.items()}
+        x_train = splits["train"][0]
+        n_train = int(x_train.shape[0])
+        model = build_run_model(cfg_doc["model"], self.seed).to(device)
+        _check_fits(model, x_train, cfg, cfg.source)
+        loss_fn = run_loss(cfg_doc["model"])
+        optimizer = registry.build_optimizer(cfg.optimizer.name, model.parameters(), model=model,
+                                             **cfg.optimizer.hyperparameters)
+        monitor = cfg.early_stopping.monitor
+        if monitor == "val" and "val" not in splits:
+            raise UsageError(f"{cfg.source}: early_stopping.monitor is 'val' but data.val_size is 0")
+        batch_size = n_train if cfg.full_batch else min(int(cfg.data.batch_size), n_train)
+        return _Parts(
+            cfg_doc=cfg_doc, device=device, dataset=dataset, splits=splits, model=model, optimizer=optimizer,
+            scheduler=sched.build_scheduler(optimizer, cfg.schedule, epochs=cfg.run.epochs),
+            objective=Objective(model, loss_fn, splits, device=device),
+            closure=MinibatchClosure(model, loss_fn), generator=torch.Generator().manual_seed(self.seed),
+            stopper=EarlyStopping(patience=cfg.early_stopping.patience, min_delta=cfg.early_stopping.min_delta,
+                                  stop_on_nonfinite=cfg.early_stopping.stop_on_nonfinite),
+            monitor_split="val" if (monitor == "val" or (monitor == "auto" and "val" in splits)) else "train",
+            columns=metric_columns("val" in splits), batch_size=batch_size,
+            batches=1 if cfg.full_batch else math.ceil(n_train / batch_size), full_batch=cfg.full_batch)
+
+    def _start(self, parts: _Parts) -> _LoopState:
+        """Resume from the checkpoint if there is one, else seed a fresh run; write config.toml."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.run_dir / CONFIG_FILE, toml_dumps(
+            parts.cfg_doc, header=f"resolved config of run {self.config.run.name} seed {self.seed} (topograph)"))
+        st = _LoopState()
+        ckpt_path = self.run_dir / CHECKPOINT_FILE
+        if ckpt_path.exists():
+            ck = safe_torch_load(ckpt_path, map_location=parts.device)
+            parts.model.load_state_dict(ck["model"])
+            parts.optimizer.load_state_dict(ck["optimizer"])
+            if parts.scheduler is not None and ck["scheduler"] is not None:
+                parts.scheduler.load_state_dict(ck["scheduler"])
+            torch.set_rng_state(ck["rng"]["torch"].cpu())
+            if parts.device.type == "cuda" and "cuda" in ck["rng"]:
+                torch.cuda.set_rng_state(ck["rng"]["cuda"].cpu(), parts.device)
+            parts.generator.set_state(ck["rng"]["perm"].cpu())
+            parts.stopper.load_state_dict(ck["early_stopping"])
+            st.load(ck["loop"], parts.device)
+            for row in st.rows:  # the rows of the interrupted run, before any new one
+                self._deliver(row)
+        else:
+            torch.manual_seed(self.seed)
+            st.perm_state = parts.generator.get_state()
+        work = parts.closure.work
+        work.forward_passes, work.backward_passes = st.func_total, st.grad_total
+        parts.closure.backward_samples = st.grad_samples
+        parts.started, parts.elapsed0 = time.perf_counter(), st.elapsed
+        return st
+
+    def _initial_point(self, parts: _Parts, st: _LoopState) -> None:
+        """Row 0: the initial point, evaluated, written and checkpointed before any step."""
+        st.ep_lr = sched.current_lr(parts.optimizer)
+        row = self._row(parts, st, 0)
+        row["train_seconds"], row["epoch_seconds"], row["wall_seconds"] = 0.0, 0.0, parts.now()
+        st.rows.append(row)
+        write_metrics(self.run_dir, st.rows, parts.columns)
+        st.stop_reason = parts.stopper.update(row[f"{parts.monitor_split}_loss"], 0) or ""
+        snaps = self.config.snapshots
+        if snaps.every_epochs or snaps.every_steps:
+            self._snapshot(parts, st, 0.0)
+        st.epoch, st.batch = 0, 0
+        self._checkpoint(parts, st)
+        self._deliver(row)
+
+    def _epoch(self, parts: _Parts, st: _LoopState) -> dict[str, Any]:
+        """The rest of the current epoch's steps (from ``st.batch``), then its row and checkpoint."""
+        cfg, closure = self.config, parts.closure
+        epoch = st.epoch
+        if st.batch == 0:
+            st.perm_state = parts.generator.get_state()
+            st.ep_loss_sum = torch.zeros((), device=parts.device)
+            st.ep_batches = 0
+            st.ep_grad0, st.ep_func0 = closure.work.backward_passes, closure.work.forward_passes
+            st.ep_lr = sched.current_lr(parts.optimizer)
+            st.ep_start = parts.now()
+            st.ep_train_seconds = 0.0
+        t_segment = parts.now()
+        parts.generator.set_state(st.perm_state)
+        x_train, y_train = parts.splits["train"]
+        order = None if parts.full_batch else torch.randperm(x_train.shape[0], generator=parts.generator).to(parts.device)
+        parts.model.train()
+        hit_max = False
+        for i in range(st.batch, parts.batches):
+            if order is None:
+                closure.batch = (x_train, y_train)
+            else:
+                idx = order[i * parts.batch_size:(i + 1) * parts.batch_size]
+                closure.batch = (x_train.index_select(0, idx), y_train.index_select(0, idx))
+            parts.optimizer.step(closure)
+            if closure.first_loss is not None:
+                st.ep_loss_sum += closure.first_loss
+            st.ep_batches += 1
+            st.step += 1
+            st.batch = i + 1
+            sched.after_batch(parts.scheduler, epoch, i, parts.batches)
+            if cfg.snapshots.every_steps and st.step % cfg.snapshots.every_steps == 0:
+                self._snapshot(parts, st, epoch + (i + 1) / parts.batches)
+            if cfg.run.max_steps and st.step >= cfg.run.max_steps:
+                hit_max = True
+                break
+            if cfg.run.checkpoint_every_steps and st.step % cfg.run.checkpoint_every_steps == 0 \
+                    and st.batch < parts.batches:
+                self._checkpoint(parts, st)
+        parts.model.eval()
+        if parts.device.type == "cuda":
+            torch.cuda.synchronize(parts.device)
+        st.ep_train_seconds += parts.now() - t_segment
+        return self._end_epoch(parts, st, epoch, hit_max)
+
+    def _end_epoch(self, parts: _Parts, st: _LoopState, epoch: int, hit_max: bool) -> dict[str, Any]:
+        """The epoch's row, early stopping, snapshot, schedulers and checkpoint."""
+        cfg = self.config
+        st.epoch, st.batch = epoch + 1, 0
+        row = self._row(parts, st, epoch + 1)
+        t = parts.now()
+        row["train_seconds"] = st.ep_train_seconds
+        row["epoch_seconds"], row["wall_seconds"] = t - st.ep_start, t
+        st.rows.append(row)
+        write_metrics(self.run_dir, st.rows, parts.columns)
+        reason = parts.stopper.update(row[f"{parts.monitor_split}_loss"], epoch + 1)
+        if not math.isfinite(row["train_loss"]) and cfg.early_stopping.stop_on_nonfinite:
+            reason = "non-finite loss"
+        if reason:
+            st.stop_reason = reason
+        elif hit_max:
+            st.stop_reason = f"max_steps ({cfg.run.max_steps}) reached"
+        every = cfg.snapshots.every_epochs
+        if every and (st.epoch % every == 0 or st.stop_reason or st.epoch == cfg.run.epochs):
+            self._snapshot(parts, st, float(st.epoch))
+        sched.after_epoch(parts.scheduler)
+        st.perm_state = parts.generator.get_state()
+        self._checkpoint(parts, st)
+        return row
+
+    def _row(self, parts: _Parts, st: _LoopState, epoch: int) -> dict[str, Any]:
+        """A metrics row: the full splits evaluated at the current point, and the work counts."""
+        work = parts.closure.work
+        row: dict[str, Any] = {"epoch": epoch, "step": st.step, "lr": st.ep_lr}
+        row["train_batch_loss"] = (float(st.ep_loss_sum) / st.ep_batches) if st.ep_batches else math.nan
+        for split in ("train", "val", "test"):
+            if split in parts.splits:
+                ev = parts.objective.evaluate(split=split)
+                row[f"{split}_loss"], row[f"{split}_acc"] = ev.loss, ev.accuracy
+        row["grad_evals"] = work.backward_passes - st.ep_grad0
+        row["func_evals"] = work.forward_passes - st.ep_func0
+        row["grad_evals_total"] = work.backward_passes
+        row["func_evals_total"] = work.forward_passes
+        row["grad_samples_total"] = parts.closure.backward_samples
+        return row
+
+    def _snapshot(self, parts: _Parts, st: _LoopState, epoch: float) -> None:
+        if st.last_snapshot_step == st.step and st.snapshots > 0:
+            return
+        flat = torch.cat([p.detach().reshape(-1) for p in parts.model.parameters()]).cpu().clone()
+        atomic_torch_save(self.run_dir / SNAPSHOT_DIR / f"{st.snapshots:06d}.pt",
+                          {"epoch": float(epoch), "step": int(st.step), "params": flat})
+        st.snapshots += 1
+        st.last_snapshot_step = st.step
+
+    def _checkpoint(self, parts: _Parts, st: _LoopState, finished: bool = False) -> None:
+        """Everything the rest of the run depends on, written atomically to checkpoints/last.pt."""
+        work = parts.closure.work
+        st.func_total, st.grad_total = work.forward_passes, work.backward_passes
+        st.grad_samples = parts.closure.backward_samples
+        st.elapsed = parts.now()
+        rng = {"torch": torch.get_rng_state(), "perm": st.perm_state}
+        if parts.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(parts.device)
+        atomic_torch_save(self.run_dir / CHECKPOINT_FILE, {
+            "format": CHECKPOINT_FORMAT, "config": parts.cfg_doc, "seed": self.seed, "finished": finished,
+            "model": parts.model.state_dict(), "optimizer": parts.optimizer.state_dict(),
+            "scheduler": parts.scheduler.state_dict() if parts.scheduler is not None else None,
+            "rng": rng, "early_stopping": parts.stopper.state_dict(), "loop": st.state_dict(),
+        })
+
+    def _finish(self, parts: _Parts, st: _LoopState) -> None:
+        """model.pt, the final checkpoint and summary.json (written last: the run is done)."""
+        cfg = self.config
         if not st.stop_reason:
             st.stop_reason = "epochs"
-        st.elapsed = now()
-        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        atomic_torch_save(self.run_dir / MODEL_FILE, state)
-        checkpoint(finished=True)
+        st.elapsed = parts.now()
+        atomic_torch_save(self.run_dir / MODEL_FILE, {k: v.detach().cpu() for k, v in parts.model.state_dict().items()})
+        self._checkpoint(parts, st, finished=True)
         last = st.rows[-1]
+        work = parts.closure.work
         summary = {
             "status": "completed" if st.stop_reason == "epochs" else "stopped",
-            "stop_reason": st.stop_reason,
-            "name": cfg.run.name,
-            "seed": self.seed,
-            "epochs": int(last["epoch"]),
-            "steps": int(st.step),
+            "stop_reason": st.stop_reason, "name": cfg.run.name, "seed": self.seed,
+            "epochs": int(last["epoch"]), "steps": int(st.step),
             "final": {k: last[k] for k in last if k.endswith(("_loss", "_acc"))},
-            "best": {"epoch": stopper.best_epoch, f"{monitor_split}_loss": stopper.best},
-            "grad_evals": counters.grad,
-            "func_evals": counters.func,
-            "grad_samples": counters.grad_samples,
-            "seconds": st.elapsed,
-            "n_params": sum(p.numel() for p in model.parameters()),
-            "optimizer": cfg.optimizer.name,
-            "device": str(device),
-            "dataset": {"name": cfg.data.name, "fingerprint": _fingerprint(dataset),
-                        **{f"n_{k}": int(v[0].shape[0]) for k, v in splits.items()}},
+            "best": {"epoch": parts.stopper.best_epoch, f"{parts.monitor_split}_loss": parts.stopper.best},
+            "grad_evals": work.backward_passes, "func_evals": work.forward_passes,
+            "grad_samples": parts.closure.backward_samples, "seconds": st.elapsed,
+            "n_params": sum(p.numel() for p in parts.model.parameters()),
+            "optimizer": cfg.optimizer.name, "device": str(parts.device),
+            "dataset": {"name": cfg.data.name, "fingerprint": _fingerprint(parts.dataset),
+                        **{f"n_{k}": int(v[0].shape[0]) for k, v in parts.splits.items()}},
             "versions": _versions(),
         }
         atomic_write_json(self.run_dir / SUMMARY_FILE, _jsonable(summary))
-        if task is not None:
-            self.progress.update(task, completed=cfg.run.epochs)
 
 
 class _LoopState:
@@ -544,8 +488,6 @@ def _jsonable(obj: Any) -> Any:
 
 def toml_roundtrip(doc: Mapping[str, Any]) -> dict[str, Any]:
     """``doc`` as it reads back from ``config.toml`` (drops ``None``, tuples become lists)."""
-    import tomllib
-
     return tomllib.loads(toml_dumps(doc))
 
 
@@ -572,8 +514,6 @@ def _progress_bar(enabled: bool):
     if not enabled:
         yield None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("epochs"), TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
                   transient=False) as progress:
@@ -610,4 +550,4 @@ def train_all(config: RunConfig | Mapping[str, Any] | str | Path, out_dir: str |
         return [Session(cfg, s, run_dir_for(cfg, s, out_dir), progress=bar).run() for s in cfg.run.seeds]
 
 
-__all__ = ["LOSSES", "Session", "load_run_dataset", "resolve_device", "run_dir_for", "train", "train_all"]
+__all__ = ["Session", "run_dir_for", "train", "train_all"]

@@ -1,4 +1,4 @@
-"""The span fast path (probes and line searches on one minibatch) against plain closures."""
+"""MinibatchClosure and its span fast path (probes and line searches on one minibatch) against plain closures."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from torch import nn
 
 from topograph.optim.guided import GuidedExploration
 from topograph.optim.quasi_newton import QuasiNewton
-from topograph.optim.span import MinibatchClosure, mode_free
+from topograph.core.shortcut import combine
+from topograph.optim.closure import MinibatchClosure, Span, mode_free
 
 
 def mlp(seed: int = 0) -> nn.Sequential:
@@ -33,13 +34,13 @@ def test_span_losses_equal_forward_passes_at_the_points():
     span = closure.span(center, vectors, params=params)
     assert span is not None
     coef = torch.randn(7, 3, dtype=torch.float64)
-    got = span(coef)
+    got = span.losses(coef)
     for k in range(7):  # independent reference: load the point into a copy of the model
         ref = mlp()
         torch.nn.utils.vector_to_parameters((center + coef[k].float() @ vectors), ref.parameters())
         with torch.no_grad():
             assert got[k].item() == pytest.approx(F.cross_entropy(ref(x), y).item(), rel=1e-5)
-    assert closure.forward_evals == 7
+    assert closure.work.forward_passes == 7
 
 
 def test_span_refused_where_the_mode_matters_or_the_layout_differs():
@@ -52,11 +53,12 @@ def test_span_refused_where_the_mode_matters_or_the_layout_differs():
     center = torch.cat([p.detach().reshape(-1) for p in params])
     assert closure.span(center, center[None], params=params) is None
     conv_first = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(32, 4))
-    assert mode_free(conv_first)
+    assert mode_free(conv_first)  # but a 3×3 kernel on one channel: combining products would not pay
     c2 = MinibatchClosure(conv_first, F.cross_entropy)
     c2.batch = (x, y)
     p2 = list(conv_first.parameters())
-    assert c2.span(torch.cat([p.detach().reshape(-1) for p in p2]), torch.zeros(1, 46), params=p2) is None
+    c2_centre = torch.cat([p.detach().reshape(-1) for p in p2])
+    assert c2.span(c2_centre, torch.zeros(1, c2_centre.numel()), params=p2) is None
     model = mlp()
     c3 = MinibatchClosure(model, F.cross_entropy)
     c3.batch = (x, y)
@@ -65,11 +67,10 @@ def test_span_refused_where_the_mode_matters_or_the_layout_differs():
     assert c3.span(center, center[None], params=reordered) is None
 
 
-def _train_ge(fast: bool, prefetch: bool = True, steps: int = 40):
+def _train_ge(fast: bool, steps: int = 40):
     model = mlp()
     x, y = data(256)
-    opt = GuidedExploration(torch.optim.SGD(model.parameters(), lr=0.1), explore_every=2, beta=0.5,
-                            prefetch_directions=prefetch)
+    opt = GuidedExploration(torch.optim.SGD(model.parameters(), lr=0.1), explore_every=2, beta=0.5)
     mc = MinibatchClosure(model, F.cross_entropy)
 
     def plain(backward=True):
@@ -98,41 +99,8 @@ def test_guided_exploration_probes_through_the_span_match_the_closure():
         assert a.loss_minus == pytest.approx(b.loss_minus, rel=1e-5)
         assert a.loss0 == pytest.approx(b.loss0, rel=1e-5)
     assert torch.allclose(slow, fast, atol=1e-5)
-    assert counts_slow.forward_evals == counts_fast.forward_evals
+    assert counts_slow.work == counts_fast.work
     assert counts_slow.probe_forwards == counts_fast.probe_forwards == 20 * 9
-
-
-def test_prefetched_directions_are_the_same_numbers():
-    with_prefetch, _, _ = _train_ge(False, prefetch=True)
-    without, _, _ = _train_ge(False, prefetch=False)
-    assert torch.equal(with_prefetch, without)
-
-
-def test_prefetch_by_default_only_where_a_core_is_free(monkeypatch):
-    import topograph.optim.guided as guided
-
-    model = mlp()
-    theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
-    forced = GuidedExploration(torch.optim.SGD(model.parameters(), lr=0.1), prefetch_directions=True)
-    never = GuidedExploration(torch.optim.SGD(model.parameters(), lr=0.1), prefetch_directions=False)
-    assert forced._prefetching(theta) and not never._prefetching(theta)
-    # with the thread in use, an event's step leaves the next event's draws pending on it
-    x, y = data(64)
-    mc = MinibatchClosure(model, F.cross_entropy)
-    mc.batch = (x, y)
-    forced.step(mc)
-    assert forced._pending_draw is not None
-    forced.wait_background()
-    never.step(mc)
-    assert never.__dict__.get("_pending_draw") is None
-    # the default decides by the cores torch's threads leave free (patched: no step runs below)
-    auto = GuidedExploration(torch.optim.SGD(model.parameters(), lr=0.1))
-    monkeypatch.setattr(guided.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
-    monkeypatch.setattr(guided.torch, "get_num_threads", lambda: 4)
-    assert not auto._prefetching(theta)  # torch's threads use every core
-    assert auto._prefetching(torch.empty(3, device="meta"))  # parameters off the CPU: the CPU waits anyway
-    monkeypatch.setattr(guided.torch, "get_num_threads", lambda: 2)
-    assert auto._prefetching(theta)  # two cores left
 
 
 def test_step_hooks_still_fire():
@@ -167,22 +135,21 @@ def test_quasi_newton_line_search_through_the_span_matches_the_closure():
         opt.step(mc if fast else plain)
         finals.append((torch.cat([p.detach().reshape(-1) for p in model.parameters()]), opt.counts))
     (a, ca), (b, cb) = finals
-    assert ca.func_evals == cb.func_evals and ca.grad_evals == cb.grad_evals == 8
+    assert ca.work == cb.work and ca.work.backward_passes == 8
     assert torch.allclose(a, b, atol=1e-4)
 
 
 def test_trainer_closure_offers_the_span_and_counts_its_forwards(tmp_path, monkeypatch):
-    from topograph.optim import span as span_module
     from topograph.runs import RunConfig, train
 
     calls = []
-    original = span_module.SpanLosses.__call__
+    original = Span.losses
 
     def spy(self, coefficients):
         calls.append(len(coefficients))
         return original(self, coefficients)
 
-    monkeypatch.setattr(span_module.SpanLosses, "__call__", spy)
+    monkeypatch.setattr(Span, "losses", spy)
     doc = {"run": {"name": "ge", "epochs": 2, "threads": 1},
            "data": {"name": "digits", "batch_size": 32, "limit_train": 256},
            "model": {"name": "mlp-digits"},
@@ -207,37 +174,37 @@ def test_carried_centre_products_equal_a_fresh_span():
     params = list(model.parameters())
     closure.batch = (x.double(), y)
     first = closure.span(c0, v0, params=params)
-    first(torch.tensor([[0.3]]))  # computes (and keeps) the first-layer products
+    first.losses(torch.tensor([[0.3]]))  # computes (and keeps) the first-layer products
     c1 = c0 + 0.7 * v0[0]
     v1 = torch.randn(1, c0.numel(), dtype=torch.float64)
     carried = closure.span(c1, v1, params=params)
     first.carry_to(carried, [0.7])
     fresh = closure.span(c1, v1, params=params)
     t = torch.tensor([[-0.2], [0.0], [0.5]], dtype=torch.float64)
-    assert torch.allclose(carried(t), fresh(t), rtol=1e-12, atol=1e-12)
+    assert torch.allclose(carried.losses(t), fresh.losses(t), rtol=1e-12, atol=1e-12)
     other_batch = MinibatchClosure(model, F.cross_entropy)
     other_batch.batch = (x.double().clone(), y)
     elsewhere = other_batch.span(c1, v1, params=params)
     first.carry_to(elsewhere, [0.7])  # another batch: nothing is carried
-    assert elsewhere._evaluator._known_centre is None
+    assert elsewhere.evaluator.centre_products([0.0]) is None
 
 
 def test_a_trial_step_forms_the_pre_activations_as_the_carried_centre():
-    from topograph.landscape.engine import _combine
-
     model = mlp()  # float32, as trained
     x, y = data(64)
     closure = MinibatchClosure(model, F.cross_entropy)
     closure.batch = (x, y)
     params = list(model.parameters())
     c0 = torch.cat([p.detach().reshape(-1) for p in params])
-    span = closure.span(c0, torch.randn(1, c0.numel()), params=params)
-    span(torch.tensor([[0.37]]))  # a trial step: keeps the products G (2, n, H)
-    g = span._evaluator._segments[0][0]
+    v = torch.randn(1, c0.numel())
+    span = closure.span(c0, v, params=params)
+    span.losses(torch.tensor([[0.37]]))  # a trial step: keeps the products G (2, n, H)
+    first, _ = closure.objective.first_layer(batch=(x, y))
+    g = first.products(first.inputs(model, x), c0, v)  # the same products, formed afresh
     a = torch.tensor([[1.0, 0.37]], dtype=torch.float64).to(g)
-    combined = _combine(a, g.reshape(2, -1)).view_as(g[0])
+    combined = combine(a, g.reshape(2, -1)).view_as(g[0])
     assert torch.allclose(combined, torch.mm(a, g.reshape(2, -1)).view_as(g[0]), rtol=1e-5, atol=1e-6)
-    carried = span._evaluator.centre_products(torch.tensor([0.37], dtype=torch.float64))[0]
+    carried = span.evaluator.centre_products(torch.tensor([0.37], dtype=torch.float64))[0]
     assert torch.equal(combined, carried)  # the next line starts from exactly these
 
 
@@ -278,9 +245,9 @@ def test_span_value_and_grad_equals_a_forward_backward_pass_at_the_point(frozen_
     ref_loss, ref_grad = _module_loss_and_grad(model, params, center + 0.4 * vectors[0] - 1.3 * vectors[1], x, y)
     assert float(loss) == pytest.approx(float(ref_loss), rel=1e-12)
     assert torch.allclose(grad, ref_grad, rtol=1e-10, atol=1e-12)
-    assert (closure.forward_evals, closure.backward_evals) == (1, 1)
+    assert (closure.work.forward_passes, closure.work.backward_passes) == (1, 1)
     # after a line search's trial steps, from the kept products: the same numbers
-    span(torch.tensor([[0.1, 0.2], [-0.5, 0.0]], dtype=torch.float64))
+    span.losses(torch.tensor([[0.1, 0.2], [-0.5, 0.0]], dtype=torch.float64))
     again_loss, again = span.value_and_grad(a)
     assert torch.equal(again, grad) and float(again_loss) == float(loss)
 
@@ -306,9 +273,9 @@ def test_quasi_newton_takes_its_gradients_from_the_carried_line():
         counted.span = mc.span
         opt.step(counted)
         runs.append((torch.cat([p.detach().reshape(-1) for p in model.parameters()]), opt.counts, calls,
-                     mc.backward_evals))
+                     mc.work.backward_passes))
     (slow, c_slow, calls_slow, _), (fast, c_fast, calls_fast, bw_fast) = runs
-    assert c_slow.grad_evals == c_fast.grad_evals == 12 == bw_fast
+    assert c_slow.work.backward_passes == c_fast.work.backward_passes == 12 == bw_fast
     assert calls_slow.count(True) == 12
     assert calls_fast == [True] * (1 + 11 // (quasi_newton.CARRY_MAX + 1))  # the rest came from the span
     assert torch.allclose(slow, fast, rtol=1e-8, atol=1e-9)
