@@ -61,7 +61,7 @@ from topograph.runs.store import (
 )
 from topograph.runs.toml_writer import dumps as toml_dumps
 
-LOSSES = {"cross-entropy": F.cross_entropy}
+LOSSES = {"cross-entropy": F.cross_entropy, "mse": F.mse_loss}
 CHECKPOINT_FORMAT = 1
 
 
@@ -96,6 +96,8 @@ def load_run_dataset(data: Mapping[str, Any], *, source: str = "config"):
         normalize=bool(data.get("normalize", True)),
         limit_train=data.get("limit_train") or None,
         limit_test=data.get("limit_test") or None,
+        permute_pixels=None if data.get("permute_pixels", False) is False else int(data["permute_pixels"]),
+        targets=data.get("targets", "labels"),
     )
 
 
@@ -206,6 +208,7 @@ class Session:
 
         model = build_model(cfg.model.name, seed=self.seed, **cfg.model.kwargs).to(device)
         _check_fits(model, x_train, cfg, source)
+        _check_loss(model, splits["train"], cfg, source)
         loss_fn = LOSSES[cfg.model.loss]
         optimizer = registry.build_optimizer(cfg.optimizer.name, model.parameters(), model=model,
                                              **cfg.optimizer.hyperparameters)
@@ -522,6 +525,30 @@ def _check_fits(model: nn.Module, x: Tensor, cfg: RunConfig, source: str) -> Non
             f"(inputs of shape {tuple(x.shape[1:])}): {first}") from None
     finally:
         model.train(was)
+
+
+def _check_loss(model: nn.Module, train: tuple[Tensor, Tensor], cfg: RunConfig, source: str) -> None:
+    """The loss suits the targets: cross-entropy for class labels, MSE for real-valued targets
+    of the model's output shape."""
+    x, y = train
+    if cfg.model.loss == "cross-entropy" and y.is_floating_point():
+        raise UsageError(f"{source}: model.loss 'cross-entropy' needs class labels, but data.targets is "
+                         f"{cfg.data.targets!r}; use model.loss = \"mse\"")
+    if cfg.model.loss == "mse":
+        if not y.is_floating_point():
+            raise UsageError(f"{source}: model.loss 'mse' needs real-valued targets, but data "
+                             f"{cfg.data.name!r} has class labels; set data.targets = \"inputs\" "
+                             "(an autoencoder) or use model.loss = \"cross-entropy\"")
+        was = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                shape = tuple(model(x[:2]).shape[1:])
+        finally:
+            model.train(was)
+        if shape != tuple(y.shape[1:]):
+            raise UsageError(f"{source}: model {cfg.model.name!r} outputs {shape} per sample but the "
+                             f"targets are {tuple(y.shape[1:])}; model.loss 'mse' needs equal shapes")
 
 
 def _fingerprint(dataset: Any) -> str | None:
