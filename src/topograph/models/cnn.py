@@ -9,7 +9,7 @@ from topograph.models.common import activation as make_activation, as_images, po
 
 
 class SmallCNN(nn.Module):
-    """Two conv blocks and a dropout MLP head (algorithms.md §2.7, used for seed 000).
+    """Two conv blocks and a dropout MLP head: the small CNN of seed 000's experiments.
 
     Conv 32@3×3 (padding 1) → ReLU → MaxPool 2 → Conv 64@3×3 → ReLU → MaxPool 2 → FC 128 →
     ReLU → Dropout → FC ``num_classes``.  Reaches ≥ 91 % test accuracy on Fashion-MNIST.
