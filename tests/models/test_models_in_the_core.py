@@ -69,7 +69,7 @@ def test_objective_matches_the_module(key):
     assert model.training is False and all(p.grad is not None for p in model.parameters())
 
 
-@pytest.mark.parametrize("key", ["resnet6", "lstm", "lenet5", "autoencoder", "vgg9"])
+@pytest.mark.parametrize("key", ["resnet6", "resnet8-B", "lstm", "lenet5", "fcp", "autoencoder", "vgg9"])
 def test_hvp_matches_finite_differences_of_the_gradient(key):
     model, loss_fn, x, y = _case(key, dtype=torch.float64, n=4)
     objective = Objective(model, loss_fn, {"train": (x, y)})

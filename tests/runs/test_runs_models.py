@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from topograph.data import load_dataset
 from topograph.errors import UsageError
 from topograph.runs import RunConfig, train
+from topograph.runs.config import result_view
 
 
 def config(**sections) -> dict:
@@ -92,3 +93,20 @@ def test_config_checks_the_new_keys():
         RunConfig.from_dict(config(model={"loss": "l1"}))
     with pytest.raises(UsageError, match="model.name must be one of .*vgg9 or torchvision:<model>, got 'vgg10'"):
         RunConfig.from_dict(config(model={"name": "vgg10"}))
+
+
+def test_the_new_keys_at_their_defaults_leave_older_runs_matching(tmp_path):
+    """A config written before permute_pixels/targets existed has the same result view (and so
+    resumes, and keeps its study hash) as the same config now; seed 0 is not 'off'."""
+    now = RunConfig.from_dict(config()).to_dict()
+    before = {k: dict(v) for k, v in now.items()}
+    del before["data"]["permute_pixels"], before["data"]["targets"]
+    assert result_view(now) == result_view(before)
+    seeded = RunConfig.from_dict(config(data={"permute_pixels": 0})).to_dict()
+    assert result_view(seeded) != result_view(before) and result_view(seeded)["data"]["permute_pixels"] == 0
+    run = train(config(run={"epochs": 1}), tmp_path, progress=False)
+    text = (run.path / "config.toml").read_text()
+    (run.path / "config.toml").write_text("\n".join(
+        line for line in text.splitlines() if not line.startswith(("permute_pixels", "targets"))))
+    (run.path / "summary.json").unlink()                   # resume the "older" run: no mismatch error
+    assert train(config(run={"epochs": 1}), tmp_path, progress=False).metrics()

@@ -316,12 +316,22 @@ class RunConfig:
             self.optimizer.name, self.optimizer.hyperparameters)
 
 
+#: keys added after run directories were first written, with their defaults: at the default
+#: they are left out of :func:`result_view`, so older runs (and studies' config hashes) still match
+ADDED_KEYS: dict[tuple[str, str], Any] = {("data", "permute_pixels"): False, ("data", "targets"): "labels"}
+
+
 def result_view(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """``doc`` without :data:`NON_RESULT_KEYS` — two runs with equal views give equal results."""
+    """``doc`` without :data:`NON_RESULT_KEYS` (and :data:`ADDED_KEYS` at their defaults) — two
+    runs with equal views give equal results."""
     out = copy.deepcopy(dict(doc))
     for sec, key in NON_RESULT_KEYS:
         if isinstance(out.get(sec), dict):
             out[sec].pop(key, None)
+    for (sec, key), default in ADDED_KEYS.items():
+        table = out.get(sec)
+        if isinstance(table, dict) and key in table and type(table[key]) is type(default) and table[key] == default:
+            del table[key]
     return out
 
 
