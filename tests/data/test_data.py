@@ -120,8 +120,8 @@ def test_objective_evaluates_a_dataset():
 
 
 def test_bad_arguments_raise_one_line_usage_errors():
-    with pytest.raises(UsageError, match="known: digits, fashion-mnist, cifar10"):
-        load_dataset("mnist")
+    with pytest.raises(UsageError, match="known: digits, mnist, fashion-mnist, cifar10"):
+        load_dataset("emnist")
     for bad in (1.0, -0.1, 1437, -1, "10%", True):
         with pytest.raises(UsageError, match="val_size"):
             load_dataset("digits", val_size=bad)

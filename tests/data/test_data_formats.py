@@ -4,6 +4,7 @@ tiny HTTP server on 127.0.0.1."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import gzip
 import hashlib
@@ -184,16 +185,16 @@ def test_fake_fashion_layout_checksums_and_missing_files(tmp_path, monkeypatch):
 def test_fashion_download_from_a_local_mirror(http_root, tmp_path, monkeypatch):
     served, url = http_root
     files = _write_fake_fashion(served, seed=1)
-    monkeypatch.setattr(fashion_mnist, "MIRRORS", ("http://127.0.0.1:9/unreachable/", url))
-    monkeypatch.setattr(fashion_mnist, "OFFICIAL_SHA256", {n: _sha256(b) for n, b in files.items()})
     md5s = {n: hashlib.md5(b).hexdigest() for n, b in files.items()}
-    monkeypatch.setattr(fashion_mnist, "OFFICIAL_MD5", md5s)
+    source = dataclasses.replace(fashion_mnist.SOURCE, mirrors=("http://127.0.0.1:9/unreachable/", url),
+                                 gz_sha256={n: _sha256(b) for n, b in files.items()}, gz_md5=md5s)
+    monkeypatch.setattr(fashion_mnist, "SOURCE", source)
     root = tmp_path / "data"
     ds = load_dataset("fashion-mnist", root=root, download=True, normalize=False)
     assert ds.n("train") == 30 and ds.meta["verified"] == "official"
     assert sorted(p.name for p in (root / "fashion-mnist").iterdir()) == sorted(files)
     # a tampered mirror: every download fails its checksum, nothing is left behind
-    monkeypatch.setattr(fashion_mnist, "OFFICIAL_SHA256", {n: "0" * 64 for n in files})
+    monkeypatch.setattr(fashion_mnist, "SOURCE", dataclasses.replace(source, gz_sha256={n: "0" * 64 for n in files}))
     with pytest.raises(UsageError, match="SHA-256 mismatch"):
         load_dataset("fashion-mnist", root=tmp_path / "other", download=True)
     assert not any((tmp_path / "other").rglob("*.gz"))

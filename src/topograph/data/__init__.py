@@ -1,11 +1,13 @@
-"""Data sets as in-memory tensors: digits (bundled), Fashion-MNIST (IDX) and CIFAR-10.
+"""Data sets as in-memory tensors: digits (bundled), MNIST and Fashion-MNIST (IDX), CIFAR-10.
 
 ``load_dataset(name, ...)`` returns a :class:`Dataset`; pass it straight to
 :class:`topograph.core.Objective`.  See ``docs/data.md`` for data directories, downloads and
 checksums.  (The analytic 2-D landscapes live in :mod:`topograph.data.analytic`.)
 """
 
-from topograph.data.dataset import SOURCES, Dataset, RawData, dataset_from_tensors, load_dataset
+from topograph.data.dataset import (
+    SOURCES, TARGETS, Dataset, RawData, dataset_from_tensors, load_dataset, pixel_permutation,
+)
 from topograph.data.download import ENV_VAR, data_dir
 from topograph.data.idx import read_idx, write_idx
 from topograph.data.safe_pickle import safe_load
@@ -14,6 +16,6 @@ from topograph.data.safe_pickle import safe_load
 DATASETS = tuple(SOURCES)
 
 __all__ = [
-    "DATASETS", "ENV_VAR", "Dataset", "RawData", "data_dir", "dataset_from_tensors",
-    "load_dataset", "read_idx", "safe_load", "write_idx",
+    "DATASETS", "ENV_VAR", "TARGETS", "Dataset", "RawData", "data_dir", "dataset_from_tensors",
+    "load_dataset", "pixel_permutation", "read_idx", "safe_load", "write_idx",
 ]

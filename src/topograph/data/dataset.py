@@ -5,8 +5,8 @@ training and evaluation batch by index with no per-sample Python objects.  The f
 core (:class:`topograph.core.Objective`) takes it directly through its ``splits`` attribute.
 
 :func:`load_dataset` is the one entry point by name.  It asks a *source* (``digits``,
-``fashion-mnist``, ``cifar10``) for the raw train/test images scaled to [0, 1], then applies
-the same post-processing to every source, in this order:
+``mnist``, ``fashion-mnist``, ``cifar10``) for the raw train/test images scaled to [0, 1], then
+applies the same post-processing to every source, in this order:
 
 1. **validation split** — a seeded permutation ``π`` of the training indices; the first
    ``n_val`` of ``π`` become ``val``, the rest stay ``train``.  The same seed gives the same
@@ -19,7 +19,17 @@ the same post-processing to every source, in this order:
    constants (Fashion-MNIST, CIFAR-10) or, for sources without them (digits), μ and σ of the
    training split *after* the validation split is removed (before ``limit_train``, so quick
    runs see the same scaling);
-4. **flatten** — inputs reshaped to ``(N, D)``.
+4. **pixel permutation** (``permute_pixels=s``, permuted-pixel MNIST) — one fixed permutation
+   π of the H·W pixel positions, drawn by ``torch.randperm(H·W)`` from a generator seeded with
+   ``s``, applied to every image of every split (the same π for all channels); the image then
+   becomes a sequence of H steps of W·C features: step t holds the permuted pixels
+   π[tW], …, π[tW + W − 1], each with its C channel values (channels last).  MNIST gives
+   ``(N, 28, 28)``: 28 steps of 28 features, the input of seed 001's LSTM;
+5. **targets** — ``"labels"`` (default) keeps the class labels; ``"inputs"`` makes each
+   sample's target its own input, flattened to ``(D,)`` (after steps 3–4: an autoencoder
+   reconstructs what it is given; use ``normalize=False`` for targets in [0, 1], as a sigmoid
+   output needs).  The targets are views of the inputs: treat both as read-only;
+6. **flatten** — inputs reshaped to ``(N, D)``.
 """
 
 from __future__ import annotations
@@ -39,9 +49,13 @@ from topograph.errors import UsageError
 
 Split = tuple[Tensor, Tensor]
 
+#: what ``load_dataset(targets=...)`` accepts
+TARGETS = ("labels", "inputs")
+
 #: data-set name -> module of topograph.data that provides ``load_raw(root, download)``
 SOURCES: dict[str, str] = {
     "digits": "topograph.data.digits",
+    "mnist": "topograph.data.mnist",
     "fashion-mnist": "topograph.data.fashion_mnist",
     "cifar10": "topograph.data.cifar10",
 }
@@ -54,12 +68,16 @@ class Dataset:
     Attributes
     ----------
     name:
-        the data-set name (``"digits"``, ``"fashion-mnist"``, ``"cifar10"`` or the user's).
+        the data-set name (``"digits"``, ``"mnist"``, ``"fashion-mnist"``, ``"cifar10"`` or
+        the user's).
     splits:
         ``{"train": (x, y), "test": (x, y)}`` and optionally ``"val"``; ``x`` is ``float32``
-        of shape ``(N, *input_shape)``, ``y`` is ``int64`` of shape ``(N,)``.
+        of shape ``(N, *input_shape)``, ``y`` is ``int64`` of shape ``(N,)`` — or, for a data
+        set whose targets are its inputs (``load_dataset(..., targets="inputs")``), ``float32``
+        of shape ``(N, D)``.
     num_classes:
-        number of classes; labels lie in ``[0, num_classes)``.
+        number of classes; labels lie in ``[0, num_classes)`` (0 when the targets are not
+        class labels).
     input_shape:
         shape of one input, e.g. ``(1, 28, 28)`` or ``(784,)`` when flattened.
     class_names:
@@ -246,14 +264,16 @@ def load_dataset(
     normalize: bool = True,
     limit_train: int | None = None,
     limit_test: int | None = None,
+    permute_pixels: int | None = None,
+    targets: str = "labels",
 ) -> Dataset:
     """Load a data set by name as a :class:`Dataset` of in-memory tensors.
 
     Parameters
     ----------
     name:
-        ``"digits"`` (scikit-learn's bundled 8×8 digits, no download), ``"fashion-mnist"``
-        or ``"cifar10"``.
+        ``"digits"`` (scikit-learn's bundled 8×8 digits, no download), ``"mnist"``,
+        ``"fashion-mnist"`` or ``"cifar10"``.
     root:
         data directory; default ``$TOPOGRAPH_DATA_DIR``, else ``~/.cache/topograph``
         (see :func:`topograph.data.download.data_dir`).  Unused by digits.
@@ -272,6 +292,14 @@ def load_dataset(
         pixels scaled to [0, 1].
     limit_train, limit_test:
         keep only this many samples (a seeded random subset; ``None`` or 0 = all).
+    permute_pixels:
+        a seed: permute the pixels of every image by one fixed seeded permutation and shape
+        each image as a sequence of H steps × W·C features (permuted-pixel MNIST, see the
+        module docstring); ``None`` (default) leaves the images as they are.
+    targets:
+        ``"labels"`` (default) or ``"inputs"``: each sample's target is its own (flattened)
+        input, for autoencoders trained with a reconstruction loss such as MSE.  Accuracy is
+        then undefined (NaN in :class:`topograph.core.Objective` evaluations).
     """
     if not isinstance(name, str) or name.lower() not in SOURCES:
         raise UsageError(f"unknown data set {name!r}; known: {', '.join(SOURCES)}")
@@ -280,6 +308,12 @@ def load_dataset(
     n_limit_test = _limit(limit_test, "limit_test")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise UsageError(f"seed={seed!r}: must be an int")
+    if permute_pixels is not None and (isinstance(permute_pixels, bool)
+                                       or not isinstance(permute_pixels, (int, np.integer))
+                                       or permute_pixels < 0):
+        raise UsageError(f"permute_pixels={permute_pixels!r}: must be a non-negative int seed (or None)")
+    if targets not in TARGETS:
+        raise UsageError(f"targets={targets!r}: must be one of {', '.join(map(repr, TARGETS))}")
 
     source = importlib.import_module(SOURCES[name])
     raw: RawData = source.load_raw(root=root, download=download)
@@ -332,12 +366,42 @@ def load_dataset(
         for split, (x, y) in list(splits.items()):
             splits[split] = (_normalize_(x, mean32, std32), y)  # RawData tensors are ours to modify
 
-    input_shape = tuple(int(s) for s in x_train.shape[1:])
+    if permute_pixels is not None:
+        splits = _permute_pixels(splits, int(permute_pixels), raw.name)
+        meta["permute_pixels"] = int(permute_pixels)
+    num_classes, class_names = raw.num_classes, tuple(raw.class_names)
+    if targets == "inputs":
+        splits = {split: (x, x.reshape(x.shape[0], -1)) for split, (x, _) in splits.items()}
+        num_classes, class_names = 0, ()
+    meta["targets"] = targets
+
+    input_shape = tuple(int(s) for s in splits["train"][0].shape[1:])
     dataset = Dataset(
-        name=raw.name, splits=splits, num_classes=raw.num_classes, input_shape=input_shape,
-        class_names=tuple(raw.class_names), meta=meta,
+        name=raw.name, splits=splits, num_classes=num_classes, input_shape=input_shape,
+        class_names=class_names, meta=meta,
     )
     return dataset.flattened() if flatten else dataset
+
+
+def pixel_permutation(height: int, width: int, seed: int) -> Tensor:
+    """The permutation of ``height · width`` pixel positions that ``permute_pixels=seed`` applies."""
+    return torch.randperm(height * width, generator=torch.Generator().manual_seed(int(seed)))
+
+
+def _permute_pixels(splits: dict[str, Split], seed: int, name: str) -> dict[str, Split]:
+    """Images (N, C, H, W) → sequences (N, H, W·C) of one fixed seeded pixel permutation."""
+    x0 = splits["train"][0]
+    if x0.ndim != 4:
+        raise UsageError(f"permute_pixels: data set {name!r} has inputs of shape {tuple(x0.shape[1:])}, "
+                         "not images (C, H, W)")
+    _, channels, height, width = x0.shape
+    perm = pixel_permutation(height, width, seed)
+    out = {}
+    for split, (x, y) in splits.items():
+        n = x.shape[0]
+        pixels = x.reshape(n, channels, height * width)[:, :, perm]
+        out[split] = (pixels.transpose(1, 2).reshape(n, height, width * channels).contiguous(), y)
+    return out
 
 
 def dataset_from_tensors(

@@ -9,7 +9,8 @@ Data directory (:func:`data_dir`), first that applies:
 Integrity: :func:`sha256_file` hashes in 1 MiB blocks; :func:`read_sha256sums` parses a
 ``SHA256SUMS`` file (``sha256sum`` output format), which a local copy may ship to vouch for
 its own bytes.  :func:`download` streams a URL into a temporary file in the destination
-folder with a rich progress bar, checks its SHA-256 and only then renames it into place
+folder with a rich progress bar, checks its SHA-256 (and any further check the caller
+passes, e.g. of the decompressed content) and only then renames it into place
 (``os.replace``, atomic), so a partial or tampered download never appears under the final
 name.
 """
@@ -22,6 +23,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 
 from topograph.errors import UsageError
@@ -117,12 +119,13 @@ def verify_files(
 def download(
     url: str,
     dest: str | Path,
-    sha256: str,
+    sha256: str | None,
     *,
     timeout: float = 60.0,
     progress: bool | None = None,
+    verify: Callable[[Path], None] | None = None,
 ) -> Path:
-    """Download ``url`` to ``dest`` and check its SHA-256; atomic, never leaves partial files.
+    """Download ``url`` to ``dest`` and check it; atomic, never leaves partial files.
 
     Parameters
     ----------
@@ -131,8 +134,12 @@ def download(
     dest:
         the final path; its folder is created.
     sha256:
-        the expected hex digest.  On a mismatch the temporary file is deleted and a
-        UsageError names the file and both digests.
+        the expected hex digest of the downloaded bytes, or ``None`` when ``verify`` checks
+        the file instead.  On a mismatch the temporary file is deleted and a UsageError
+        names the file and both digests.
+    verify:
+        a further check of the complete temporary file before it is renamed into place; it
+        raises a UsageError to reject the download (the temporary file is then deleted).
     timeout:
         socket timeout in seconds.
     progress:
@@ -143,6 +150,8 @@ def download(
         BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn,
     )
 
+    if sha256 is None and verify is None:
+        raise ValueError("download needs an expected sha256 or a verify callable")
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     show = sys.stderr.isatty() if progress is None else progress
@@ -175,11 +184,13 @@ def download(
             out.flush()
             os.fsync(out.fileno())
         actual = h.hexdigest()
-        if actual != sha256.lower():
+        if sha256 is not None and actual != sha256.lower():
             raise UsageError(
                 f"{dest}: SHA-256 mismatch after downloading {url}: expected {sha256.lower()}, "
                 f"got {actual}; the download was discarded"
             )
+        if verify is not None:
+            verify(tmp)
         os.replace(tmp, dest)
     except BaseException:
         if fd != -1:

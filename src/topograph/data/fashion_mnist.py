@@ -6,14 +6,15 @@ four files ``train-images-idx3-ubyte.gz``, ``train-labels-idx1-ubyte.gz``,
 accepted too).
 
 Where the files are looked for: the data directory ``D`` (see
-:func:`topograph.data.download.data_dir`) itself, then ``D/fashion-mnist``.
-
-Integrity:
+:func:`topograph.data.download.data_dir`) itself, then ``D/fashion-mnist``.  The reading,
+the folder rules and the checks are those of every IDX image source
+(:mod:`topograph.data.idx_images`):
 
 * if the folder holds a ``SHA256SUMS`` file, every file it lists that is read is checked
   against it (a re-encoded local copy vouches for its own bytes this way);
 * otherwise the files are compared with the official checksums and the result is recorded
-  in ``meta["verified"]`` (a local copy is trusted, but the record says so);
+  in ``meta["verified"]`` (a local copy is trusted, but the record says so: no checksum of
+  the official files' decompressed content is published to check it by);
 * downloads (``download=True``) must match the SHA-256 below and the official MD5.
 
 Checksums.  Zalando publishes MD5s only (README of github.com/zalandoresearch/fashion-mnist;
@@ -28,23 +29,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import torch
-
 from topograph.data.dataset import RawData
-from topograph.data.download import (
-    ENV_VAR, data_dir, download as download_file, md5_file, verify_files,
-)
-from topograph.data.idx import IMAGES_MAGIC, LABELS_MAGIC, read_idx
-from topograph.errors import UsageError
+from topograph.data.idx_images import FILES, IdxImageSource
 
 SUBDIR = "fashion-mnist"
-FILES = {
-    "train_images": "train-images-idx3-ubyte.gz",
-    "train_labels": "train-labels-idx1-ubyte.gz",
-    "test_images": "t10k-images-idx3-ubyte.gz",
-    "test_labels": "t10k-labels-idx1-ubyte.gz",
-}
 MIRRORS = (
     "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
     "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
@@ -71,96 +59,23 @@ MEAN = (0.2860,)
 STD = (0.3530,)
 SIZES = {"train": 60_000, "test": 10_000}
 
-
-def _find(folder: Path, gz_name: str) -> Path | None:
-    for name in (gz_name, gz_name[: -len(".gz")]):
-        if (folder / name).is_file():
-            return folder / name
-    return None
+#: the data set's description for the shared IDX reader
+SOURCE = IdxImageSource(
+    name="fashion-mnist", title="Fashion-MNIST",
+    citation="Fashion-MNIST IDX files (Xiao et al. 2017, arXiv:1708.07747)",
+    subdir=SUBDIR, mirrors=MIRRORS, class_names=CLASS_NAMES, mean=MEAN, std=STD, sizes=SIZES,
+    gz_sha256=OFFICIAL_SHA256, gz_md5=OFFICIAL_MD5,
+)
 
 
 def locate(root: str | Path | None = None) -> tuple[Path, dict[str, Path | None]]:
-    """The folder holding (or to receive) the files, and each file's path or ``None``.
-
-    Looks in the data directory and in its ``fashion-mnist/`` subfolder; the folder with
-    the most files wins (the subfolder when neither has any).
-    """
-    base = data_dir(root)
-    best: tuple[int, Path, dict[str, Path | None]] | None = None
-    for folder in (base, base / SUBDIR):
-        found = {key: _find(folder, name) for key, name in FILES.items()}
-        count = sum(p is not None for p in found.values())
-        if best is None or count > best[0]:
-            best = (count, folder, found)
-    assert best is not None
-    if best[0] == 0:
-        folder = base if base.name == SUBDIR else base / SUBDIR
-        return folder, {key: None for key in FILES}
-    return best[1], best[2]
-
-
-def fetch(folder: Path, names: list[str]) -> None:
-    """Download the named official files into ``folder``, checked by SHA-256 and MD5."""
-    for name in names:
-        errors = []
-        for mirror in MIRRORS:
-            try:
-                path = download_file(mirror + name, folder / name, OFFICIAL_SHA256[name])
-            except UsageError as exc:
-                errors.append(str(exc))
-                continue
-            md5 = md5_file(path)
-            if md5 != OFFICIAL_MD5[name]:
-                path.unlink(missing_ok=True)
-                raise UsageError(f"{path}: MD5 mismatch: expected {OFFICIAL_MD5[name]}, found {md5}")
-            break
-        else:
-            raise UsageError(f"could not download {name}: {' | '.join(errors)}")
+    """The folder holding (or to receive) the files, and each file's path or ``None``."""
+    return SOURCE.locate(root)
 
 
 def load_raw(root: str | Path | None = None, download: bool = False) -> RawData:
     """Fashion-MNIST as (N, 1, 28, 28) float32 in [0, 1]: 60,000 train, 10,000 test."""
-    folder, found = locate(root)
-    missing = [FILES[key] for key, path in found.items() if path is None]
-    if missing:
-        if not download:
-            raise UsageError(
-                f"Fashion-MNIST files not found in {data_dir(root)} or its {SUBDIR}/ subfolder "
-                f"(missing: {', '.join(missing)}); pass root=, set {ENV_VAR}, or use download=True"
-            )
-        fetch(folder, missing)
-        folder, found = locate(folder)
-    paths = {key: path for key, path in found.items() if path is not None}
-    record = verify_files(folder, list(paths.values()), OFFICIAL_SHA256)
+    return SOURCE.load_raw(root, download)
 
-    splits = {}
-    for split in ("train", "test"):
-        images = read_idx(paths[f"{split}_images"], magic=IMAGES_MAGIC)
-        labels = read_idx(paths[f"{split}_labels"], magic=LABELS_MAGIC)
-        if images.ndim != 3 or images.shape[1:] != (28, 28):
-            raise UsageError(f"{paths[f'{split}_images']}: images must be N×28×28, found {images.shape}")
-        if labels.shape[0] != images.shape[0]:
-            raise UsageError(
-                f"{paths[f'{split}_labels']}: {labels.shape[0]} labels for {images.shape[0]} images"
-            )
-        if labels.size and labels.max() >= len(CLASS_NAMES):
-            raise UsageError(f"{paths[f'{split}_labels']}: label {int(labels.max())} outside 0-9")
-        x = torch.from_numpy(images).unsqueeze(1).to(torch.float32).div_(255.0)
-        splits[split] = (x, torch.from_numpy(labels.astype(np.int64)))
 
-    sizes = {split: int(y.shape[0]) for split, (_, y) in splits.items()}
-    return RawData(
-        name="fashion-mnist",
-        train=splits["train"],
-        test=splits["test"],
-        num_classes=10,
-        class_names=CLASS_NAMES,
-        meta={
-            "source": "Fashion-MNIST IDX files (Xiao et al. 2017, arXiv:1708.07747)",
-            "directory": str(folder),
-            "official_sizes": sizes == SIZES,
-            **record,
-        },
-        mean=MEAN,
-        std=STD,
-    )
+__all__ = ["CLASS_NAMES", "FILES", "MEAN", "SOURCE", "STD", "load_raw", "locate"]

@@ -10,11 +10,17 @@ An IDX file (LeCun et al., http://yann.lecun.com/exdb/mnist/) is
 Files may be gzip-compressed (detected by the gzip magic bytes, not by the name).  The
 reader validates the magic number, the header and the exact payload length, and reports any
 problem as a one-line :class:`~topograph.errors.UsageError` naming the file.
+
+:func:`read_idx_and_sha256` also returns the SHA-256 of the *decompressed* bytes (header and
+payload) from the same pass, and :func:`content_sha256` hashes them without parsing: a
+checksum of the content does not depend on the gzip encoder, so an official download and a
+re-compressed copy of the same file give the same digest.
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import struct
 import tempfile
@@ -62,10 +68,24 @@ def read_idx_header(path: str | Path) -> tuple[int, tuple[int, ...]]:
     """``(magic, sizes)`` of an IDX file, validated, without reading the payload."""
     path = Path(path)
     with _open(path) as stream:
-        return _read_header(stream, path)
+        magic, sizes, _ = _read_header(stream, path)
+        return magic, sizes
 
 
-def _read_header(stream: BinaryIO, path: Path) -> tuple[int, tuple[int, ...]]:
+def content_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's decompressed bytes (of the bytes themselves if not gzip)."""
+    path = Path(path)
+    h = hashlib.sha256()
+    try:
+        with _open(path) as stream:
+            for block in iter(lambda: stream.read(1 << 20), b""):
+                h.update(block)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise UsageError(f"{path}: corrupt gzip stream ({exc}); re-download the file") from None
+    return h.hexdigest()
+
+
+def _read_header(stream: BinaryIO, path: Path) -> tuple[int, tuple[int, ...], bytes]:
     head = stream.read(4)
     if len(head) < 4:
         raise UsageError(f"{path}: too short for an IDX header ({len(head)} bytes); {_EXPECTED}")
@@ -78,7 +98,7 @@ def _read_header(stream: BinaryIO, path: Path) -> tuple[int, tuple[int, ...]]:
         raise UsageError(
             f"{path}: truncated: header declares {ndim} dimensions but holds {len(raw_sizes) // 4}"
         )
-    return magic, tuple(int(s) for s in struct.unpack(f">{ndim}I", raw_sizes))
+    return magic, tuple(int(s) for s in struct.unpack(f">{ndim}I", raw_sizes)), head + raw_sizes
 
 
 def read_idx(path: str | Path, *, magic: int | None = None) -> np.ndarray:
@@ -97,12 +117,22 @@ def read_idx(path: str | Path, *, magic: int | None = None) -> np.ndarray:
         the file is missing, not gzip/IDX, has a wrong magic number, or a payload whose
         length differs from what the header declares (truncated or trailing bytes).
     """
-    path = Path(path)
+    return _read(Path(path), magic, None)
+
+
+def read_idx_and_sha256(path: str | Path, *, magic: int | None = None) -> tuple[np.ndarray, str]:
+    """:func:`read_idx`, and the hex SHA-256 of the file's decompressed bytes, in one pass."""
+    h = hashlib.sha256()
+    array = _read(Path(path), magic, h)
+    return array, h.hexdigest()
+
+
+def _read(path: Path, magic: int | None, digest: hashlib._Hash | None) -> np.ndarray:
     if not path.is_file():
         raise UsageError(f"{path}: no such IDX file")
     try:
         with _open(path) as stream:
-            found_magic, sizes = _read_header(stream, path)
+            found_magic, sizes, header = _read_header(stream, path)
             if magic is not None and found_magic != magic:
                 kind = {IMAGES_MAGIC: "images", LABELS_MAGIC: "labels"}.get(magic, "IDX")
                 raise UsageError(
@@ -115,6 +145,9 @@ def read_idx(path: str | Path, *, magic: int | None = None) -> np.ndarray:
             found = _read_exactly(stream, memoryview(out.reshape(-1).view(np.uint8)))
             if found < expected:
                 raise UsageError(f"{path}: truncated: expected {expected} payload bytes, found {found}")
+            if digest is not None:
+                digest.update(header)
+                digest.update(memoryview(out.reshape(-1).view(np.uint8)))
             extra = len(stream.read(1 << 16))
             if extra:
                 raise UsageError(

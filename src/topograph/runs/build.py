@@ -18,7 +18,7 @@ from topograph.errors import UsageError
 from topograph.models import build_model
 
 #: the ``[model] loss`` names a config may use
-LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"cross-entropy": F.cross_entropy}
+LOSSES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {"cross-entropy": F.cross_entropy, "mse": F.mse_loss}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -45,6 +45,8 @@ def load_run_dataset(data: Mapping[str, Any], *, source: str = "config"):
         normalize=bool(data.get("normalize", True)),
         limit_train=data.get("limit_train") or None,
         limit_test=data.get("limit_test") or None,
+        permute_pixels=None if data.get("permute_pixels", False) is False else int(data["permute_pixels"]),
+        targets=data.get("targets", "labels"),
     )
 
 

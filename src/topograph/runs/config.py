@@ -6,7 +6,7 @@ digits).  The reference with every key is ``docs/runs.md``; in short::
     [run]            name, seeds, epochs, max_steps, device, out_dir, checkpoint_every_steps,
                      threads
     [data]           name, root, download, batch_size ("full" or an integer), val_size, seed,
-                     limit_train, limit_test, flatten, normalize
+                     limit_train, limit_test, flatten, normalize, permute_pixels, targets
     [model]          name, loss, and the model's keyword arguments
     [optimizer]      name and its hyperparameters (topograph.optim.registry)
     [schedule]       name ("none", "step", "cosine", "sgdr"), step_size, gamma, t_max, eta_min,
@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from topograph.errors import UsageError
-from topograph.models import MODELS
+from topograph.models import MODELS, is_model_name
 from topograph.optim import registry
 
 # ---------------------------------------------------------------------- value rules
@@ -128,6 +128,14 @@ def val_size(v: Any) -> int | float:
     raise _Bad("a number of samples (integer >= 0) or a fraction in [0, 1)")
 
 
+def seed_or_false(v: Any) -> int | bool:
+    if v is False:
+        return False
+    if not _is_int(v) or v < 0:
+        raise _Bad("false or a non-negative integer seed")
+    return int(v)
+
+
 def device(v: Any) -> str:
     if not isinstance(v, str) or not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v):
         raise _Bad('"auto", "cpu", "cuda", "cuda:N" or "mps"')
@@ -165,7 +173,7 @@ class RunSection:
 class DataSection:
     """``[data]``: the data set (``topograph.data.load_dataset``) and its batching."""
 
-    name: str = _rule("digits", string, '"digits", "fashion-mnist", "cifar10"')
+    name: str = _rule("digits", string, '"digits", "mnist", "fashion-mnist", "cifar10"')
     root: str = _rule("", string, "data folder (empty: the loader's default / environment variable)")
     download: bool = _rule(False, boolean, "download (with checksums) when the files are missing")
     batch_size: int | str = _rule(64, batch_size, 'samples per step, or "full" for full batch')
@@ -175,9 +183,15 @@ class DataSection:
     limit_test: int = _rule(0, nonneg_int, "use only the first N test samples (0 = all)")
     flatten: bool = _rule(False, boolean, "flatten images to vectors")
     normalize: bool = _rule(True, boolean, "standard per-data-set normalisation")
+    permute_pixels: int | bool = _rule(
+        False, seed_or_false, "a seed: permute the pixels by one fixed permutation and read each "
+        "image as a sequence of rows (permuted-pixel MNIST for the lstm model); false = off")
+    targets: str = _rule("labels", choice("labels", "inputs"),
+                         '"labels", or "inputs": targets are the flattened inputs (autoencoders, '
+                         'with model.loss = "mse")')
 
 
-LOSSES = ("cross-entropy",)
+LOSSES = ("cross-entropy", "mse")
 
 #: keyword arguments the built-in models accept (others are passed through unchecked)
 MODEL_KWARGS: dict[str, tuple[str, ...]] = {
@@ -194,7 +208,8 @@ class ModelSection:
     """``[model]``: a model by name (``topograph.models``), its loss and keyword arguments."""
 
     name: str = _rule("mlp-digits", string, "a model name of topograph.models")
-    loss: str = _rule("cross-entropy", choice(*LOSSES), "the training loss")
+    loss: str = _rule("cross-entropy", choice(*LOSSES),
+                      '"cross-entropy" (class labels) or "mse" (mean squared error, data.targets = "inputs")')
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -302,12 +317,22 @@ class RunConfig:
             self.optimizer.name, self.optimizer.hyperparameters)
 
 
+#: keys added after run directories were first written, with their defaults: at the default
+#: they are left out of :func:`result_view`, so older runs (and studies' config hashes) still match
+ADDED_KEYS: dict[tuple[str, str], Any] = {("data", "permute_pixels"): False, ("data", "targets"): "labels"}
+
+
 def result_view(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """``doc`` without :data:`NON_RESULT_KEYS` — two runs with equal views give equal results."""
+    """``doc`` without :data:`NON_RESULT_KEYS` (and :data:`ADDED_KEYS` at their defaults) — two
+    runs with equal views give equal results."""
     out = copy.deepcopy(dict(doc))
     for sec, key in NON_RESULT_KEYS:
         if isinstance(out.get(sec), dict):
             out[sec].pop(key, None)
+    for (sec, key), default in ADDED_KEYS.items():
+        table = out.get(sec)
+        if isinstance(table, dict) and key in table and type(table[key]) is type(default) and table[key] == default:
+            del table[key]
     return out
 
 
@@ -373,9 +398,9 @@ def _parse(doc: Mapping[str, Any], source: str, overrides: frozenset[str]) -> Ru
 
 
 def _model_kwargs(name: str, extra: dict[str, Any], source: str, overrides: frozenset[str]) -> dict:
-    if name not in MODELS:
+    if not is_model_name(name):
         raise _error(source, "model.name", overrides,
-                     f"model.name must be one of {', '.join(MODELS)}, got {name!r}")
+                     f"model.name must be one of {', '.join(MODELS)} or torchvision:<model>, got {name!r}")
     allowed = MODEL_KWARGS.get(name)
     if allowed is not None:
         for key in extra:

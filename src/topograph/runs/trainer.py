@@ -208,6 +208,7 @@ class Session:
         n_train = int(x_train.shape[0])
         model = build_run_model(cfg_doc["model"], self.seed).to(device)
         _check_fits(model, x_train, cfg, cfg.source)
+        _check_loss(model, splits["train"], cfg, cfg.source)
         loss_fn = run_loss(cfg_doc["model"])
         optimizer = registry.build_optimizer(cfg.optimizer.name, model.parameters(), model=model,
                                              **cfg.optimizer.hyperparameters)
@@ -466,6 +467,30 @@ def _check_fits(model: nn.Module, x: Tensor, cfg: RunConfig, source: str) -> Non
             f"(inputs of shape {tuple(x.shape[1:])}): {first}") from None
     finally:
         model.train(was)
+
+
+def _check_loss(model: nn.Module, train: tuple[Tensor, Tensor], cfg: RunConfig, source: str) -> None:
+    """The loss suits the targets: cross-entropy for class labels, MSE for real-valued targets
+    of the model's output shape."""
+    x, y = train
+    if cfg.model.loss == "cross-entropy" and y.is_floating_point():
+        raise UsageError(f"{source}: model.loss 'cross-entropy' needs class labels, but data.targets is "
+                         f"{cfg.data.targets!r}; use model.loss = \"mse\"")
+    if cfg.model.loss == "mse":
+        if not y.is_floating_point():
+            raise UsageError(f"{source}: model.loss 'mse' needs real-valued targets, but data "
+                             f"{cfg.data.name!r} has class labels; set data.targets = \"inputs\" "
+                             "(an autoencoder) or use model.loss = \"cross-entropy\"")
+        was = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                shape = tuple(model(x[:2]).shape[1:])
+        finally:
+            model.train(was)
+        if shape != tuple(y.shape[1:]):
+            raise UsageError(f"{source}: model {cfg.model.name!r} outputs {shape} per sample but the "
+                             f"targets are {tuple(y.shape[1:])}; model.loss 'mse' needs equal shapes")
 
 
 def _fingerprint(dataset: Any) -> str | None:
