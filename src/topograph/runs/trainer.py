@@ -43,10 +43,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from topograph.errors import UsageError
+from topograph.errors import DamagedFileError, UsageError
 from topograph.optim import registry
 from topograph.runs import schedule as sched
-from topograph.io import atomic_torch_save, atomic_write_json, atomic_write_text, safe_torch_load
+from topograph.io import atomic_torch_save, atomic_write_json, atomic_write_text, load_weights, safe_torch_load
 from topograph.runs.config import RunConfig, as_config, read_toml, result_view
 from topograph.runs.early_stopping import EarlyStopping
 from topograph.runs.store import (
@@ -57,6 +57,7 @@ from topograph.runs.store import (
     SUMMARY_FILE,
     Run,
     metric_columns,
+    restart_remedy,
     write_metrics,
 )
 from topograph.runs.toml_writer import dumps as toml_dumps
@@ -184,6 +185,8 @@ class Session:
         path = self.run_dir / CONFIG_FILE
         if not path.exists():
             return
+        if not (self.run_dir / CHECKPOINT_FILE).exists() and not (self.run_dir / SUMMARY_FILE).exists():
+            return  # nothing trained yet (e.g. a config that failed at its first step): replaced
         stored = result_view(read_toml(path))
         wanted = result_view(toml_roundtrip(cfg_doc))
         if stored != wanted:
@@ -205,10 +208,15 @@ class Session:
         from topograph.models import build_model
 
         model = build_model(cfg.model.name, seed=self.seed, **cfg.model.kwargs).to(device)
-        _check_fits(model, x_train, cfg, source)
+        _check_fits(model, x_train, cfg, source, num_classes=getattr(dataset, "num_classes", None))
         loss_fn = LOSSES[cfg.model.loss]
-        optimizer = registry.build_optimizer(cfg.optimizer.name, model.parameters(), model=model,
-                                             **cfg.optimizer.hyperparameters)
+        try:
+            optimizer = registry.build_optimizer(cfg.optimizer.name, model.parameters(), model=model,
+                                                 **cfg.optimizer.hyperparameters)
+        except ValueError as err:  # torch's own checks, e.g. Nesterov without momentum
+            if isinstance(err, UsageError):
+                raise
+            raise UsageError(f"{source}: optimizer {cfg.optimizer.name!r} refuses its settings: {err}") from None
         scheduler = sched.build_scheduler(optimizer, cfg.schedule, epochs=cfg.run.epochs)
 
         from topograph.core import Objective
@@ -238,20 +246,33 @@ class Session:
         st = _LoopState()
         ckpt_path = self.run_dir / CHECKPOINT_FILE
         if ckpt_path.exists():
-            ck = safe_torch_load(ckpt_path, map_location=device)
-            model.load_state_dict(ck["model"])
-            optimizer.load_state_dict(ck["optimizer"])
-            if scheduler is not None and ck["scheduler"] is not None:
-                scheduler.load_state_dict(ck["scheduler"])
-            torch.set_rng_state(ck["rng"]["torch"].cpu())
-            if device.type == "cuda" and "cuda" in ck["rng"]:
-                torch.cuda.set_rng_state(ck["rng"]["cuda"].cpu(), device)
-            generator.set_state(ck["rng"]["perm"].cpu())
-            stopper.load_state_dict(ck["early_stopping"])
-            st.load(ck["loop"], device)
+            remedy = restart_remedy(self.run_dir)
+            ck = safe_torch_load(ckpt_path, map_location=device, remedy=remedy)
+            try:
+                load_weights(model, ck["model"], path=ckpt_path, remedy=remedy,
+                             model=f"the run's model {cfg.model.name!r}")
+                optimizer.load_state_dict(ck["optimizer"])
+                if scheduler is not None and ck["scheduler"] is not None:
+                    scheduler.load_state_dict(ck["scheduler"])
+                torch.set_rng_state(ck["rng"]["torch"].cpu())
+                if device.type == "cuda" and "cuda" in ck["rng"]:
+                    torch.cuda.set_rng_state(ck["rng"]["cuda"].cpu(), device)
+                generator.set_state(ck["rng"]["perm"].cpu())
+                stopper.load_state_dict(ck["early_stopping"])
+                st.load(ck["loop"], device)
+            except DamagedFileError:
+                raise
+            except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as err:
+                raise DamagedFileError(ckpt_path, f"is not a resumable checkpoint of this run "
+                                       f"({type(err).__name__}: {err})", remedy) from None
             for row in st.rows:  # the rows of the interrupted run, before any new one
                 self._deliver(row)
         else:
+            # a fresh start (or a restart after the checkpoint was deleted): no file of an
+            # earlier attempt may outlive it
+            for stale in sorted((self.run_dir / SNAPSHOT_DIR).glob("*.pt")):
+                stale.unlink()
+            (self.run_dir / MODEL_FILE).unlink(missing_ok=True)
             torch.manual_seed(self.seed)
             st.perm_state = generator.get_state()
 
@@ -509,12 +530,15 @@ class _LoopState:
         self.rows = [dict(r) for r in d["rows"]]
 
 
-def _check_fits(model: nn.Module, x: Tensor, cfg: RunConfig, source: str) -> None:
+def _check_fits(model: nn.Module, x: Tensor, cfg: RunConfig, source: str,
+                num_classes: int | None = None) -> None:
+    """One forward pass on two samples: the model takes the data's inputs and has one output
+    per class of the data (else one :class:`UsageError` line naming the config)."""
     was = model.training
     model.eval()
     try:
         with torch.no_grad():
-            model(x[:2])
+            out = model(x[:2])
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UsageError(
@@ -522,6 +546,13 @@ def _check_fits(model: nn.Module, x: Tensor, cfg: RunConfig, source: str) -> Non
             f"(inputs of shape {tuple(x.shape[1:])}): {first}") from None
     finally:
         model.train(was)
+    outputs = int(out.shape[-1]) if out.dim() >= 1 else 1
+    if num_classes and outputs != num_classes:
+        key = "model.num_classes" if "num_classes" in cfg.model.kwargs else "model.name"
+        raise UsageError(
+            f"{source}: model {cfg.model.name!r} has {outputs} outputs but data {cfg.data.name!r} has "
+            f"{num_classes} classes; set model.num_classes = {num_classes}"
+            + (" (or drop the key)" if key == "model.num_classes" else ""))
 
 
 def _fingerprint(dataset: Any) -> str | None:
@@ -569,15 +600,26 @@ def _first_difference(a: Mapping, b: Mapping, prefix: str = "") -> str:
 
 @contextlib.contextmanager
 def _progress_bar(enabled: bool):
+    """Rich progress bars for the runs; the display starts with the first bar, so an error
+    raised before any run starts is not preceded by the empty display (a blank line)."""
     if not enabled:
         yield None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("epochs"), TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
-                  transient=False) as progress:
+    class _Progress(Progress):
+        def add_task(self, *args: Any, **kwargs: Any):
+            if not self.live.is_started:
+                self.start()
+            return super().add_task(*args, **kwargs)
+
+    progress = _Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                         TextColumn("epochs"), TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
+                         transient=False)
+    try:
         yield progress
+    finally:
+        progress.stop()
 
 
 def train(config: RunConfig | Mapping[str, Any] | str | Path, out_dir: str | Path | None = None, *,
