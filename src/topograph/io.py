@@ -166,39 +166,6 @@ def load_weights(module: nn.Module, state: Any, *, path: str | os.PathLike, mode
     return module
 
 
-def check_writable(path: str | os.PathLike, *, label: str, kind: str = "dir") -> Path:
-    """Check, without creating anything, that ``path`` can be written: a folder (``kind="dir"``)
-    or a file (``kind="file"``) that exists and is writable, or whose nearest existing ancestor
-    is a writable folder.  ``label`` names the option or key in the one-line
-    :class:`UsageError` (``"--out"``, ``"config.toml: run.out_dir"``)."""
-    path = Path(path)
-    what = f"{label} {path}"
-    if path.exists():
-        if kind == "dir" and not path.is_dir():
-            raise UsageError(f"{what}: is a file, not a folder; give a folder")
-        if kind == "file" and path.is_dir():
-            raise UsageError(f"{what}: is a folder; give a file name")
-        target = path if kind == "dir" else path.parent
-    else:
-        target = path.parent
-        while not target.exists():
-            target = target.parent
-        if not target.is_dir():
-            raise UsageError(f"{what}: cannot be created because {target} is a file, not a folder; "
-                             "give another path")
-    if not os.access(target, os.W_OK | os.X_OK) or _read_only(target):
-        raise UsageError(f"{what}: cannot be written ({target} is read-only or not yours); "
-                         "give another path")
-    return path
-
-
-def _read_only(folder: Path) -> bool:
-    try:
-        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
-    except (OSError, AttributeError):  # pragma: no cover - no statvfs (Windows)
-        return False
-
-
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iterator[IO]:
     """Open a temporary file beside ``path`` for writing; rename it over ``path`` on success.
@@ -240,5 +207,5 @@ def save_figure(fig: Any, path: str | os.PathLike, *, dpi: int = 130) -> list[Pa
 
 
 __all__ = ["DEFAULT_REMEDY", "atomic_open", "atomic_torch_save", "atomic_write_bytes", "atomic_write_json",
-           "atomic_write_text", "check_writable", "load_weights", "safe_torch_load", "save_figure",
+           "atomic_write_text", "load_weights", "safe_torch_load", "save_figure",
            "state_dict_mismatch", "temp_file_beside"]
