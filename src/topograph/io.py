@@ -161,7 +161,7 @@ def load_weights(module: nn.Module, state: Any, *, path: str | os.PathLike, mode
     file ``state`` came from), ``model`` (what it should fit, in words) and the first mismatch."""
     problem = state_dict_mismatch(module, state)
     if problem is not None:
-        raise DamagedFileError(path, f"does not match {model} ({problem})", remedy)
+        raise DamagedFileError(path, f"does not match {model}: {problem}", remedy)
     module.load_state_dict(state)
     return module
 

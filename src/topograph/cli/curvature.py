@@ -135,5 +135,6 @@ def command(path: Path, split: str, batch_size: int | None, top_k: int, trace_pr
     if len(report["top_eigenvalues"]) < top_k:
         console.print(f"note: Lanczos found {len(report['top_eigenvalues'])} of the {top_k} eigenvalues asked "
                       "for: the Krylov space of its start vector closes there (the Hessian has no more "
-                      "distinct eigenvalues it can reach); curvature.json holds all of them", highlight=False)
+                      "distinct eigenvalues it can reach); curvature.json holds all of them",
+                      highlight=False, soft_wrap=True)
     console.print(f"wrote {out / 'curvature.json'}" + "".join(f", {f.name}" for f in files))

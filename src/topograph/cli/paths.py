@@ -45,13 +45,14 @@ def _pair_out(a: str, b: str, method: str) -> Path:
 
 
 def _set_out(dirs: list, method: str) -> Path:
-    """``<the runs' common folder>/paths-<method>`` (the first run's folder if they share none)."""
+    """``<the runs' common folder>/paths-<method>`` (if they share none: beside the first run's
+    NAME folder, i.e. in the OUT of its ``OUT/NAME/seed-S``)."""
     try:
         common = Path(os.path.commonpath([str(d) for d in dirs]))
     except ValueError:  # relative and absolute paths mixed
         common = Path(os.path.commonpath([str(Path(d).resolve()) for d in dirs]))
     if common == Path(common.anchor) or str(common) in ("", "."):
-        common = Path(dirs[0])
+        common = Path(dirs[0]).parent.parent
     return common / f"paths-{method}"
 
 

@@ -120,7 +120,11 @@ def _rewrite_remedy(run_dir: Path) -> str:
 
 
 def restart_remedy(run_dir: Path) -> str:
-    """How to get past a damaged checkpoint: delete it and train the run again from epoch 0."""
+    """How to get past a damaged checkpoint: for a finished run, use its final weights (the
+    checkpoint only serves resuming); else delete it and train the run again from epoch 0."""
+    if (run_dir / SUMMARY_FILE).exists():
+        return (f"the run is finished, so only resuming needed it: give the run directory {run_dir} "
+                "(its final weights, model.pt) instead")
     return (f"the run cannot resume from it: delete it to restart the run from epoch 0 "
             f"(`rm {run_dir / CHECKPOINT_FILE}`, then `{resume_command(run_dir)}`)")
 
@@ -227,7 +231,7 @@ class Run:
             state = state["model"]
         model_name = self.config["model"].get("name", "?")
         return load_weights(module, state, path=path, remedy=_mismatch_remedy(self.path),
-                            model=f"the run's model {model_name!r} ({self.path / CONFIG_FILE})")
+                            model=f"the run's model {model_name!r} of {self.path / CONFIG_FILE}")
 
     def model(self, which: str = "final") -> nn.Module:
         """The model with the weights of ``which``: ``"final"`` (``model.pt``), ``"last"`` (the

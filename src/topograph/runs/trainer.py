@@ -619,7 +619,8 @@ def _progress_bar(enabled: bool):
     try:
         yield progress
     finally:
-        progress.stop()
+        if progress.live.is_started:  # (stop() prints a newline off a terminal even when never started)
+            progress.stop()
 
 
 def train(config: RunConfig | Mapping[str, Any] | str | Path, out_dir: str | Path | None = None, *,
