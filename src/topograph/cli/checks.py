@@ -31,17 +31,20 @@ def check_writable(path: str | os.PathLike, *, label: str, kind: str = "dir") ->
         if not target.is_dir():
             raise UsageError(f"{what}: cannot be created because {target} is a file, not a folder; "
                              "give another path")
-    if not os.access(target, os.W_OK | os.X_OK) or _read_only(target):
+    if not _writable(target):
         raise UsageError(f"{what}: cannot be written ({target} is read-only or not yours); "
                          "give another path")
     return path
 
 
-def _read_only(folder: Path) -> bool:
-    try:
-        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
-    except (OSError, AttributeError):  # pragma: no cover - no statvfs (Windows)
+def _writable(folder: Path) -> bool:
+    """Whether new files can be made in ``folder``: permissions, and not a read-only mount."""
+    if not os.access(folder, os.W_OK | os.X_OK):
         return False
+    try:
+        return not os.statvfs(folder).f_flag & os.ST_RDONLY
+    except (OSError, AttributeError):  # pragma: no cover - no statvfs (Windows)
+        return True
 
 
 __all__ = ["check_writable"]

@@ -29,7 +29,7 @@ def command(out_dir: str, quiet: bool, train_only: bool) -> None:
     reused = earlier_results(out_dir)
     if reused:
         console.print(f"quickstart: reusing {reused} in {out_dir} (delete that folder to start over)",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
     report = run(out_dir, progress=not quiet, analyses=not train_only)
     console.print(report.training.table())
     if not train_only:
