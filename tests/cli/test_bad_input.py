@@ -152,9 +152,10 @@ def _args(*args: str):
 
 
 def _under_a_file(*args: str):
-    """``--out`` under a regular file (``T/file/...``)."""
+    """``--out`` under a regular file (``T/file/...``); ``T/c.toml`` is a valid config."""
     def setup(runs: Path, tmp: Path) -> list[str]:
         (tmp / "file").write_text("not a folder")
+        (tmp / "c.toml").write_text(MOMENTUM_CONFIG)
         return _args(*args)(runs, tmp)
     return setup
 
@@ -226,9 +227,9 @@ CASES = [
                                          "A/x.h5"),
          ["x.h5", "HDF5"]),
     # 2. --out that cannot be written, in every command
-    Case("out-under-a-file-quickstart", _under_a_file("quickstart", "--out", "T/file/q"), ["--out", "file/q", "is a file"]),
-    Case("out-under-a-file-train", lambda r, t: (Path(t / "file").write_text("x"),
-                                                 _with_config(MOMENTUM_CONFIG)(r, t)[:2] + ["--out", str(t / "file/o")])[1],
+    Case("out-under-a-file-quickstart", _under_a_file("quickstart", "--out", "T/file/q"),
+         ["--out", "file/q", "is a file"]),
+    Case("out-under-a-file-train", _under_a_file("train", "T/c.toml", "--out", "T/file/o"),
          ["--out", "file/o", "is a file"]),
     Case("out-under-a-file-surface", _under_a_file("surface", "A", "--out", "T/file/s.h5"), ["--out", "file/s.h5"]),
     Case("out-under-a-file-curvature", _under_a_file("curvature", "A", "--out", "T/file/c"), ["--out", "file/c"]),
@@ -362,6 +363,19 @@ def test_a_damaged_model_is_rewritten_by_the_command_the_line_gives(runs, traine
     (run / "summary.json").unlink()
     assert main([*command.split()[1:], "--quiet"]) == 0
     assert (run / "model.pt").read_bytes() == (trained / "a/seed-0/model.pt").read_bytes()
+
+
+def test_a_damaged_metrics_table_is_named_and_rewritten(runs, trained, capsys):
+    from topograph.errors import DamagedFileError
+
+    run = runs / "a/seed-0"
+    (run / "metrics.csv").write_text("epoch,step\n0,zero\n")
+    with pytest.raises(DamagedFileError, match=r"a/seed-0/metrics.csv: is damaged.*topograph train"):
+        Run.open(run).metrics()
+    (run / "metrics.csv").unlink()
+    (run / "summary.json").unlink()
+    assert main(["train", str(run / "config.toml"), "--out", str(runs), "--quiet"]) == 0
+    assert (run / "metrics.csv").read_text() == (trained / "a/seed-0/metrics.csv").read_text()
 
 
 def test_a_finished_runs_damaged_checkpoint_points_to_its_final_weights(runs, capsys):

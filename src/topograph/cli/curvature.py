@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from topograph.errors import UsageError
 from topograph.cli.checks import check_writable
+from topograph.errors import UsageError
 from topograph.io import atomic_write_text
 
 

@@ -3,10 +3,11 @@
 Built on click (a mature, well-documented CLI library: typed options, help pages, and exit code
 2 for usage errors out of the box).  Sub-commands live one per module in ``topograph.cli`` and
 are imported lazily, so ``topograph --help`` stays fast and one broken feature cannot take the
-others down.  Every :class:`topograph.errors.UsageError` raised anywhere below (a bad argument or key, a
-damaged or foreign file), every click usage error (an option out of its range) and every
-operating-system error on a named file becomes one line on stderr and exit code 2, without a
-traceback — the same from the console script, ``main([...])`` and click's ``CliRunner``.
+others down.  Every :class:`topograph.errors.UsageError` raised anywhere below (a bad argument
+or key, a damaged or foreign file), every click usage error (an option out of its range) and
+every operating-system error on a named file becomes one line on stderr and exit code 2,
+without a traceback — the same from the console script, ``main([...])`` and click's
+``CliRunner``.
 """
 
 from __future__ import annotations

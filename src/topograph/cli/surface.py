@@ -18,9 +18,9 @@ from pathlib import Path
 
 import click
 
+from topograph.cli.checks import check_writable
 from topograph.core.directions import NORMS
 from topograph.errors import UsageError
-from topograph.cli.checks import check_writable
 
 #: file name endings of an HDF5 surface file
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
@@ -116,7 +116,7 @@ def command(source, dim, range_, resolution, norm, keep_1d, seed, split, batch_s
         directions = random_directions(objective, dim=dim, norm=norm, ignore_1d=not keep_1d, seed=seed)
     out_path = Path(out) if out else _default_out(run.path, dim, norm, seed, split, batch_size, trajectory)
     if out is None:
-        check_writable(out_path, label="the surface file (in the run directory; choose another with --out)",
+        check_writable(out_path, label="the default --out (in the run directory; choose another with --out)",
                        kind="file")
     surf = compute_surface(objective, directions, range=grid_range, resolution=resolution, split=split,
                            batch_size=batch_size, batch_seed=batch_seed, out=out_path, engine=engine)

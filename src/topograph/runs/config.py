@@ -16,8 +16,8 @@ digits).  The reference with every key is ``docs/runs.md``; in short::
 
 Overrides (``--set optimizer.lr=0.01``) are parsed as TOML values (``run.seeds=[0,1]``); a
 value that is not TOML is taken as a string (``data.name=digits``); an empty value
-(``--set optimizer.momentum=``) removes the key, e.g. one the file sets for another optimizer.  Every mistake — an unknown
-table or key, a value of the wrong type or range — raises one
+(``--set optimizer.momentum=``) removes the key, e.g. one the file sets for another optimizer.
+Every mistake — an unknown table or key, a value of the wrong type or range — raises one
 :class:`~topograph.errors.UsageError` line that names the file (or ``--set``), the key and what
 is allowed.
 """

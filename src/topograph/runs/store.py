@@ -218,8 +218,8 @@ class Run:
 
     def load_weights_file(self, path: str | Path, module: nn.Module | None = None) -> nn.Module:
         """``module`` (default: a fresh :meth:`build_model`) with the weights of ``path``: a
-        ``model.pt`` or snapshot-free state_dict, or a checkpoint (its ``"model"`` entry).  A
-        damaged, foreign or mismatching file is one :class:`DamagedFileError` line."""
+        state_dict file (``model.pt``) or a checkpoint (its ``"model"`` entry).  A damaged,
+        foreign or mismatching file is one :class:`DamagedFileError` line with the way back."""
         path = Path(path)
         module = self.build_model() if module is None else module
         is_checkpoint = path.parent.name == CHECKPOINT_DIR

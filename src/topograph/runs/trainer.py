@@ -260,7 +260,7 @@ class Session:
                 generator.set_state(ck["rng"]["perm"].cpu())
                 stopper.load_state_dict(ck["early_stopping"])
                 st.load(ck["loop"], device)
-            except DamagedFileError:
+            except UsageError:  # load_weights' own line (a DamagedFileError)
                 raise
             except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as err:
                 raise DamagedFileError(ckpt_path, f"is not a resumable checkpoint of this run "
@@ -458,6 +458,7 @@ class Session:
             st.stop_reason = "epochs"
         st.elapsed = now()
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        write_metrics(self.run_dir, st.rows, columns)  # again: a deleted (damaged) table comes back
         atomic_torch_save(self.run_dir / MODEL_FILE, state)
         checkpoint(finished=True)
         last = st.rows[-1]
@@ -548,11 +549,9 @@ def _check_fits(model: nn.Module, x: Tensor, cfg: RunConfig, source: str,
         model.train(was)
     outputs = int(out.shape[-1]) if out.dim() >= 1 else 1
     if num_classes and outputs != num_classes:
-        key = "model.num_classes" if "num_classes" in cfg.model.kwargs else "model.name"
         raise UsageError(
             f"{source}: model {cfg.model.name!r} has {outputs} outputs but data {cfg.data.name!r} has "
-            f"{num_classes} classes; set model.num_classes = {num_classes}"
-            + (" (or drop the key)" if key == "model.num_classes" else ""))
+            f"{num_classes} classes; set model.num_classes = {num_classes}")
 
 
 def _fingerprint(dataset: Any) -> str | None:
