@@ -24,7 +24,8 @@ from typing import Any
 import torch
 
 from topograph.io import atomic_write_text
-from topograph.runs.quickstart import DEFAULT_OUT, QuickstartResult, run_quickstart
+from topograph.runs.quickstart import DEFAULT_OUT, QuickstartResult, quickstart_configs, run_quickstart
+from topograph.runs.store import CHECKPOINT_FILE, SUMMARY_FILE
 
 
 @dataclass
@@ -38,9 +39,38 @@ class QuickstartReport:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+#: the analysis files a re-run reuses, by what they hold
+ANALYSIS_FILES = {"map": "surface.png", "curvature": "curvature.json", "barrier": "barrier.json"}
+
+
+def earlier_results(out_dir: str | Path = DEFAULT_OUT) -> str:
+    """What an earlier quickstart left under ``out_dir`` that a new one reuses, in words
+    (e.g. ``"3 finished runs and the map, curvature, barrier"``); ``""`` when nothing."""
+    out_dir = Path(out_dir)
+    finished = interrupted = 0
+    for name, cfg in quickstart_configs().items():
+        run_dir = out_dir / name / f"seed-{cfg.run.seeds[0]}"
+        if (run_dir / SUMMARY_FILE).exists():
+            finished += 1
+        elif (run_dir / CHECKPOINT_FILE).exists():
+            interrupted += 1
+    parts = []
+    if finished:
+        parts.append(f"{finished} finished run{'s' if finished > 1 else ''}")
+    if interrupted:
+        parts.append(f"{interrupted} interrupted run{'s' if interrupted > 1 else ''} (resumed)")
+    done = [what for what, name in ANALYSIS_FILES.items() if (out_dir / "analysis" / name).exists()]
+    if done:
+        parts.append("the " + ", ".join(done))
+    return " and ".join(parts)
+
+
 def _cached(path: Path, compute) -> Any:
     if path.exists():
-        return json.loads(path.read_text())
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError):  # damaged (e.g. edited): computed again
+            pass
     value = compute()
     atomic_write_text(path, json.dumps(value, indent=2))
     return value
@@ -133,4 +163,4 @@ def analysis_table(report: QuickstartReport):
     return table
 
 
-__all__ = ["QuickstartReport", "analysis_table", "run"]
+__all__ = ["QuickstartReport", "analysis_table", "earlier_results", "run"]

@@ -112,5 +112,6 @@ def test_quickstart_end_to_end(tmp_path, capsys):
     naive = max(obj.loss((1 - t) * a + t * b) for t in torch.linspace(0, 1, 101).tolist())
     assert barrier["straight"]["H"] == pytest.approx(naive, rel=1e-4)
     assert barrier["fourier"]["H"] <= barrier["straight"]["H"] + 1e-6
-    # a second run reuses everything
+    # a second run reuses everything, and says so
     assert main(["quickstart", "--out", str(tmp_path), "--quiet"]) == 0
+    assert f"reusing 3 finished runs and the map, curvature, barrier in {tmp_path}" in capsys.readouterr().out

@@ -28,7 +28,10 @@ from topograph.data.idx import read_idx, read_idx_header, write_idx
 from topograph.data.safe_pickle import safe_load, safe_loads
 from topograph.errors import UsageError
 
-FASHION_DIR = Path(__file__).resolve().parents[2].parent / "shared/data/fashion-mnist"
+from tests.helpers import data_root
+
+#: the real Fashion-MNIST copy: under $TOPOGRAPH_DATA_DIR, else ../shared/data (tests.helpers.data_root)
+FASHION_DIR = (data_root() or Path("no-data-folder")) / "fashion-mnist"
 
 
 def _sha256(data: bytes) -> str:
@@ -205,7 +208,8 @@ def fashion():
     if not FASHION_DIR.is_dir():
         if os.environ.get("CI") == "true":  # CI always has ../shared/data: a missing copy is a failure
             pytest.fail(f"Fashion-MNIST not found at {FASHION_DIR}")
-        pytest.skip(f"Fashion-MNIST not found at {FASHION_DIR} (the real-data tests need ../shared/data)")
+        pytest.skip(f"Fashion-MNIST not found at {FASHION_DIR} (set TOPOGRAPH_DATA_DIR or put ../shared/data "
+                    "beside the repository)")
     return load_dataset("fashion-mnist", root=FASHION_DIR)
 
 

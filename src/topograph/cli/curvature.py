@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from topograph.cli.checks import check_writable
 from topograph.errors import UsageError
 from topograph.io import atomic_write_text
 
@@ -23,9 +24,9 @@ def _atomic_json(path: Path, obj) -> None:
 @click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True,
               help="data split the loss is averaged over")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
-              help="use only the first N samples of the split (default: all, in chunks)")
+              help="use only the first N samples of the split, at most its size (default: all, in chunks)")
 @click.option("--top-k", type=click.IntRange(min=1), default=3, show_default=True,
-              help="number of top eigenvalues (Lanczos)")
+              help="number of top eigenvalues (Lanczos), at most the number of parameters")
 @click.option("--trace-probes", type=click.IntRange(min=3), default=50, show_default=True,
               help="Hessian-vector products for the trace (Hutchinson)")
 @click.option("--density", is_flag=True, help="eigenvalue spectral density (SLQ) and its plot")
@@ -40,6 +41,8 @@ def command(path: Path, split: str, batch_size: int | None, top_k: int, trace_pr
     """Curvature of the loss at a saved run's final weights or at a checkpoint."""
     if not path.exists():
         raise UsageError(f"PATH {str(path)!r} does not exist; give a run directory or a checkpoint file")
+    if out is not None:
+        check_writable(out, label="--out")
     from topograph.cli.console import make_console
     from rich.table import Table
 
@@ -60,21 +63,31 @@ def command(path: Path, split: str, batch_size: int | None, top_k: int, trace_pr
         theta = ParamSpec.from_module(model).flatten(dict(model.named_parameters())).detach()
     if split not in objective.split_names():
         raise UsageError(f"--split {split!r} is not in the run's data; known: {', '.join(objective.split_names())}")
+    n_split = objective.num_samples(split)
+    if batch_size is not None and batch_size > n_split:
+        raise UsageError(f"--batch-size {batch_size}: the {split} split has only {n_split} samples; give at "
+                         f"most {n_split}, or leave the option out to use the whole split")
     batch = None
     if batch_size is not None:
         xs, ys = objective.splits[split]
         batch = (xs[:batch_size], ys[:batch_size])
-    out = Path(out) if out is not None else Path(run.path) / "curvature"
-    out.mkdir(parents=True, exist_ok=True)
+    if out is None:
+        out = Path(run.path) / "curvature"
+        check_writable(out, label="the default --out (in the run directory; choose another with --out)")
+    out = Path(out)
 
     op = HessianOperator(objective, theta, split=split, batch=batch)
+    if top_k > op.size:
+        raise UsageError(f"--top-k {top_k}: the model has only {op.size} parameters, so the Hessian has "
+                         f"{op.size} eigenvalues; give at most {op.size}")
+    out.mkdir(parents=True, exist_ok=True)
     eig = lanczos(op, k=top_k, which="LA", tol=1e-3, seed=seed)
     tr = estimate_trace(op, probes=trace_probes, method="auto", seed=seed)  # exact when supported
     sharp = epsilon_sharpness(objective, theta, split=split, batch=batch, seed=seed)
     report: dict = {
-        "path": str(path), "split": split, "samples": batch_size or objective.num_samples(split),
+        "path": str(path), "split": split, "samples": batch_size or n_split,
         "parameters": op.size, "loss": sharp.loss,
-        "top_eigenvalues": [float(v) for v in eig.eigenvalues],
+        "top_k": top_k, "top_eigenvalues": [float(v) for v in eig.eigenvalues],
         "trace": tr.estimate, "trace_std_error": tr.std_error,
         "epsilon_sharpness": sharp.value, "epsilon": sharp.epsilon,
     }
@@ -119,4 +132,9 @@ def command(path: Path, split: str, batch_size: int | None, top_k: int, trace_pr
             lt.add_row(lc["name"], str(lc["size"]), f"{lc['top_eigenvalues'][0]:.5g}",
                        f"{lc['trace']:.5g}" if not math.isnan(lc["trace"]) else "-")
         console.print(lt)
+    if len(report["top_eigenvalues"]) < top_k:
+        console.print(f"note: Lanczos found {len(report['top_eigenvalues'])} of the {top_k} eigenvalues asked "
+                      "for: the Krylov space of its start vector closes there (the Hessian has no more "
+                      "distinct eigenvalues it can reach); curvature.json holds all of them",
+                      highlight=False, soft_wrap=True)
     console.print(f"wrote {out / 'curvature.json'}" + "".join(f", {f.name}" for f in files))

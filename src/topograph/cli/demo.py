@@ -8,16 +8,19 @@ Exploration on SGD and quasi-Newton from one start), ``basins_<name>.png/.svg`` 
 each optimizer reaches from a grid of starts) and, for all of them, ``basin_fractions.csv``;
 with the tilted double well also ``sgdr_tilted-double-well.png/.svg`` (warm restarts against
 constant learning rates, from the shallow minimum).  See :mod:`topograph.optim.demos`.
+
+The full demo takes minutes (about 6 on 2 CPU cores); on a terminal it shows progress bars,
+elsewhere (a log, a pipe) one line on stderr per finished part.
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
+import time
 
 import click
 
-from topograph.errors import UsageError
+from topograph.cli.checks import check_writable
 
 
 @click.command("demo")
@@ -26,18 +29,27 @@ from topograph.errors import UsageError
                    "muller-brown.")
 @click.option("--out", "out", type=click.Path(file_okay=False), default="demo-out", show_default=True,
               help="Output directory.")
-@click.option("--quick", is_flag=True, help="Coarser grids and half the steps (about a minute per landscape).")
+@click.option("--quick", is_flag=True, help="Coarser grids and half the steps.")
 def command(landscapes, out, quick):
-    """Optimizers on analytic landscapes: trajectories, basin-of-attraction maps, SGDR escape."""
+    """Optimizers on analytic landscapes: trajectories, basin-of-attraction maps, SGDR escape.
+
+    The full demo takes about 6 minutes on 2 CPU cores (--quick and fewer --landscape take
+    less). Progress: bars on a terminal, else one line on stderr per finished part.
+    """
     from topograph.data.analytic import get_landscape
     from topograph.optim.demos import DEMO_LANDSCAPES, run_demo
 
     names = list(landscapes) or list(DEMO_LANDSCAPES)
     for name in names:
         get_landscape(name)  # a one-line UsageError for an unknown name, before any work
-    if Path(out).exists() and not Path(out).is_dir():
-        raise UsageError(f"--out {out}: exists and is not a directory")
-    report = run_demo(names, out_dir=out, quick=quick, progress=sys.stderr.isatty())
+    check_writable(out, label="--out")
+    on_tty = sys.stderr.isatty()
+    t0 = time.perf_counter()
+
+    def part_done(label: str, done: int, total: int) -> None:
+        click.echo(f"demo: {label} done ({done}/{total}, {time.perf_counter() - t0:.0f} s)", err=True)
+
+    report = run_demo(names, out_dir=out, quick=quick, progress=on_tty, on_part=None if on_tty else part_done)
     click.echo(f"{'landscape':<20} {'optimizer':<14} {'starts':>6}  fractions of starts per minimum")
     by_key: dict[tuple[str, str], list[dict]] = {}
     for row in report.rows:

@@ -4,7 +4,9 @@
     topograph paths --runs RUN_1 RUN_2 RUN_3 ... [--method linear] [--out DIR]
 
 A and B are run directories or checkpoint files inside runs (``topograph.runs.load_model``); the
-data and loss are those of A's run.  With ``--runs`` the command computes the pairwise barrier
+data and loss are those of A's run.  The results go beside the runs unless ``--out`` says
+otherwise: ``RUN_A/paths/<B>-<method>/`` for a pair, ``<the runs' common folder>/paths-<method>/``
+for a set.  With ``--runs`` the command computes the pairwise barrier
 matrix (straight line by default), its minimum spanning tree, centroid distances, and kernel PCA
 (RBF, γ = 1/N_prm) and linear PCA of the solutions, coloured by optimizer.
 """
@@ -12,17 +14,46 @@ matrix (straight line by default), its minimum spanning tree, centroid distances
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
 
 from topograph.errors import UsageError
+from topograph.cli.checks import check_writable
 
 METHOD_CHOICES = ["fourier", "bezier", "polychain", "neb", "linear"]
 
 
 def _flat(objective, module):
     return objective.spec.flatten({n: p.detach() for n, p in module.named_parameters() if p.requires_grad})
+
+
+def _same_weights(x, y) -> bool:
+    import torch
+
+    return x.shape == y.shape and bool(torch.equal(x, y))
+
+
+def _pair_out(a: str, b: str, method: str) -> Path:
+    """``RUN_A/paths/<B's run>-seed-<S>[-<file>]-<method>``: the pair's results beside A's run."""
+    from topograph.runs import Run
+
+    run_a, run_b = Run.open(a), Run.open(b)
+    label = f"{run_b.name}-seed-{run_b.seed}" + (f"-{Path(b).stem}" if Path(b).is_file() else "")
+    return run_a.path / "paths" / f"{label}-{method}"
+
+
+def _set_out(dirs: list, method: str) -> Path:
+    """``<the runs' common folder>/paths-<method>`` (if they share none: beside the first run's
+    NAME folder, i.e. in the OUT of its ``OUT/NAME/seed-S``)."""
+    try:
+        common = Path(os.path.commonpath([str(d) for d in dirs]))
+    except ValueError:  # relative and absolute paths mixed
+        common = Path(os.path.commonpath([str(Path(d).resolve()) for d in dirs]))
+    if common == Path(common.anchor) or str(common) in ("", "."):
+        common = Path(dirs[0]).parent.parent
+    return common / f"paths-{method}"
 
 
 def _load_pair(a: str, b: str):
@@ -38,6 +69,9 @@ def _load_pair(a: str, b: str):
         theta_b = _flat(objective, model_b)
     except UsageError as err:
         raise UsageError(f"{b}: its model does not match {a}'s ({err})") from None
+    if _same_weights(theta_a, theta_b):
+        raise UsageError(f"{a} and {b} hold the same weights: a path from a solution to itself has no "
+                         "barrier; give two different solutions")
     return objective, theta_a, theta_b
 
 
@@ -51,12 +85,16 @@ def _load_pair(a: str, b: str):
 @click.option("--steps", type=click.IntRange(min=0), default=100, show_default=True, help="Optimisation steps.")
 @click.option("--points", type=click.IntRange(min=3), default=51, show_default=True, help="Path points per step.")
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning rate.")
-@click.option("--out", "out", type=click.Path(file_okay=False), default="paths-out", show_default=True,
-              help="Output directory.")
+@click.option("--out", "out", type=click.Path(file_okay=False), default=None,
+              help="Output directory [default: beside the runs: RUN_A/paths/<B>-<method> for a pair, "
+                   "<the runs' common folder>/paths-<method> for --runs].")
 def command(solutions, runs, method, path_objective, steps, points, lr, out):
     """Barrier and low-height path between two solutions, or maps of a set of runs."""
+    if out is not None:
+        check_writable(out, label="--out")
     if runs:
-        _run_set(list(solutions), method or "linear", path_objective, steps, points, lr, Path(out))
+        _run_set(list(solutions), method or "linear", path_objective, steps, points, lr,
+                 Path(out) if out is not None else None)
         return
     if len(solutions) != 2:
         raise UsageError(f"give exactly two solutions (run directories or checkpoints), got {len(solutions)}; "
@@ -64,6 +102,9 @@ def command(solutions, runs, method, path_objective, steps, points, lr, out):
     from topograph.paths.report import compare_solutions
 
     objective, a, b = _load_pair(*solutions)
+    if out is None:
+        out = _pair_out(*solutions, method or "fourier")
+        check_writable(out, label="the default --out (beside the runs; choose another with --out)")
     results = compare_solutions(objective, a, b, out, method=method or "fourier", steps=steps, points=points,
                                 path_objective=path_objective, lr=lr)
     for name, r in results.items():
@@ -73,7 +114,7 @@ def command(solutions, runs, method, path_objective, steps, points, lr, out):
     click.echo(f"wrote {Path(out) / 'paths.png'} and {Path(out) / 'paths.json'}")
 
 
-def _run_set(dirs, method, path_objective, steps, points, lr, out: Path) -> None:
+def _run_set(dirs, method, path_objective, steps, points, lr, out: Path | None) -> None:
     if len(dirs) < 2:
         raise UsageError(f"--runs needs at least two run directories, got {len(dirs)}")
     for d in dirs:
@@ -86,6 +127,9 @@ def _run_set(dirs, method, path_objective, steps, points, lr, out: Path) -> None
     from topograph.runs import Run
 
     runs = [Run.open(d) for d in dirs]
+    if out is None:
+        out = _set_out([r.path for r in runs], method)
+        check_writable(out, label="the default --out (beside the runs; choose another with --out)")
     objective = runs[0].objective()
     vectors, labels, groups = [], [], []
     for r in runs:
@@ -93,6 +137,10 @@ def _run_set(dirs, method, path_objective, steps, points, lr, out: Path) -> None
             vectors.append(_flat(objective, r.model()))
         except UsageError as err:
             raise UsageError(f"{r.path}: its model does not match {runs[0].path}'s ({err})") from None
+        for j, earlier in enumerate(vectors[:-1]):
+            if _same_weights(earlier, vectors[-1]):
+                raise UsageError(f"{runs[j].path} and {r.path} hold the same weights (the same run twice?); "
+                                 "give each solution once")
         groups.append(str(r.config.get("optimizer", {}).get("name", "?")))
         labels.append(f"{r.name}:{r.seed}")
     finder = make_finder(method, steps=steps, points=points, objective=path_objective, lr=lr)

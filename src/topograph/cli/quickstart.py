@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import click
 
+from topograph.cli.checks import check_writable
+
 
 @click.command("quickstart")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=str),
@@ -20,9 +22,14 @@ def command(out_dir: str, quiet: bool, train_only: bool) -> None:
     """Train SGD, SGD+momentum and Adam on digits; map, measure and connect their solutions."""
     from topograph.cli.console import make_console
 
-    from topograph.quickstart import analysis_table, run
+    from topograph.quickstart import analysis_table, earlier_results, run
 
+    check_writable(out_dir, label="--out")
     console = make_console()
+    reused = earlier_results(out_dir)
+    if reused:
+        console.print(f"quickstart: reusing {reused} in {out_dir} (delete that folder to start over)",
+                      highlight=False, soft_wrap=True)
     report = run(out_dir, progress=not quiet, analyses=not train_only)
     console.print(report.training.table())
     if not train_only:

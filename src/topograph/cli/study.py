@@ -1,9 +1,14 @@
-"""``topograph study NAME``: run (or resume) a shipped study and write its HTML report."""
+"""``topograph study NAME``: run (or resume) a shipped study and write its HTML report.
+
+Studies need the ``studies`` extra (Optuna for tuning, plotly for the report's figures):
+``pip install 'topograph[studies]'``; without it the command says so in one line.
+"""
 
 from __future__ import annotations
 
 import click
 
+from topograph.cli.checks import check_writable
 from topograph.errors import UsageError
 
 
@@ -18,7 +23,10 @@ from topograph.errors import UsageError
                    "processes/machines; default: a SQLite file in the study folder.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def command(name: str | None, list_: bool, quick: bool, out: str, storage: str | None, quiet: bool) -> None:
-    """Run the study NAME (resumable) and write report.html and tables/*.csv."""
+    """Run the study NAME (resumable) and write report.html and tables/*.csv.
+
+    Needs the studies extra: pip install 'topograph[studies]'.
+    """
     from topograph.cli.console import make_console
     from rich.table import Table
 
@@ -37,6 +45,7 @@ def command(name: str | None, list_: bool, quick: bool, out: str, storage: str |
         return
     if not name:
         raise UsageError("study: give a study NAME (see `topograph study --list`)")
+    check_writable(out, label="--out")
     result = run_study(name, quick=quick, out=out, storage=storage, progress=not quiet)
     console.print(f"report: {result.report}")
     console.print(f"tables: {result.study_dir / 'tables'}  ({result.seconds:.1f} s)")

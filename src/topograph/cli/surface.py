@@ -18,8 +18,12 @@ from pathlib import Path
 
 import click
 
+from topograph.cli.checks import check_writable
 from topograph.core.directions import NORMS
 from topograph.errors import UsageError
+
+#: file name endings of an HDF5 surface file
+HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 
 
 def _default_out(run_dir: Path, dim: int, norm: str, seed: int, split: str, batch_size, trajectory: bool) -> Path:
@@ -55,7 +59,8 @@ def _init_process_group() -> None:
 @click.option("--keep-1d", is_flag=True, help="Keep bias/BatchNorm entries (d = θ) instead of zeroing them.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random directions.")
 @click.option("--split", default="train", show_default=True, help="Data split to evaluate (train, test, val).")
-@click.option("--batch-size", type=int, default=None, help="Evaluate on one fixed batch of this size.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None,
+              help="Evaluate on one fixed batch of this size (at most the split's size).")
 @click.option("--batch-seed", type=int, default=0, show_default=True, help="Seed of the fixed batch.")
 @click.option("--trajectory", is_flag=True, help="PCA plane of the run's snapshots, path overlaid.")
 @click.option("--engine", type=click.Choice(["auto", "first-layer", "generic"]), default="auto",
@@ -75,6 +80,14 @@ def command(source, dim, range_, resolution, norm, keep_1d, seed, split, batch_s
     dim = int(dim)
     if trajectory and dim != 2:
         raise UsageError("--trajectory needs --dim 2 (a PCA plane)")
+    if plot and resolution < 2:
+        raise UsageError(f"--plot needs --resolution 2 or more (a curve or contour of {resolution} point "
+                         "cannot be drawn); raise --resolution or leave out --plot")
+    if out is not None:
+        if Path(out).suffix.lower() not in HDF5_SUFFIXES:
+            raise UsageError(f"--out {out}: the surface is an HDF5 grid; give a file name ending in .h5 "
+                             "(--plot writes the figures beside it)")
+        check_writable(out, label="--out", kind="file")
 
     _init_process_group()
     from topograph.core import Objective
@@ -88,6 +101,10 @@ def command(source, dim, range_, resolution, norm, keep_1d, seed, split, batch_s
     objective = Objective(module, run.loss_fn(), run.dataset())
     if split not in objective.split_names():
         raise UsageError(f"--split {split}: the run's data has {', '.join(objective.split_names())}")
+    n_split = objective.num_samples(split)
+    if batch_size is not None and batch_size > n_split:
+        raise UsageError(f"--batch-size {batch_size}: the {split} split has only {n_split} samples; give at "
+                         f"most {n_split}, or leave the option out to use the whole split")
     paths = []
     if trajectory:
         steps, snaps = run_snapshots(run.path)
@@ -98,6 +115,9 @@ def command(source, dim, range_, resolution, norm, keep_1d, seed, split, batch_s
         grid_range = tuple(range_) if range_ is not None else (-1.0, 1.0)
         directions = random_directions(objective, dim=dim, norm=norm, ignore_1d=not keep_1d, seed=seed)
     out_path = Path(out) if out else _default_out(run.path, dim, norm, seed, split, batch_size, trajectory)
+    if out is None:
+        check_writable(out_path, label="the default --out (in the run directory; choose another with --out)",
+                       kind="file")
     surf = compute_surface(objective, directions, range=grid_range, resolution=resolution, split=split,
                            batch_size=batch_size, batch_seed=batch_seed, out=out_path, engine=engine)
     import torch.distributed as dist

@@ -1,7 +1,8 @@
 """``topograph train CONFIG.toml [--set TABLE.KEY=VALUE ...] [--out DIR]``.
 
 Trains every seed of the config (one run directory each, ``OUT/NAME/seed-S``), resuming runs
-that were interrupted and skipping finished ones, then prints a table of the results.  The
+that were interrupted and skipping finished ones, then prints a table of the results and the
+run directories.  The
 config reference is ``docs/runs.md``; a mistake in the file or in ``--set`` is one line and
 exit code 2.
 """
@@ -9,6 +10,8 @@ exit code 2.
 from __future__ import annotations
 
 import click
+
+from topograph.cli.checks import check_writable
 
 
 @click.command("train")
@@ -28,6 +31,10 @@ def command(config: str, overrides: tuple[str, ...], out_dir: str | None, quiet:
     from topograph.runs.trainer import train_all
 
     cfg = load_config(config, overrides)
+    check_writable(out_dir if out_dir is not None else cfg.run.out_dir,
+                   label="--out" if out_dir is not None else f"{config}: run.out_dir")
     runs = train_all(cfg, out_dir, progress=not quiet)
     console = make_console()
     console.print(results_table(runs, title=f"{cfg.run.name}: {len(runs)} run(s)"))
+    for run in runs:
+        console.print(f"run directory: {run.path}", highlight=False, soft_wrap=True)

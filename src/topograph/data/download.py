@@ -20,13 +20,13 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
 from topograph.errors import UsageError
+from topograph.io import temp_file_beside
 
 ENV_VAR = "TOPOGRAPH_DATA_DIR"
 DEFAULT_DIR = Path("~/.cache/topograph")
@@ -155,7 +155,7 @@ def download(
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     show = sys.stderr.isatty() if progress is None else progress
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    fd, tmp_name = temp_file_beside(dest, suffix=".part")
     tmp = Path(tmp_name)
     h = hashlib.sha256()
     try:

@@ -23,7 +23,6 @@ import gzip
 import hashlib
 import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 from typing import BinaryIO
@@ -31,6 +30,7 @@ from typing import BinaryIO
 import numpy as np
 
 from topograph.errors import UsageError
+from topograph.io import temp_file_beside
 
 #: IDX dtype code -> numpy dtype (big-endian as stored in the file)
 IDX_DTYPES: dict[int, np.dtype] = {
@@ -182,7 +182,7 @@ def write_idx(path: str | Path, array: np.ndarray, *, compress: bool | None = No
     if compress:
         data = gzip.compress(data, compresslevel=6, mtime=0)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = temp_file_beside(path)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ import torch
 from torch import Tensor
 
 from topograph.errors import UsageError
+from topograph.io import temp_file_beside
 
 FORMAT = "topograph-surface"
 FORMAT_VERSION = 1
@@ -77,7 +77,7 @@ def create(path: Path, *, axes: list[np.ndarray], center: Tensor, vectors: Tenso
     import h5py
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = temp_file_beside(path)
     os.close(fd)
     shape = tuple(len(a) for a in axes)
     try:

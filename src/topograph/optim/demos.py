@@ -535,14 +535,19 @@ def run_demo(
     out_dir: Path | str = "demo",
     quick: bool = False,
     progress: bool = False,
+    on_part: Callable[[str, int, int], None] | None = None,
 ) -> DemoReport:
     """Trajectories, basin maps (PNG+SVG) and ``basin_fractions.csv`` for each landscape, plus
-    the SGDR escape on the tilted double well.  ``quick``: coarser grids and fewer steps."""
+    the SGDR escape on the tilted double well.  ``quick``: coarser grids and fewer steps.
+    ``on_part(label, done, total)`` is called after each part (a landscape, the SGDR escape):
+    progress for logs, where the rich bars of ``progress`` are not shown."""
     out = Path(out_dir)
     files: list[Path] = []
     rows: list[dict] = []
     grid, looped = (15, 5) if quick else (41, 9)
-    for name in landscapes:
+    with_sgdr = "tilted-double-well" in [get_landscape(n).name for n in landscapes]
+    parts = len(landscapes) + int(with_sgdr)
+    for i, name in enumerate(landscapes):
         ls = get_landscape(name)
         s = settings_for(ls)
         steps = s.steps // 2 if quick else s.steps
@@ -556,10 +561,14 @@ def run_demo(
             for cat, value in fr.items():
                 rows.append({"landscape": ls.name, "optimizer": label, "minimum": cat, "fraction": round(value, 6),
                              "starts": bm.grids[label] ** 2, "steps": bm.steps, "trajectory_end": end})
+        if on_part is not None:
+            on_part(ls.name, i + 1, parts)
     sg = None
-    if "tilted-double-well" in [get_landscape(n).name for n in landscapes]:
+    if with_sgdr:
         sg = sgdr_escape(seeds=8 if quick else 20)
         files += plot_sgdr(sg, out / "sgdr_tilted-double-well")
+        if on_part is not None:
+            on_part("SGDR escape", parts, parts)
     csv_path = out / "basin_fractions.csv"
     out.mkdir(parents=True, exist_ok=True)
     with atomic_open(csv_path, "w", newline="") as fh:

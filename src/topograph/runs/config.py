@@ -15,8 +15,9 @@ digits).  The reference with every key is ``docs/runs.md``; in short::
     [snapshots]      every_epochs, every_steps
 
 Overrides (``--set optimizer.lr=0.01``) are parsed as TOML values (``run.seeds=[0,1]``); a
-value that is not TOML is taken as a string (``data.name=digits``).  Every mistake — an unknown
-table or key, a value of the wrong type or range — raises one
+value that is not TOML is taken as a string (``data.name=digits``); an empty value
+(``--set optimizer.momentum=``) removes the key, e.g. one the file sets for another optimizer.
+Every mistake — an unknown table or key, a value of the wrong type or range — raises one
 :class:`~topograph.errors.UsageError` line that names the file (or ``--set``), the key and what
 is allowed.
 """
@@ -419,6 +420,13 @@ def _hyperparameters(name: str, extra: dict[str, Any], prefix: str, source: str,
     defaults = registry.hyperparameter_defaults(name)
     if defaults is None:  # module not importable yet: the build will check
         return dict(extra)
+    stale = [k for k in extra if k not in defaults and f"{prefix}.{k}" not in overrides]
+    if stale and f"{prefix}.name" in overrides:  # --set switched the optimizer: name every leftover
+        keys = ", ".join(f"{prefix}.{k}" for k in stale)
+        drop = " ".join(f"--set {prefix}.{k}=" for k in stale)
+        raise UsageError(f"{source}: {keys} {'does' if len(stale) == 1 else 'do'} not apply to "
+                         f"{prefix}.name = {name!r} (from --set); drop {'it' if len(stale) == 1 else 'them'} "
+                         f"with {drop} ({name} takes: {', '.join(defaults)})")
     out: dict[str, Any] = {k: copy.deepcopy(v) for k, v in defaults.items() if v is not None}
     if isinstance(out.get("betas"), tuple):
         out["betas"] = list(out["betas"])
@@ -465,6 +473,12 @@ def _check_hyperparameter(key: str, value: Any, default: Any, source: str,
             raise bad("a number")
         if value < 0 and leaf in ("momentum", "dampening", "weight_decay", "eps"):
             raise bad("a non-negative number")
+        if leaf == "momentum" and not value < 1:
+            raise bad("a number in [0, 1) (the fraction of the previous step kept; 0.9 is usual)")
+        if leaf == "dampening" and not value <= 1:
+            raise bad("a number in [0, 1]")
+        if not math.isfinite(value):
+            raise bad("a finite number")
         return int(value) if _is_int(default) and _is_int(value) else value
     if isinstance(default, str):
         if not isinstance(value, str):
@@ -473,6 +487,8 @@ def _check_hyperparameter(key: str, value: Any, default: Any, source: str,
     if isinstance(default, (tuple, list)):
         if not isinstance(value, list) or len(value) != len(default) or not all(map(_is_number, value)):
             raise bad(f"a list of {len(default)} numbers")
+        if leaf == "betas" and not all(0 <= v < 1 for v in value):
+            raise bad("a list of 2 numbers in [0, 1), e.g. [0.9, 0.999]")
         return [float(v) for v in value]
     return value
 
@@ -480,13 +496,21 @@ def _check_hyperparameter(key: str, value: Any, default: Any, source: str,
 # ---------------------------------------------------------------------- files and overrides
 
 
+#: the value of an override with nothing after ``=``: remove the key
+UNSET = object()
+
+
 def parse_override(text: str) -> tuple[str, Any]:
-    """``"optimizer.lr=0.01"`` → ``("optimizer.lr", 0.01)``; values are TOML, else strings."""
+    """``"optimizer.lr=0.01"`` → ``("optimizer.lr", 0.01)``; values are TOML, else strings;
+    ``"optimizer.momentum="`` → ``("optimizer.momentum", UNSET)`` (remove the key)."""
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)+", key):
-        raise UsageError(f"--set {text!r}: expected TABLE.KEY=VALUE, e.g. --set optimizer.lr=0.01")
+        raise UsageError(f"--set {text!r}: expected TABLE.KEY=VALUE (or TABLE.KEY= to remove the key), "
+                         "e.g. --set optimizer.lr=0.01")
     raw = raw.strip()
+    if not raw:
+        return key, UNSET
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
@@ -495,7 +519,8 @@ def parse_override(text: str) -> tuple[str, Any]:
 
 
 def apply_overrides(doc: Mapping[str, Any], overrides: Iterable[str]) -> tuple[dict, frozenset[str]]:
-    """A copy of ``doc`` with ``--set`` overrides applied, and the set of overridden keys."""
+    """A copy of ``doc`` with ``--set`` overrides applied, and the set of overridden keys
+    (an empty value removes its key)."""
     out = copy.deepcopy(dict(doc))
     keys = set()
     for text in overrides:
@@ -507,7 +532,10 @@ def apply_overrides(doc: Mapping[str, Any], overrides: Iterable[str]) -> tuple[d
             if not isinstance(nxt, dict):
                 raise UsageError(f"--set {key}: '{'.'.join(parts[:i + 1])}' is not a table")
             node = nxt
-        node[parts[-1]] = value
+        if value is UNSET:
+            node.pop(parts[-1], None)
+        else:
+            node[parts[-1]] = value
         keys.add(key)
         keys.add(parts[0])
     return out, frozenset(keys)

@@ -11,7 +11,10 @@ Layout of a run directory (``OUT/NAME/seed-S/``)::
     summary.json           written last: status, stop reason, final metrics, compute, versions
 
 Every file is written by :mod:`topograph.io` (temp file + ``os.replace``) and every
-``.pt`` file loads with ``torch.load(weights_only=True)``.
+``.pt`` file loads with ``torch.load(weights_only=True)``.  A file of a run that is damaged,
+foreign or does not fit the run's model raises one :class:`~topograph.errors.DamagedFileError`
+line naming the file and the way back: :func:`resume_command` rewrites ``model.pt`` from the
+checkpoint, deleting ``checkpoints/last.pt`` restarts the run from epoch 0.
 """
 
 from __future__ import annotations
@@ -28,8 +31,8 @@ import torch
 from torch import nn
 
 from topograph.core import Objective
-from topograph.errors import UsageError
-from topograph.io import atomic_write_text, safe_torch_load
+from topograph.errors import DamagedFileError, UsageError
+from topograph.io import atomic_write_text, load_weights, safe_torch_load
 from topograph.runs.build import build_run_model, load_run_dataset, run_loss
 from topograph.runs.config import read_toml
 
@@ -92,11 +95,46 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     """Rows of a ``metrics.csv`` with ints and floats parsed."""
     if not path.exists():
         return []
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = []
-        for r in csv.DictReader(fh):
-            rows.append({k: (int(v) if k in INT_COLUMNS else float(v)) for k, v in r.items()})
-        return rows
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = []
+            for r in csv.DictReader(fh):
+                rows.append({k: (int(v) if k in INT_COLUMNS else float(v)) for k, v in r.items()})
+            return rows
+    except (ValueError, TypeError, UnicodeDecodeError, csv.Error):
+        raise DamagedFileError(path, "is damaged: not the metrics table a run writes",
+                               _rewrite_remedy(path.parent)) from None
+
+
+# ---------------------------------------------------------------------- remedies for damaged files
+
+
+def resume_command(run_dir: Path) -> str:
+    """The command that resumes (or finishes) the run in ``run_dir``: ``topograph train`` of its
+    own ``config.toml`` into the folder that holds it (``OUT`` of ``OUT/NAME/seed-S``)."""
+    return f"topograph train {run_dir / CONFIG_FILE} --out {run_dir.parent.parent}"
+
+
+def _rewrite_remedy(run_dir: Path) -> str:
+    """How to rewrite a finished run's ``model.pt``/``summary.json``/``metrics.csv``: from the
+    checkpoint, which holds the final weights and every metrics row."""
+    return (f"rewrite it from the run's checkpoint: delete it and {run_dir / SUMMARY_FILE}, then run "
+            f"`{resume_command(run_dir)}`")
+
+
+def restart_remedy(run_dir: Path) -> str:
+    """How to get past a damaged checkpoint: for a finished run, use its final weights (the
+    checkpoint only serves resuming); else delete it and train the run again from epoch 0."""
+    if (run_dir / SUMMARY_FILE).exists():
+        return (f"the run is finished, so only resuming needed it: give the run directory {run_dir} "
+                "(its final weights, model.pt) instead")
+    return (f"the run cannot resume from it: delete it to restart the run from epoch 0 "
+            f"(`rm {run_dir / CHECKPOINT_FILE}`, then `{resume_command(run_dir)}`)")
+
+
+def _mismatch_remedy(run_dir: Path) -> str:
+    return (f"the file belongs to another model, or {run_dir / CONFIG_FILE} was edited: restore the "
+            "config the run was trained with, or train the run again")
 
 
 def _find_run_dir(path: Path) -> Path:
@@ -128,8 +166,20 @@ class Run:
         """Open the run directory ``path`` (or the run that holds the file ``path``)."""
         run_dir = _find_run_dir(Path(path))
         config = read_toml(run_dir / CONFIG_FILE)
+        for table in ("run", "model"):
+            if not isinstance(config.get(table), dict):
+                raise DamagedFileError(run_dir / CONFIG_FILE, f"has no [{table}] table: not the config "
+                                       "a run writes", "restore it, or train the run again")
         summary_path = run_dir / SUMMARY_FILE
-        summary = json.loads(summary_path.read_text(encoding="utf-8")) if summary_path.exists() else {}
+        summary = {}
+        if summary_path.exists():
+            try:
+                summary = json.loads(summary_path.read_text(encoding="utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                summary = None
+            if not isinstance(summary, dict):
+                raise DamagedFileError(summary_path, "is damaged: not the JSON summary a run writes",
+                                       _rewrite_remedy(run_dir))
         return cls(run_dir, config, summary)
 
     def __repr__(self) -> str:
@@ -144,11 +194,11 @@ class Run:
 
     @property
     def seed(self) -> int:
-        return int(self.config["run"]["seeds"][0])
+        return int(self.config["run"].get("seeds", [0])[0])
 
     @property
     def name(self) -> str:
-        return str(self.config["run"]["name"])
+        return str(self.config["run"].get("name", "run"))
 
     def metrics(self) -> list[dict[str, Any]]:
         """The rows of ``metrics.csv`` (row 0 = the initial point)."""
@@ -157,27 +207,45 @@ class Run:
     # ------------------------------------------------------------------ models and data
     def build_model(self) -> nn.Module:
         """A fresh model of the run's architecture (initialised with the run's seed)."""
-        return build_run_model(self.config["model"], self.seed)
+        try:
+            return build_run_model({"name": "mlp-digits", **self.config["model"]}, self.seed)
+        except (TypeError, ValueError) as err:  # an edited config: unknown name or keyword
+            why = str(err) if isinstance(err, UsageError) else f"{type(err).__name__}: {err}"
+            raise DamagedFileError(self.path / CONFIG_FILE, f"describes no model that can be built ({why})",
+                                   _mismatch_remedy(self.path)) from None
+
+    def load_weights_file(self, path: str | Path, module: nn.Module | None = None) -> nn.Module:
+        """``module`` (default: a fresh :meth:`build_model`) with the weights of ``path``: a
+        state_dict file (``model.pt``) or a checkpoint (its ``"model"`` entry).  A damaged,
+        foreign or mismatching file is one :class:`DamagedFileError` line with the way back."""
+        path = Path(path)
+        module = self.build_model() if module is None else module
+        is_checkpoint = path.parent.name == CHECKPOINT_DIR
+        remedy = (restart_remedy(self.path) if is_checkpoint and path.name == Path(CHECKPOINT_FILE).name
+                  else _rewrite_remedy(self.path) if path == self.path / MODEL_FILE
+                  else "give another file, or the run directory")
+        state = safe_torch_load(path, remedy=remedy)
+        if isinstance(state, dict) and isinstance(state.get("model"), dict):  # a checkpoint
+            state = state["model"]
+        model_name = self.config["model"].get("name", "?")
+        return load_weights(module, state, path=path, remedy=_mismatch_remedy(self.path),
+                            model=f"the run's model {model_name!r} of {self.path / CONFIG_FILE}")
 
     def model(self, which: str = "final") -> nn.Module:
         """The model with the weights of ``which``: ``"final"`` (``model.pt``), ``"last"`` (the
         latest checkpoint) or ``"initial"`` (the initialisation, rebuilt from the seed)."""
-        module = self.build_model()
         if which == "initial":
-            return module
+            return self.build_model()
         if which == "final":
             if not (self.path / MODEL_FILE).exists():
                 raise UsageError(f"{self.path}: the run has no {MODEL_FILE} yet (unfinished); "
                                  "use which='last' for its latest checkpoint")
-            state = safe_torch_load(self.path / MODEL_FILE)
-        elif which == "last":
+            return self.load_weights_file(self.path / MODEL_FILE)
+        if which == "last":
             if not (self.path / CHECKPOINT_FILE).exists():
                 raise UsageError(f"{self.path}: the run has no checkpoint yet")
-            state = safe_torch_load(self.path / CHECKPOINT_FILE)["model"]
-        else:
-            raise UsageError(f"which={which!r}; use 'final', 'last' or 'initial'")
-        module.load_state_dict(state)
-        return module
+            return self.load_weights_file(self.path / CHECKPOINT_FILE)
+        raise UsageError(f"which={which!r}; use 'final', 'last' or 'initial'")
 
     def dataset(self):
         """The run's data set (``topograph.data.load_dataset`` with the run's data settings)."""
@@ -203,8 +271,19 @@ class Run:
         """
         files = sorted((self.path / SNAPSHOT_DIR).glob("*.pt"))
         labels, vectors = [], []
+        size = None
+        remedy = "delete it (the trajectory then skips that point) or train the run again"
         for f in files:
-            snap = safe_torch_load(f)
+            snap = safe_torch_load(f, remedy=remedy)
+            if (not isinstance(snap, dict) or not isinstance(snap.get("params"), torch.Tensor)
+                    or snap["params"].dim() != 1 or not isinstance(snap.get("epoch"), (int, float))
+                    or not isinstance(snap.get("step"), int)):
+                raise DamagedFileError(f, "is not a parameter snapshot of a run (epoch, step, params)", remedy)
+            if size is None:
+                size = sum(p.numel() for p in self.build_model().parameters())
+            if snap["params"].numel() != size:
+                raise DamagedFileError(f, f"does not match the run's model ({snap['params'].numel()} "
+                                       f"parameters in the file, {size} in the model)", remedy)
             labels.append((float(snap["epoch"]), int(snap["step"])))
             vectors.append(snap["params"])
         if not vectors:
@@ -225,11 +304,9 @@ def load_model(path: str | Path, *, which: str | None = None) -> nn.Module:
         else:
             which = "final" if (run.path / MODEL_FILE).exists() else "last"
     if path.is_file() and which in ("final", "last"):
-        module = run.build_model()
-        state = safe_torch_load(path)
-        module.load_state_dict(state["model"] if "model" in state and isinstance(state["model"], dict) else state)
-        return module
+        return run.load_weights_file(path)
     return run.model(which)
 
 
-__all__ = ["Run", "load_model", "metric_columns", "read_metrics", "write_metrics"]
+__all__ = ["Run", "load_model", "metric_columns", "read_metrics", "restart_remedy", "resume_command",
+           "write_metrics"]

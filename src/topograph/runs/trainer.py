@@ -47,8 +47,8 @@ from torch import Tensor, nn
 
 import topograph
 from topograph.core import Objective
-from topograph.errors import UsageError
-from topograph.io import atomic_torch_save, atomic_write_json, atomic_write_text, safe_torch_load
+from topograph.errors import DamagedFileError, UsageError
+from topograph.io import atomic_torch_save, atomic_write_json, atomic_write_text, load_weights, safe_torch_load
 from topograph.optim import registry
 from topograph.optim.closure import MinibatchClosure
 from topograph.runs import schedule as sched
@@ -63,6 +63,7 @@ from topograph.runs.store import (
     SUMMARY_FILE,
     Run,
     metric_columns,
+    restart_remedy,
     write_metrics,
 )
 from topograph.runs.toml_writer import dumps as toml_dumps
@@ -171,6 +172,8 @@ class Session:
         path = self.run_dir / CONFIG_FILE
         if not path.exists():
             return
+        if not (self.run_dir / CHECKPOINT_FILE).exists() and not (self.run_dir / SUMMARY_FILE).exists():
+            return  # nothing trained yet (e.g. a config that failed at its first step): replaced
         stored = result_view(read_toml(path))
         wanted = result_view(toml_roundtrip(cfg_doc))
         if stored != wanted:
@@ -207,11 +210,17 @@ class Session:
         x_train = splits["train"][0]
         n_train = int(x_train.shape[0])
         model = build_run_model(cfg_doc["model"], self.seed).to(device)
-        _check_fits(model, x_train, cfg, cfg.source)
+        classes = getattr(dataset, "num_classes", None) if cfg.model.loss == "cross-entropy" else None
+        _check_fits(model, x_train, cfg, cfg.source, num_classes=classes)
         _check_loss(model, splits["train"], cfg, cfg.source)
         loss_fn = run_loss(cfg_doc["model"])
-        optimizer = registry.build_optimizer(cfg.optimizer.name, model.parameters(), model=model,
-                                             **cfg.optimizer.hyperparameters)
+        try:
+            optimizer = registry.build_optimizer(cfg.optimizer.name, model.parameters(), model=model,
+                                                 **cfg.optimizer.hyperparameters)
+        except ValueError as err:  # torch's own checks, e.g. Nesterov without momentum
+            if isinstance(err, UsageError):
+                raise
+            raise UsageError(f"{cfg.source}: optimizer {cfg.optimizer.name!r} refuses its settings: {err}") from None
         monitor = cfg.early_stopping.monitor
         if monitor == "val" and "val" not in splits:
             raise UsageError(f"{cfg.source}: early_stopping.monitor is 'val' but data.val_size is 0")
@@ -235,8 +244,30 @@ class Session:
         st = _LoopState()
         ckpt_path = self.run_dir / CHECKPOINT_FILE
         if ckpt_path.exists():
-            ck = safe_torch_load(ckpt_path, map_location=parts.device)
-            parts.model.load_state_dict(ck["model"])
+            self._resume(parts, st, ckpt_path)
+            for row in st.rows:  # the rows of the interrupted run, before any new one
+                self._deliver(row)
+        else:
+            # a fresh start (or a restart after the checkpoint was deleted): no file of an
+            # earlier attempt may outlive it
+            for stale in sorted((self.run_dir / SNAPSHOT_DIR).glob("*.pt")):
+                stale.unlink()
+            (self.run_dir / MODEL_FILE).unlink(missing_ok=True)
+            torch.manual_seed(self.seed)
+            st.perm_state = parts.generator.get_state()
+        work = parts.closure.work
+        work.forward_passes, work.backward_passes = st.func_total, st.grad_total
+        parts.closure.backward_samples = st.grad_samples
+        parts.started, parts.elapsed0 = time.perf_counter(), st.elapsed
+        return st
+
+    def _resume(self, parts: _Parts, st: _LoopState, ckpt_path: Path) -> None:
+        """Everything from the checkpoint; a damaged or foreign one is one line saying how to restart."""
+        remedy = restart_remedy(self.run_dir)
+        ck = safe_torch_load(ckpt_path, map_location=parts.device, remedy=remedy)
+        try:
+            load_weights(parts.model, ck["model"], path=ckpt_path, remedy=remedy,
+                         model=f"the run's model {self.config.model.name!r}")
             parts.optimizer.load_state_dict(ck["optimizer"])
             if parts.scheduler is not None and ck["scheduler"] is not None:
                 parts.scheduler.load_state_dict(ck["scheduler"])
@@ -246,16 +277,11 @@ class Session:
             parts.generator.set_state(ck["rng"]["perm"].cpu())
             parts.stopper.load_state_dict(ck["early_stopping"])
             st.load(ck["loop"], parts.device)
-            for row in st.rows:  # the rows of the interrupted run, before any new one
-                self._deliver(row)
-        else:
-            torch.manual_seed(self.seed)
-            st.perm_state = parts.generator.get_state()
-        work = parts.closure.work
-        work.forward_passes, work.backward_passes = st.func_total, st.grad_total
-        parts.closure.backward_samples = st.grad_samples
-        parts.started, parts.elapsed0 = time.perf_counter(), st.elapsed
-        return st
+        except UsageError:  # load_weights' own line (a DamagedFileError)
+            raise
+        except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError) as err:
+            raise DamagedFileError(ckpt_path, f"is not a resumable checkpoint of this run "
+                                   f"({type(err).__name__}: {err})", remedy) from None
 
     def _initial_point(self, parts: _Parts, st: _LoopState) -> None:
         """Row 0: the initial point, evaluated, written and checkpointed before any step."""
@@ -391,6 +417,7 @@ class Session:
         st.elapsed = parts.now()
         atomic_torch_save(self.run_dir / MODEL_FILE, {k: v.detach().cpu() for k, v in parts.model.state_dict().items()})
         self._checkpoint(parts, st, finished=True)
+        write_metrics(self.run_dir, st.rows, parts.columns)  # again: a deleted (damaged) table comes back
         last = st.rows[-1]
         work = parts.closure.work
         summary = {
@@ -454,12 +481,15 @@ class _LoopState:
         self.rows = [dict(r) for r in d["rows"]]
 
 
-def _check_fits(model: nn.Module, x: Tensor, cfg: RunConfig, source: str) -> None:
+def _check_fits(model: nn.Module, x: Tensor, cfg: RunConfig, source: str,
+                num_classes: int | None = None) -> None:
+    """One forward pass on two samples: the model takes the data's inputs and has one output
+    per class of the data (else one :class:`UsageError` line naming the config)."""
     was = model.training
     model.eval()
     try:
         with torch.no_grad():
-            model(x[:2])
+            out = model(x[:2])
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UsageError(
@@ -467,6 +497,11 @@ def _check_fits(model: nn.Module, x: Tensor, cfg: RunConfig, source: str) -> Non
             f"(inputs of shape {tuple(x.shape[1:])}): {first}") from None
     finally:
         model.train(was)
+    outputs = int(out.shape[-1]) if out.dim() >= 1 else 1
+    if num_classes and outputs != num_classes:
+        raise UsageError(
+            f"{source}: model {cfg.model.name!r} has {outputs} outputs but data {cfg.data.name!r} has "
+            f"{num_classes} classes; set model.num_classes = {num_classes}")
 
 
 def _check_loss(model: nn.Module, train: tuple[Tensor, Tensor], cfg: RunConfig, source: str) -> None:
@@ -534,15 +569,30 @@ def _first_difference(a: Mapping, b: Mapping, prefix: str = "") -> str:
 # ---------------------------------------------------------------------- public entry points
 
 
+class _LazyProgress(Progress):
+    """A rich display that starts with its first bar, so an error raised before any run starts
+    is not preceded by the empty display (a blank line)."""
+
+    def add_task(self, *args: Any, **kwargs: Any):
+        if not self.live.is_started:
+            self.start()
+        return super().add_task(*args, **kwargs)
+
+
 @contextlib.contextmanager
 def _progress_bar(enabled: bool):
+    """Rich progress bars for the runs (none when not ``enabled``)."""
     if not enabled:
         yield None
         return
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("epochs"), TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
-                  transient=False) as progress:
+    progress = _LazyProgress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                             TextColumn("epochs"), TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
+                             transient=False)
+    try:
         yield progress
+    finally:
+        if progress.live.is_started:  # (stop() prints a newline off a terminal even when never started)
+            progress.stop()
 
 
 def train(config: RunConfig | Mapping[str, Any] | str | Path, out_dir: str | Path | None = None, *,

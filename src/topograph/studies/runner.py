@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib
 import json
 import math
 import platform
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from topograph.errors import UsageError
 from topograph.runs.store import Run
 from topograph.studies.spec import Arm, StudySpec, load_study
 from topograph.studies.tuning import TuningResult, apply_params, default_storage, tune_arm
@@ -36,6 +38,23 @@ def fb_cost(summary: dict[str, Any]) -> float:
     """Compute of a run in forward+backward-equivalents: grad_evals + (func − grad)/3."""
     g, f = float(summary.get("grad_evals", 0)), float(summary.get("func_evals", 0))
     return g + FORWARD_FRACTION * max(f - g, 0.0)
+
+
+#: what studies need beyond the main install (the ``studies`` extra): tuning and report figures
+STUDY_EXTRAS = ("optuna", "plotly")
+
+
+def require_study_extras() -> None:
+    """One :class:`UsageError` line naming what to install when the ``studies`` extra is missing."""
+    missing = []
+    for module in STUDY_EXTRAS:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise UsageError(f"studies need {' and '.join(missing)}, which the main install leaves out: "
+                         "pip install 'topograph[studies]' (in a clone: pip install -e '.[studies]')")
 
 
 def config_hash(doc: dict[str, Any]) -> str:
@@ -122,6 +141,7 @@ def run_study(name_or_path: str | Path, *, quick: bool = False, out: str | Path 
 
     t0 = time.perf_counter()
     spec = load_study(name_or_path, quick=quick)
+    require_study_extras()
     study_dir = study_dir_for(spec.name, out, quick)
     study_dir.mkdir(parents=True, exist_ok=True)
     raw_text = (Path(name_or_path).read_text(encoding="utf-8") if str(name_or_path).endswith(".toml")

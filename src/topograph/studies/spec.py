@@ -16,6 +16,7 @@ Schema (every table is documented in ``docs/studies.md``)::
                  analyses = {kind = {options}}            # per-mode analysis options
 
 A budget's ``set`` is deep-merged into ``base``; its ``analyses`` options into the analyses.
+``{seeds}`` in the description becomes the mode's number of seeds (the report's intro).
 """
 
 from __future__ import annotations
@@ -213,7 +214,8 @@ def load_study(name_or_path: str | Path, *, quick: bool = False) -> StudySpec:
         analyses.append(deep_merge(an, budget.analyses.get(an["kind"], {})))
     return StudySpec(
         name=_require(head, "name", f"{source}: [study]", str), version=int(head.get("version", 1)),
-        title=head.get("title", head["name"]), description=head.get("description", ""),
+        title=head.get("title", head["name"]),
+        description=head.get("description", "").replace("{seeds}", str(len(budget.seeds))),
         paper=head.get("paper", ""), differences=list(head.get("differences", [])),
         cost_minutes=dict(head.get("cost_minutes", {})), mode=mode, budget=budget, arms=arms,
         comparisons=comparisons, analyses=analyses, raw=raw, source=source)
