@@ -225,3 +225,30 @@ def test_startup_trials_are_drawn_by_trial_number():
     first, second = draws([0, 1, 2]), draws([2, 0, 1])
     assert first == second and len({json.dumps(v) for v in first.values()}) == 3
     assert draws([0, 1, 2], seed=8) != first
+
+
+def test_a_trial_created_beyond_the_budget_is_surplus(tmp_path):
+    """Two workers asking at the same moment can create one trial too many: only the first
+    n_trials trials that are not FAIL hold the budget (a failed one frees its place)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from topograph.studies.tuning import _within_budget
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+    t0, t1, t2 = study.ask(), study.ask(), study.ask()
+    assert [_within_budget(study, t, 2) for t in (t0, t1, t2)] == [True, True, False]
+    study.tell(t0, state=TrialState.FAIL)
+    assert _within_budget(study, t2, 2)
+
+
+@pytest.mark.parametrize("url, words", [
+    ("not a url", "is not a SQLAlchemy URL"),
+    ("nosuchdialect://host/db", "cannot be used"),
+    ("mysql+pymysql://user:secret@127.0.0.1:1/db", "driver is not installed"),
+])
+def test_unusable_storage_is_one_line(url, words, capsys, tmp_path):
+    assert main(["study", "quickstart", "--quick", "--storage", url, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err and "secret" not in err

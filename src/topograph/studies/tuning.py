@@ -182,9 +182,11 @@ def _storage(url: str):
             raise UsageError(f"storage {shown}: its database driver is not installed ({err}); install it, "
                              "e.g. pip install 'psycopg[binary]' for postgresql+psycopg://") from None
         except sqlalchemy.exc.SQLAlchemyError as err:
-            if attempt == 5:
-                first = str(err.orig if getattr(err, "orig", None) is not None else err).strip().splitlines()
-                raise UsageError(f"storage {shown}: cannot be used ({first[0] if first else type(err).__name__}); "
+            text = str(err.orig if getattr(err, "orig", None) is not None else err).strip()
+            racing = any(w in text.lower() for w in ("already exists", "duplicate", "locked"))
+            if attempt == 5 or not racing:
+                first = text.splitlines()[0] if text else type(err).__name__
+                raise UsageError(f"storage {shown}: cannot be used ({first}); "
                                  "check that the database server runs and the URL is right") from None
             time.sleep(0.5 * (attempt + 1))
     raise AssertionError("unreachable")  # pragma: no cover
@@ -352,7 +354,8 @@ def tune_arm(*, arm: str, study_name: str, base_config: Mapping[str, Any],
         trials = study.get_trials(deepcopy=False)
         count = {state: sum(t.state == state for t in trials) for state in TrialState}
         finished = count[TrialState.COMPLETE] + count[TrialState.PRUNED]
-        if finished >= n_trials:
+        failed = sum(t.state == TrialState.FAIL and not t.user_attrs.get("surplus") for t in trials)
+        if finished >= n_trials or failed >= n_trials:  # done, or as many errors as the budget: stop
             break
         if not count[TrialState.WAITING] and finished + count[TrialState.RUNNING] >= n_trials:
             time.sleep(POLL_SECONDS)  # the rest of the budget is running in other workers
@@ -362,16 +365,16 @@ def tune_arm(*, arm: str, study_name: str, base_config: Mapping[str, Any],
             trial = study.ask()
         if not _within_budget(study, trial, n_trials):
             trial.set_user_attr("surplus", True)
-            study.tell(trial, state=TrialState.FAIL)
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             continue
         try:
             with _heartbeat(rdb, trial._trial_id):
                 value = objective(trial)
         except optuna.TrialPruned:
-            study.tell(trial, state=TrialState.PRUNED)
+            study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
         except FloatingPointError as err:
             trial.set_user_attr("fail_reason", f"{type(err).__name__}: {err}")
-            study.tell(trial, state=TrialState.FAIL)
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
         except KeyboardInterrupt:  # stopped by the user: the trial waits for the next worker
             rdb.set_trial_user_attr(trial._trial_id, "interrupted",
                                     int(rdb.get_trial(trial._trial_id).user_attrs.get("interrupted", 0)) + 1)
@@ -380,10 +383,10 @@ def tune_arm(*, arm: str, study_name: str, base_config: Mapping[str, Any],
         except BaseException as err:
             with contextlib.suppress(Exception):
                 trial.set_user_attr("fail_reason", f"{type(err).__name__}: {err}"[:500])
-                study.tell(trial, state=TrialState.FAIL)
+                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             raise
-        else:
-            study.tell(trial, value)
+        else:  # (skip_if_finished: a worker whose heartbeat stalled may find its trial run by another)
+            study.tell(trial, value, skip_if_finished=True)
     trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")]
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:
