@@ -46,8 +46,8 @@ def tensor_digest(*tensors: Tensor) -> str:
     for t in tensors:
         t = t.detach().cpu().contiguous()
         h.update(f"{t.dtype}{tuple(t.shape)}|".encode())
-        if t.numel():
-            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        if t.numel():  # the tensor's own memory, without a copy
+            h.update(t.reshape(-1).view(torch.uint8).numpy())
     return h.hexdigest()[:32]
 
 
@@ -130,8 +130,8 @@ class SearchCheckpoint:
     """The checkpoint file of one search, its fingerprint and how often to write it.
 
     Make one with :meth:`for_search`; :meth:`load` returns the saved state (``None`` when there
-    is none yet) after checking its fingerprint; :meth:`save` writes a state atomically;
-    :meth:`due` says whether step ``k`` is a checkpoint step.
+    is none yet) after checking its fingerprint; :meth:`save` writes a state atomically.  The
+    loops save every ``every`` steps and at the end.
     """
 
     path: Path
@@ -158,10 +158,6 @@ class SearchCheckpoint:
         if path.is_dir() or str(location).endswith(("/", os.sep)) or (path.suffix == "" and not path.exists()):
             path = path / f"{method}-{fingerprint_key(parts)}.pt"
         return cls(path, parts, int(every))
-
-    def due(self, step: int, total: int) -> bool:
-        """Whether to save after ``step`` of ``total`` (every ``every`` steps and at the last)."""
-        return step % self.every == 0 or step == total
 
     def load(self) -> dict[str, Any] | None:
         """The saved state, or ``None``; :class:`UsageError` for a damaged or foreign file."""

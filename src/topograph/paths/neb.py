@@ -218,7 +218,7 @@ class NEBPathFinder(PathFinderSettings):
                 save(band, cycle, done, velocity)
             if bar is not None:
                 bar.advance()
-            if on_step is not None and done < steps:  # the cycle's last step: after its insertion and save
+            if on_step is not None and done < steps:  # the cycle's last step: in find(), after the cycle's save
                 on_step(overall, steps * int(self.cycles))
         return band
 

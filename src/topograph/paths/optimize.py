@@ -98,8 +98,8 @@ def optimise_path(
     state, history, best iterate so far and ``evaluator.point_evaluations`` (the final one only
     what the result needs: control vectors, history, counts).  A resumed search ends with the
     same control vectors and history as an uninterrupted one; one whose checkpoint is final
-    returns at once.  ``on_step(k,
-    steps)`` is called after step k (and after its checkpoint, when one is due).
+    returns at once.  ``on_step(k, steps)`` is called after step k (after its checkpoint, when
+    one is due).
     """
     if int(steps) < 0:
         raise UsageError(f"steps must be a non-negative integer, got {steps}")
@@ -135,6 +135,7 @@ def optimise_path(
                          "optimizer": opt.state_dict(), "generator": gen.get_state(), "history": history,
                          "best_value": best_value, "best_control": best_control,
                          "point_evaluations": evaluator.point_evaluations})
+
     with _progress(progress, steps, description, completed=done) as bar:
         for step in range(done + 1, steps + 1):
             opt.zero_grad(set_to_none=True)
@@ -154,7 +155,7 @@ def optimise_path(
             opt.step()
             history["objective"].append(value)
             history["max_loss"].append(float(losses.max()))
-            if checkpoint is not None and step < steps and checkpoint.due(step, steps):
+            if checkpoint is not None and step < steps and step % checkpoint.every == 0:
                 save(step)
             if bar is not None:
                 bar.advance()

@@ -164,7 +164,6 @@ class PathResult:
         atomic_write_text(directory / f"{name}.json", text)
         return directory / f"{name}.json"
 
-
     @classmethod
     def load(cls, directory: str | os.PathLike, name: str) -> PathResult:
         """Read back ``<name>.json`` and ``<name>.npz`` written by :meth:`save` (without the path
