@@ -332,7 +332,6 @@ def tune_arm(*, arm: str, study_name: str, base_config: Mapping[str, Any],
     study = optuna.create_study(study_name=study_name, storage=rdb, sampler=_trial_sampler(seed, startup),
                                 pruner=pruner, direction="maximize", load_if_exists=True)
     trials_dir = Path(trials_dir)
-    finished_states = (TrialState.COMPLETE, TrialState.PRUNED)
 
     def objective(trial) -> float:
         trial.set_user_attr("host", socket.gethostname())
