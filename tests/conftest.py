@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import os
+from collections.abc import Iterator
+
 import pytest
 
-from tests.helpers import data_root
+from tests.helpers import PostgresServer, data_root, postgres_bin
 
 
 @pytest.fixture
@@ -23,3 +26,29 @@ def data_dir(monkeypatch: pytest.MonkeyPatch) -> Path:
         pytest.skip("no data folder: set TOPOGRAPH_DATA_DIR or put ../shared/data beside the repository")
     monkeypatch.setenv("TOPOGRAPH_DATA_DIR", str(root))
     return root
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A SQLAlchemy URL of a PostgreSQL server started for the test (stopped and removed after).
+
+    Skipped, with the reason, where the server programs or the Python driver are missing; under
+    CI (``CI=true``, where ``.ci/run`` installs both) a missing one fails instead."""
+    bindir = postgres_bin()
+    reason = None
+    if bindir is None:
+        reason = "PostgreSQL server programs not found (apt-get install postgresql)"
+    else:
+        try:
+            import psycopg  # noqa: F401
+        except ImportError:
+            reason = "the psycopg driver is not installed (pip install 'psycopg[binary]')"
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason + ": .ci/run installs it")
+        pytest.skip(reason)
+    server = PostgresServer(bindir).start()
+    try:
+        yield server.url
+    finally:
+        server.stop()

@@ -85,3 +85,75 @@ def cross_entropy_of_flat(model: nn.Module, x: Tensor, y: Tensor) -> Callable[[T
         return F.cross_entropy(torch.func.functional_call(model, (spec.unflatten(flat), buffers), (x,)), y)
 
     return f
+
+
+# ---------------------------------------------------------------------- a PostgreSQL server
+def postgres_bin() -> Path | None:
+    """The folder of PostgreSQL's server programs (``initdb``, ``pg_ctl``): on the PATH, or
+    Debian's ``/usr/lib/postgresql/<version>/bin`` (the newest), else None."""
+    import shutil
+
+    found = shutil.which("initdb")
+    if found and shutil.which("pg_ctl"):
+        return Path(found).resolve().parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                      key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    return versions[-1].parent if versions else None
+
+
+class PostgresServer:
+    """A throw-away PostgreSQL server in a temporary folder, on a free port of 127.0.0.1.
+
+    ``initdb`` refuses to run as root, so as root (CI) the server runs as the unprivileged
+    ``postgres`` user that Debian's package creates (through ``runuser``); otherwise as the
+    current user.  Trust authentication, fsync off: a test fixture, not a deployment.
+    ``url`` is a SQLAlchemy URL for psycopg 3.
+    """
+
+    def __init__(self, bindir: Path) -> None:
+        import socket
+        import tempfile
+
+        self.bindir = bindir
+        self.base = Path(tempfile.mkdtemp(prefix="topograph-pg-"))
+        self.data = self.base / "data"
+        self.user = None
+        if os.geteuid() == 0:
+            import pwd
+
+            try:
+                entry = pwd.getpwnam("postgres")
+            except KeyError:
+                raise RuntimeError("running as root and there is no 'postgres' user to run the server") from None
+            self.user = "postgres"
+            os.chown(self.base, entry.pw_uid, entry.pw_gid)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.url = f"postgresql+psycopg://topograph@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        import subprocess
+
+        cmd = [str(self.bindir / args[0]), *args[1:]]
+        if self.user is not None:
+            cmd = ["runuser", "-u", self.user, "--", *cmd]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, cwd=self.base)
+        if proc.returncode != 0:
+            log = self.base / "server.log"
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
+            raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr[-2000:]}{tail}")
+
+    def start(self) -> PostgresServer:
+        self._run("initdb", "-D", str(self.data), "-U", "topograph", "-A", "trust", "-E", "UTF8", "--no-sync")
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.base / "server.log"), "-w", "-t", "60", "-o",
+                  f"-F -p {self.port} -k {self.base} -c listen_addresses=127.0.0.1", "start")
+        return self
+
+    def stop(self) -> None:
+        import shutil
+
+        try:
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        finally:
+            shutil.rmtree(self.base, ignore_errors=True)

@@ -1,5 +1,6 @@
 """Every shipped study end-to-end in --quick mode, the CLI, resumption after SIGKILL."""
 
+import csv
 import json
 import os
 import signal
@@ -126,6 +127,10 @@ def test_resume_after_sigkill(tmp_path):
     results = json.loads((base / "results.json").read_text())
     assert results["tuning"]["a"]["complete"] + results["tuning"]["a"]["pruned"] == 2
     assert (base / "report.html").exists() and (base / "tables" / "comparisons.csv").exists()
+    # a trial the kill stopped half way was finished by the rerun: interrupted, never failed
+    tuning = list(csv.DictReader((base / "tables" / "tuning.csv").open()))
+    assert len(tuning) == 1 and tuning[0]["failed"] == "0" and tuning[0]["interrupted"] in ("0", "1")
+    assert results["tuning"]["a"]["failed"] == 0
 
 
 TINY = """
@@ -156,26 +161,94 @@ tune_epochs = 2
 """
 
 
-def test_trial_of_a_dead_process_is_failed_and_reenqueued(tmp_path):
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage")
+def test_trial_of_a_dead_worker_waits_for_the_next_worker_as_interrupted(tmp_path, monkeypatch):
+    """A RUNNING trial whose process is gone from this host, or whose heartbeat is stale (any
+    host), goes back to WAITING with its number and parameters, counted as interrupted; a
+    live trial with a fresh heartbeat is left alone; the next ask() takes the waiting trial."""
     import socket
 
     import optuna
     from optuna.trial import TrialState
 
-    from topograph.studies.tuning import _mark_dead_trials, default_storage
+    from topograph.studies import tuning
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    monkeypatch.setattr(tuning, "HEARTBEAT_GRACE_SECONDS", 1)
+    storage = tuning._storage(tuning.default_storage(tmp_path))
+    study = optuna.create_study(study_name="s", storage=storage)
+    dist = {"optimizer.lr": optuna.distributions.FloatDistribution(1e-3, 1.0, log=True)}
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    study = optuna.create_study(study_name="s", storage=default_storage(tmp_path))
-    t_dead = study.ask({"optimizer.lr": optuna.distributions.FloatDistribution(1e-3, 1.0, log=True)})
-    t_dead.set_user_attr("host", socket.gethostname())
-    t_dead.set_user_attr("pid", dead.pid)
-    t_alive = study.ask({"optimizer.lr": optuna.distributions.FloatDistribution(1e-3, 1.0, log=True)})
-    t_alive.set_user_attr("host", socket.gethostname())
-    t_alive.set_user_attr("pid", os.getpid())
-    _mark_dead_trials(study)
-    states = {t.number: t.state for t in study.get_trials()}
-    assert states[t_dead.number] == TrialState.FAIL and states[t_alive.number] == TrialState.RUNNING
-    waiting = study.get_trials(states=(TrialState.WAITING,))
-    assert len(waiting) == 1 and waiting[0].system_attrs["fixed_params"] == t_dead.params
+
+    def running(host, pid):
+        t = study.ask(dist)
+        t.set_user_attr("host", host)
+        t.set_user_attr("pid", pid)
+        storage.record_heartbeat(t._trial_id)
+        return t
+
+    t_dead = running(socket.gethostname(), dead.pid)          # this host, process gone
+    t_alive = running(socket.gethostname(), os.getpid())      # this host, alive, fresh heartbeat
+    t_far = running("another-host", 12345)                    # another host: only the heartbeat tells
+    assert tuning._account_for_dead_trials(study, storage) == [t_dead.number]
+    time.sleep(2.5)  # now every heartbeat is older than the grace period
+    storage.record_heartbeat(t_alive._trial_id)
+    assert tuning._account_for_dead_trials(study, storage) == [t_far.number]
+    trials = {t.number: t for t in study.get_trials()}
+    assert trials[t_dead.number].state == TrialState.WAITING and trials[t_far.number].state == TrialState.WAITING
+    assert trials[t_alive.number].state == TrialState.RUNNING
+    assert trials[t_dead.number].user_attrs["interrupted"] == 1 and "interrupted" not in trials[t_alive.number].user_attrs
+    again = study.ask()  # the waiting trial is taken again: same number, same parameters
+    assert again.number == t_dead.number
+    assert again.suggest_float("optimizer.lr", 1e-3, 1.0, log=True) == t_dead.params["optimizer.lr"]
+    assert len(study.get_trials()) == 3  # no new trial: every trial is accounted for
+
+
+def test_startup_trials_are_drawn_by_trial_number():
+    """The start-up draws depend on the trial's number only, not on which worker draws them or
+    in which order: two samplers drawing trials 1 and 0 in opposite orders agree."""
+    import optuna
+
+    from topograph.studies.tuning import _trial_sampler
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = {"optimizer.lr": {"low": 1e-3, "high": 1.0, "log": True}, "data.batch_size": {"choices": [16, 32, 64]}}
+
+    from topograph.studies.tuning import suggest
+
+    def draws(order, seed=7):
+        study = optuna.create_study(sampler=_trial_sampler(seed, startup=3))
+        trials = [study.ask() for _ in range(3)]
+        return {trials[i].number: suggest(trials[i], space) for i in order}
+
+    first, second = draws([0, 1, 2]), draws([2, 0, 1])
+    assert first == second and len({json.dumps(v) for v in first.values()}) == 3
+    assert draws([0, 1, 2], seed=8) != first
+
+
+def test_a_trial_created_beyond_the_budget_is_surplus(tmp_path):
+    """Two workers asking at the same moment can create one trial too many: only the first
+    n_trials trials that are not FAIL hold the budget (a failed one frees its place)."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from topograph.studies.tuning import _within_budget
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study()
+    t0, t1, t2 = study.ask(), study.ask(), study.ask()
+    assert [_within_budget(study, t, 2) for t in (t0, t1, t2)] == [True, True, False]
+    study.tell(t0, state=TrialState.FAIL)
+    assert _within_budget(study, t2, 2)
+
+
+@pytest.mark.parametrize("url, words", [
+    ("not a url", "is not a SQLAlchemy URL"),
+    ("nosuchdialect://host/db", "cannot be used"),
+    ("mysql+pymysql://user:secret@127.0.0.1:1/db", "driver is not installed"),
+])
+def test_unusable_storage_is_one_line(url, words, capsys, tmp_path):
+    assert main(["study", "quickstart", "--quick", "--storage", url, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err and "secret" not in err

@@ -9,6 +9,10 @@ otherwise: ``RUN_A/paths/<B>-<method>/`` for a pair, ``<the runs' common folder>
 for a set.  With ``--runs`` the command computes the pairwise barrier
 matrix (straight line by default), its minimum spanning tree, centroid distances, and kernel PCA
 (RBF, γ = 1/N_prm) and linear PCA of the solutions, coloured by optimizer.
+
+Both resume after a kill: a path search checkpoints its state in ``OUT/checkpoints/`` every 10
+steps, and the barrier matrix writes each finished pair there; the same command run again goes
+on from there and gives the same result.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from topograph.errors import UsageError
 from topograph.cli.checks import check_writable
 
 METHOD_CHOICES = ["fourier", "bezier", "polychain", "neb", "linear"]
+#: the folder inside --out where searches and the pairs of a matrix checkpoint (resumed by a rerun)
+CHECKPOINTS = "checkpoints"
 
 
 def _flat(objective, module):
@@ -106,7 +112,7 @@ def command(solutions, runs, method, path_objective, steps, points, lr, out):
         out = _pair_out(*solutions, method or "fourier")
         check_writable(out, label="the default --out (beside the runs; choose another with --out)")
     results = compare_solutions(objective, a, b, out, method=method or "fourier", steps=steps, points=points,
-                                path_objective=path_objective, lr=lr)
+                                path_objective=path_objective, lr=lr, checkpoint=Path(out) / CHECKPOINTS)
     for name, r in results.items():
         tests = r.profiles.get("test")
         extra = f", test H = {tests.height:.4g}" if tests is not None else ""
@@ -144,7 +150,7 @@ def _run_set(dirs, method, path_objective, steps, points, lr, out: Path | None) 
         groups.append(str(r.config.get("optimizer", {}).get("name", "?")))
         labels.append(f"{r.name}:{r.seed}")
     finder = make_finder(method, steps=steps, points=points, objective=path_objective, lr=lr)
-    matrix = sol.barrier_matrix(objective, vectors, finder=finder, labels=labels)
+    matrix = sol.barrier_matrix(objective, vectors, finder=finder, labels=labels, checkpoint=out / CHECKPOINTS)
     out.mkdir(parents=True, exist_ok=True)
     plot_barrier_matrix(matrix.heights, out / "barrier-matrix", labels=labels)
     plot_disconnectivity(matrix.heights, out / "disconnectivity", labels=labels)

@@ -14,6 +14,9 @@ processes (docs/maps.md).  Thin wrapper over :mod:`topograph.landscape`.
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -32,18 +35,34 @@ def _default_out(run_dir: Path, dim: int, norm: str, seed: int, split: str, batc
     return run_dir / f"surface-{dim}d-{kind}-{data}.h5"
 
 
-def _init_process_group() -> None:
-    """Under torchrun (WORLD_SIZE > 1) join the process group: NCCL with GPUs, else gloo."""
-    import os
+@contextlib.contextmanager
+def _process_group() -> Iterator[None]:
+    """Under torchrun (WORLD_SIZE > 1) join the process group (NCCL with GPUs, else gloo) for the
+    body, and leave it cleanly: every rank waits at a barrier, then destroys the group.
 
+    A process that exits with the group still alive leaves its destruction to the interpreter's
+    shutdown, where gloo's threads may still be running; the C++ runtime then aborts
+    ("terminate called without an active exception", SIGABRT) and torchrun reports the job
+    FAILED although the file is complete.  After an error the group is destroyed without the
+    barrier (the other ranks may never reach it).
+    """
     import torch
     import torch.distributed as dist
 
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and dist.is_available() and not dist.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        if backend == "nccl":
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group(backend)
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available() or dist.is_initialized():
+        yield
+        return
+    backend = "nccl" if torch.cuda.is_available() else "gloo"
+    if backend == "nccl":
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group(backend)
+    try:
+        yield
+    except BaseException:
+        dist.destroy_process_group()
+        raise
+    dist.barrier()
+    dist.destroy_process_group()
 
 
 @click.command("surface")
@@ -89,7 +108,13 @@ def command(source, dim, range_, resolution, norm, keep_1d, seed, split, batch_s
                              "(--plot writes the figures beside it)")
         check_writable(out, label="--out", kind="file")
 
-    _init_process_group()
+    with _process_group():
+        _surface(path, dim, range_, resolution, norm, keep_1d, seed, split, batch_size, batch_seed, trajectory,
+                 engine, out, plot)
+
+
+def _surface(path, dim, range_, resolution, norm, keep_1d, seed, split, batch_size, batch_seed, trajectory,
+             engine, out, plot) -> None:
     from topograph.core import Objective
     from topograph.landscape import (compute_surface, pca_directions, project, random_directions,
                                      run_snapshots)

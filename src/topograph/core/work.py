@@ -38,6 +38,12 @@ class Work:
         self.backward_passes += int(backward_passes)
         self.hvps += int(hvps)
 
+    def resume(self, current: Work, done: Work) -> None:
+        """Make this baseline ``current − done``: the work since it is then ``done``, what a resumed
+        job had spent before its kill (work repeated while starting again is not counted twice)."""
+        for f in fields(self):
+            setattr(self, f.name, getattr(current, f.name) - getattr(done, f.name))
+
     def copy(self) -> Work:
         return Work(self.forward_passes, self.backward_passes, self.hvps)
 

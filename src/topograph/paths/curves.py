@@ -20,6 +20,7 @@ in the flat parameter space of *any* module, evaluated through the functional co
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -47,7 +48,7 @@ class CurveFinder(PathFinderSettings):
     steps, lr:       Adam steps and learning rate (``optimizer="sgd"`` for momentum SGD).
     reg:             optional chord-length regulariser on a 51-point grid (0: none, as in the paper).
     batch_size, split, dense_points (default 201), eval_splits, batchnorm, engine, seed,
-    progress:        as in :class:`~topograph.paths.FourierPathFinder`.
+    progress, checkpoint, checkpoint_every: as in :class:`~topograph.paths.FourierPathFinder`.
     """
 
     curve: Literal["bezier", "polychain"] = "bezier"
@@ -58,7 +59,9 @@ class CurveFinder(PathFinderSettings):
     optimizer: str = "adam"
     reg: float = 0.0
 
-    def find(self, objective, start: Tensor, end: Tensor) -> PathResult:
+    def find(self, objective, start: Tensor, end: Tensor, *,
+             on_step: Callable[[int, int], None] | None = None) -> PathResult:
+        """Train the curve from ``start`` to ``end``; ``on_step(k, steps)`` after each step k."""
         if self.curve not in CURVES:
             raise UsageError(f"curve={self.curve!r}; use one of {', '.join(CURVES)}")
         if int(self.points_per_step) < 1:
@@ -69,6 +72,7 @@ class CurveFinder(PathFinderSettings):
         end = _flat_point(objective, end, "end")
         cls = BezierPath if self.curve == "bezier" else PolylinePath
         path = cls(start, end, bends=self.bends)
+        checkpoint = self._checkpoint(self.curve, objective, start, end)
         evaluator = PathEvaluator(objective, engine=self.engine)
         grid = torch.linspace(0, 1, 51, dtype=start.dtype, device=start.device)
         k = int(self.points_per_step)
@@ -80,7 +84,7 @@ class CurveFinder(PathFinderSettings):
             path, objective, evaluator, reduce=lambda lo: lo.mean(), grid=grid, steps=self.steps,
             lr=self.lr, reg=self.reg, t_sampler=sampler, batch_size=self.batch_size, split=self.split,
             optimizer=self.optimizer, keep_best=False, seed=self.seed, progress=self.progress,
-            description=f"{self.curve} curve",
+            description=f"{self.curve} curve", checkpoint=checkpoint, on_step=on_step, work0=work0,
         )
         dense = int(self.dense_points or 201)
         return self._result(objective, path, dense, evaluator, method=self.curve, history=history, started=t0,

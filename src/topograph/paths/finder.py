@@ -4,6 +4,7 @@ requested splits, packed into a :class:`~topograph.paths.result.PathResult`."""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -12,6 +13,7 @@ from torch import Tensor
 
 from topograph.core import ObjectiveLike, Work
 from topograph.paths.barrier import batchnorm_used, policy_objective, profile_path
+from topograph.paths.checkpoint import SearchCheckpoint
 from topograph.paths.evaluate import PathEvaluator
 from topograph.paths.result import PathResult
 
@@ -28,6 +30,13 @@ class PathFinderSettings:
     :mod:`topograph.paths.barrier`); engine: ``"auto"``, ``"first-layer"`` or ``"generic"``
     (:class:`~topograph.core.SubspaceEvaluator`); seed; progress (``None``: a bar when stderr is
     a terminal).
+
+    checkpoint: ``None`` (default), a file (``search.pt``) or a directory: the search saves its
+    state there every ``checkpoint_every`` steps and at the end, and a search started again with
+    the same ``checkpoint`` resumes from it and ends with the same result (bitwise on the CPU) as
+    an uninterrupted one; a checkpoint of another search (other endpoints, settings, model or
+    data) is refused with one line.  In a directory each search has its own file
+    (``<method>-<fingerprint>.pt``).  See :mod:`topograph.paths.checkpoint`.
     """
 
     batch_size: int | None = None
@@ -38,6 +47,13 @@ class PathFinderSettings:
     engine: str = "auto"
     seed: int = 0
     progress: bool | None = None
+    checkpoint: str | os.PathLike | None = None
+    checkpoint_every: int = 10
+
+    def _checkpoint(self, method: str, objective: ObjectiveLike, start: Tensor, end: Tensor) -> SearchCheckpoint | None:
+        """The search's checkpoint (``None`` without ``checkpoint``), fingerprinted by its settings."""
+        return SearchCheckpoint.for_search(self.checkpoint, method=method, settings=asdict(self), objective=objective,
+                                           start=start, end=end, every=self.checkpoint_every)
 
     def _result(self, objective: ObjectiveLike, path: Any, t: int | Tensor, evaluator: PathEvaluator, *,
                 method: str, history: Any, started: float, work0: Work, counts: dict[str, Any]) -> PathResult:

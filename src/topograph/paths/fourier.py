@@ -35,6 +35,7 @@ sorted subset of the grid at each step.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -88,9 +89,11 @@ class FourierPathFinder(PathFinderSettings):
     keep_best:      restore the iterate with the lowest objective (deterministic runs only).
     gradient_noise: σ of Gaussian noise added to the gradient (the toy notebook used 1).
     batchnorm:      ``"frozen"`` or ``"recompute"`` for the dense evaluation (see barrier.py).
-    engine:         batched-evaluation engine (``"auto"``, ``"core"``, ``"first-layer"``).
+    engine:         batched-evaluation engine (``"auto"``, ``"generic"``, ``"first-layer"``).
     seed:           seeds the random t subsets, minibatches and noise.
     progress:       a progress bar (None: when stderr is a terminal).
+    checkpoint, checkpoint_every: a file or directory where the search saves its state every
+                    that many steps and at the end; a rerun resumes it (see PathFinderSettings).
     """
 
     n_terms: int = 10
@@ -119,14 +122,19 @@ class FourierPathFinder(PathFinderSettings):
         if self.batch_size is not None and int(self.batch_size) < 1:
             raise UsageError(f"batch_size must be a positive integer, got {self.batch_size}")
 
-    def find(self, objective, start: Tensor, end: Tensor) -> PathResult:
-        """Optimise a Fourier path from ``start`` to ``end`` (flat vectors or parameter dicts)."""
+    def find(self, objective, start: Tensor, end: Tensor, *,
+             on_step: Callable[[int, int], None] | None = None) -> PathResult:
+        """Optimise a Fourier path from ``start`` to ``end`` (flat vectors or parameter dicts).
+
+        ``on_step(k, steps)`` is called after each optimisation step k (after its checkpoint).
+        """
         self._check()
         t0 = time.perf_counter()
         work0 = objective.work.copy()
         start = _flat_point(objective, start, "start")
         end = _flat_point(objective, end, "end")
         path = FourierPath(start, end, n_terms=self.n_terms)
+        checkpoint = self._checkpoint("fourier", objective, start, end)
         evaluator = PathEvaluator(objective, engine=self.engine)
         grid = torch.linspace(0, 1, int(self.points), dtype=start.dtype, device=start.device)
         sampler = None
@@ -143,6 +151,7 @@ class FourierPathFinder(PathFinderSettings):
             reg=self.reg, t_sampler=sampler, batch_size=self.batch_size, split=self.split,
             gradient_noise=self.gradient_noise, keep_best=self.keep_best, seed=self.seed,
             progress=self.progress, description=f"FourierPathFinder ({self.objective})",
+            checkpoint=checkpoint, on_step=on_step, work0=work0,
         )
         dense = int(self.dense_points or 10 * (int(self.points) - 1) + 1)
         return self._result(objective, path, dense, evaluator, method="fourier", history=history, started=t0,

@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
+from topograph.core import Work
 from topograph.errors import UsageError
 from topograph.paths.barrier import _flat_point
 from topograph.paths.evaluate import PathEvaluator
@@ -82,8 +84,10 @@ class NEBPathFinder(PathFinderSettings):
     cycles:           AutoNEB cycles; between cycles ``insert_per_cycle`` pivots are inserted
                       where the loss at ``subdivisions`` sub-pivots per segment is highest.
     max_step:         cap on the Euclidean length of one pivot's move (stability on stiff losses).
-    batch_size, split, dense_points, eval_splits, batchnorm, engine, seed, progress: as in
-    :class:`~topograph.paths.FourierPathFinder` (``dense_points`` default: 10 per segment).
+    batch_size, split, dense_points, eval_splits, batchnorm, engine, seed, progress, checkpoint,
+    checkpoint_every: as in :class:`~topograph.paths.FourierPathFinder` (``dense_points``
+    default: 10 per segment; the checkpoint holds the band, the velocities, the cycle and step,
+    the generator's state and the history).
     """
 
     images: int = 20
@@ -110,13 +114,19 @@ class NEBPathFinder(PathFinderSettings):
         if not 0.0 <= self.climb_after <= 1.0:
             raise UsageError(f"climb_after must be a fraction in [0, 1], got {self.climb_after}")
 
-    def find(self, objective, start: Tensor, end: Tensor) -> PathResult:
-        """Relax a band from ``start`` to ``end``; return the densely evaluated polyline."""
+    def find(self, objective, start: Tensor, end: Tensor, *,
+             on_step: Callable[[int, int], None] | None = None) -> PathResult:
+        """Relax a band from ``start`` to ``end``; return the densely evaluated polyline.
+
+        ``on_step(k, total)`` is called after each step k of all ``steps × cycles`` (after its
+        checkpoint, when one is due).
+        """
         self._check()
         t0 = time.perf_counter()
         work0 = objective.work.copy()
         start = _flat_point(objective, start, "start")
         end = _flat_point(objective, end, "end")
+        checkpoint = self._checkpoint("neb", objective, start, end)
         evaluator = PathEvaluator(objective, engine=self.engine)
         gen = torch.Generator().manual_seed(int(self.seed))
         s = torch.linspace(0, 1, int(self.images) + 2, dtype=start.dtype, device=start.device)
@@ -125,12 +135,39 @@ class NEBPathFinder(PathFinderSettings):
                                      torch.stack([start, end]), split=self.split)
         e_ends = ends.to(start)
         history: dict[str, list[float]] = {"objective": [], "max_loss": []}
-        total_steps = int(self.steps) * int(self.cycles)
-        with _progress(self.progress, total_steps, "NEB") as bar:
-            for cycle in range(int(self.cycles)):
-                band = self._relax(band, e_ends, objective, evaluator, gen, history, bar)
-                if cycle < int(self.cycles) - 1 and self.insert_per_cycle > 0:
+        steps, cycles = int(self.steps), int(self.cycles)
+        total_steps = steps * cycles
+        # the loop's position: `done` steps of cycle `cycle` relaxed (velocity: its momentum)
+        position = {"cycle": 0, "done": 0, "velocity": torch.zeros_like(band[1:-1])}
+        saved = checkpoint.load() if checkpoint is not None else None
+        if saved is not None:
+            band = saved["band"].to(band)
+            position = {"cycle": int(saved["cycle"]), "done": int(saved["done"]),
+                        "velocity": saved["velocity"].to(band)}
+            gen.set_state(saved["generator"])
+            history = {k: list(v) for k, v in saved["history"].items()}
+            work0.resume(objective.work, Work.from_dict(saved["work"]))
+
+        def save(band: Tensor, cycle: int, done: int, velocity: Tensor) -> None:
+            checkpoint.save({"band": band.detach().clone(), "cycle": cycle, "done": done,
+                             "velocity": velocity.detach().clone(), "generator": gen.get_state(),
+                             "history": history, "work": (objective.work - work0).as_dict()})
+
+        finished = position["cycle"] >= cycles
+        completed = position["cycle"] * steps + position["done"]
+        with _progress(self.progress if not finished else False, total_steps, "NEB", completed=completed) as bar:
+            for cycle in range(position["cycle"], cycles):
+                first = position["done"] if cycle == position["cycle"] else 0
+                velocity = position["velocity"] if cycle == position["cycle"] else None
+                band = self._relax(band, e_ends, objective, evaluator, gen, history, bar, cycle=cycle, first=first,
+                                   velocity=velocity, save=save if checkpoint is not None else None,
+                                   on_step=on_step)
+                if cycle < cycles - 1 and self.insert_per_cycle > 0:
                     band = self._insert(band, evaluator)
+                if checkpoint is not None:  # the cycle (and its insertion) is done
+                    save(band, cycle + 1, 0, torch.zeros_like(band[1:-1]))
+                if on_step is not None and first < steps:
+                    on_step((cycle + 1) * steps, total_steps)
         knots = _arc_knots(band)
         path = PolylinePath(start, end, control=band[1:-1], knots=knots[1:-1])
         dense = int(self.dense_points or 10 * (band.shape[0] - 1) + 1)
@@ -140,13 +177,17 @@ class NEBPathFinder(PathFinderSettings):
                                                  "dense_points": int(t.numel())})
 
     # ------------------------------------------------------------------ one cycle
-    def _relax(self, band, e_ends, objective, evaluator, gen, history, bar) -> Tensor:
+    def _relax(self, band, e_ends, objective, evaluator, gen, history, bar, *, cycle: int = 0, first: int = 0,
+               velocity: Tensor | None = None, save=None, on_step=None) -> Tensor:
+        """Steps ``first`` … ``steps`` − 1 of one cycle (``velocity``: the momentum at ``first``);
+        ``save(band, cycle, done, velocity)`` every ``checkpoint_every`` steps (of all cycles)."""
         band = band.clone()
         n = band.shape[0] - 2
-        velocity = torch.zeros_like(band[1:-1])
-        climb_from = int(round(self.climb_after * int(self.steps)))
+        velocity = torch.zeros_like(band[1:-1]) if velocity is None else velocity.clone()
+        steps = int(self.steps)
+        climb_from = int(round(self.climb_after * steps))
         eye = torch.eye(n, dtype=band.dtype, device=band.device)
-        for step in range(int(self.steps)):
+        for step in range(first, steps):
             inner = band[1:-1].clone().requires_grad_(True)
             batch = random_batch(objective, self.split, self.batch_size, gen)
             losses, _ = evaluator.backward(eye, inner, lambda lo: lo.sum(), split=self.split, batch=batch)
@@ -173,8 +214,14 @@ class NEBPathFinder(PathFinderSettings):
                 band = self._respace_band(band, climber)
             history["objective"].append(float(losses.max()))
             history["max_loss"].append(float(losses.max()))
+            done = step + 1
+            overall = cycle * steps + done  # steps of all cycles so far: the checkpoint cadence counts these
+            if save is not None and done < steps and overall % int(self.checkpoint_every) == 0:
+                save(band, cycle, done, velocity)
             if bar is not None:
                 bar.advance()
+            if on_step is not None and done < steps:  # the cycle's last step: in find(), after the cycle's save
+                on_step(overall, steps * int(self.cycles))
         return band
 
     @staticmethod

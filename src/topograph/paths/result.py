@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import numpy as np
 from torch import nn
 
 from topograph.core.work import Work
+from topograph.errors import UsageError
 from topograph.io import atomic_open, atomic_write_text
 
 
@@ -164,6 +166,29 @@ class PathResult:
         text = json.dumps(self.summary(), indent=2)
         atomic_write_text(directory / f"{name}.json", text)
         return directory / f"{name}.json"
+
+    @classmethod
+    def load(cls, directory: str | os.PathLike, name: str) -> PathResult:
+        """Read back ``<name>.json`` and ``<name>.npz`` written by :meth:`save` (without the path
+        itself: ``path`` is ``None``); :class:`UsageError` naming the file when one is missing
+        or damaged."""
+        directory = Path(directory)
+        json_path, npz_path = directory / f"{name}.json", directory / f"{name}.npz"
+        try:
+            summary = json.loads(json_path.read_text(encoding="utf-8"))
+            with np.load(npz_path, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+            profiles = {split: PathProfile(split, arrays[f"{split}_t"], arrays[f"{split}_loss"],
+                                           arrays[f"{split}_accuracy"]) for split in summary["profiles"]}
+            history = {k[len("history_"):]: v.tolist() for k, v in arrays.items() if k.startswith("history_")}
+            return cls(method=summary["method"], profiles=profiles, batchnorm=summary.get("batchnorm"),
+                       history=history, work=Work.from_dict(summary.get("work", {})),
+                       counts=dict(summary.get("counts", {})),
+                       settings=dict(summary.get("settings", {})), seconds=float(summary.get("seconds", 0.0)))
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as err:
+            reason = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+            raise UsageError(f"{json_path}: not a readable path result with its .npz ({reason}); "
+                             "delete both files to compute it again") from None
 
 
 def _jsonable(obj: Any) -> Any:

@@ -19,15 +19,19 @@ Following Yu & Morozov (arXiv:2602.21276, §§ on barriers, centroids and kPCA) 
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from torch import Tensor
 
 from topograph.errors import UsageError
-from topograph.paths.barrier import linear_barrier
+from topograph.paths.barrier import _flat_point, linear_barrier
+from topograph.paths.checkpoint import data_digest, fingerprint_key, search_fingerprint
 from topograph.paths.result import PathResult
 
 
@@ -81,11 +85,21 @@ def barrier_matrix(
     splits: tuple[str, ...] | None = None,
     labels: Sequence[str] | None = None,
     pairs: Sequence[tuple[int, int]] | None = None,
+    checkpoint: str | os.PathLike | None = None,
 ) -> BarrierMatrix:
     """Heights and barriers for all pairs (or the given ``pairs``; others stay NaN).
 
     ``finder=None`` uses the straight line (``points`` t values); otherwise any object with
     ``find(objective, a, b) -> PathResult`` (e.g. ``FourierPathFinder(steps=100)``).
+
+    ``checkpoint``: a directory that makes the matrix resumable.  Each pair's result is written
+    there (``pair-<fingerprint>.json`` / ``.npz``, atomically) as soon as it is computed, and a
+    rerun reads the pairs it finds and computes only the missing ones; the fingerprint names
+    the method, its settings, the two solutions in their order, the model and the data, so a
+    changed setting or solution is computed afresh.  A finder of :mod:`topograph.paths` without
+    a checkpoint of its own checkpoints each pair's search in ``pair-<fingerprint>-search/``
+    there (removed once the pair's result is written), so a pair killed half way resumes from
+    its last checkpoint.  Results read back have no ``path``.
     """
     n = len(solutions)
     if n < 2:
@@ -97,12 +111,44 @@ def barrier_matrix(
     barriers = np.full((n, n), np.nan)
     results: dict[tuple[int, int], PathResult] = {}
     todo = pairs if pairs is not None else [(i, j) for i in range(n) for j in range(i + 1, n)]
+    folder = Path(checkpoint) if checkpoint is not None else None
+    if folder is not None:
+        if folder.exists() and not folder.is_dir():
+            raise UsageError(f"checkpoint={str(checkpoint)!r}: a barrier matrix checkpoints into a directory, "
+                             "and this is a file")
+        folder.mkdir(parents=True, exist_ok=True)
+        own_searches = finder is not None and is_dataclass(finder) and getattr(finder, "checkpoint", "-") is None
+        if finder is None:
+            method, settings = "straight", {"points": int(points), "splits": splits}
+        else:
+            method = type(finder).__name__
+            settings = asdict(finder) if is_dataclass(finder) else {"finder": repr(finder)}
+        data = data_digest(objective)
     for i, j in todo:
         i, j = min(i, j), max(i, j)
-        if finder is None:
+        name = None
+        if folder is not None:
+            a = _flat_point(objective, solutions[i], f"solution {i}")
+            b = _flat_point(objective, solutions[j], f"solution {j}")
+            parts = search_fingerprint(method, settings, objective, a, b, data=data)
+            name = f"pair-{fingerprint_key(parts)}"
+        if name is not None and (folder / f"{name}.json").exists():
+            res = PathResult.load(folder, name)
+        elif finder is None:
             res = linear_barrier(objective, solutions[i], solutions[j], points=points, splits=splits)
+            if name is not None:
+                res.save(folder, name)
+        elif name is not None and own_searches:
+            # the pair's search checkpoints in its own folder, removed once the pair's result is saved
+            search = folder / f"{name}-search"
+            search.mkdir(exist_ok=True)
+            res = replace(finder, checkpoint=search).find(objective, solutions[i], solutions[j])
+            res.save(folder, name)
+            shutil.rmtree(search, ignore_errors=True)
         else:
             res = finder.find(objective, solutions[i], solutions[j])
+            if name is not None:
+                res.save(folder, name)
         results[(i, j)] = res
         heights[i, j] = heights[j, i] = res.height
         barriers[i, j] = barriers[j, i] = res.barrier

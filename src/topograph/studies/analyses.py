@@ -99,14 +99,17 @@ def tuning_section(ctx: StudyContext) -> list[Any]:
     rows = []
     for arm, t in ctx.tuning.items():
         rows.append({"arm": arm, "best params": json.dumps(t.best_params), "best val acc": t.best_value,
-                     "complete": t.n_complete, "pruned": t.n_pruned, "failed": t.n_failed})
+                     "complete": t.n_complete, "pruned": t.n_pruned, "failed": t.n_failed,
+                     "interrupted": t.n_interrupted})
     b = ctx.spec.budget
     return [Heading("Tuning"),
             Note(f"Optuna TPE (seeded) + median pruning on validation accuracy; every tuned arm had the same "
                  f"budget of {b.trials} trials × {b.tune_epochs} epochs with a validation split of "
-                 f"{b.tune_val_size} of the training set. Final runs use the best setting.", "info"),
+                 f"{b.tune_val_size} of the training set. Final runs use the best setting. 'interrupted' "
+                 "counts trials whose worker was killed and that another run finished (same trial, same "
+                 "parameters); 'failed' counts trials that raised an error.", "info"),
             Table("tuning", "Tuning results", ["arm", "best params", "best val acc", "complete", "pruned",
-                                               "failed"], rows)]
+                                               "failed", "interrupted"], rows)]
 
 
 def compute_section(ctx: StudyContext, seconds: float) -> list[Any]:
@@ -376,7 +379,7 @@ def solutions(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
                              points=int(opts.get("path_points", 21)), progress=False)
         chosen = [(i, i + 1) for i in range(min(pairs, len(idx) - 1))]
         bm = barrier_matrix(obj, [sols[i] for i in idx], finder=finder, pairs=chosen,
-                            points=int(opts.get("path_points", 21)))
+                            points=int(opts.get("path_points", 21)), checkpoint=ctx.study_dir / "barriers")
         h = np.asarray(bm.heights)
         vals = h[np.triu_indices_from(h, 1)]
         vals = vals[np.isfinite(vals)]

@@ -8,6 +8,7 @@ report is rebuilt from what is on disk.  Layout of ``OUT/NAME/MODE``::
     optuna.sqlite3      tuning storage (unless --storage names another)
     tuning/ARM/...      one run directory per tried parameter set
     runs/ARM/HASH/seed-S  the final runs (HASH = hash of the arm's resolved config)
+    barriers/           each path search of a ``solutions`` analysis, resumable (topograph.paths)
     tables/*.csv, report.html, results.json
 """
 
@@ -159,7 +160,7 @@ def run_study(name_or_path: str | Path, *, quick: bool = False, out: str | Path 
             result = tune_arm(arm=arm.name, study_name=f"{spec.name}-v{spec.version}-{spec.mode}-{arm.name}",
                               base_config=tcfg, space=arm.tune, trials_dir=study_dir / "tuning" / arm.name,
                               storage=url, n_trials=spec.budget.trials, epochs=spec.budget.tune_epochs,
-                              seed=1000 + arm.seeds[0])
+                              seed=1000 + arm.seeds[0], startup_trials=spec.budget.startup_trials)
             ctx.tuning[arm.name] = result
             cfg = apply_params(cfg, result.best_params)
         elif arm.tune_from and arm.tune_from in ctx.tuning:
@@ -183,7 +184,8 @@ def run_study(name_or_path: str | Path, *, quick: bool = False, out: str | Path 
                      "test_loss": ctx.values(a, "test_loss"), "fb_cost": ctx.values(a, "fb_cost"),
                      "seconds": ctx.values(a, "seconds")} for a, rs in ctx.runs.items()},
         "tuning": {a: {"best_params": t.best_params, "best_val_acc": t.best_value,
-                       "complete": t.n_complete, "pruned": t.n_pruned} for a, t in ctx.tuning.items()},
+                       "complete": t.n_complete, "pruned": t.n_pruned, "failed": t.n_failed,
+                       "interrupted": t.n_interrupted} for a, t in ctx.tuning.items()},
         "host": platform.node(), "seconds_this_invocation": seconds})
     return StudyResult(study_dir=study_dir, report=path,
                        tables=sorted(tables_dir.glob("*.csv")) if tables_dir.exists() else [],

@@ -12,7 +12,7 @@ Schema (every table is documented in ``docs/studies.md``)::
     [[comparisons]]  a, b, metric = "test_acc", higher_is_better = true, paper = "text"
     [[analyses]]     kind = "..." and its options
     [budgets.default], [budgets.quick]
-                 seeds, trials, tune_epochs, tune_val_size, sweep_seeds, set = {...},
+                 seeds, trials, startup_trials, tune_epochs, tune_val_size, sweep_seeds, set = {...},
                  analyses = {kind = {options}}            # per-mode analysis options
 
 A budget's ``set`` is deep-merged into ``base``; its ``analyses`` options into the analyses.
@@ -69,6 +69,8 @@ class Budget:
     tune_val_size: int | float
     sweep_seeds: list[int]
     analyses: dict[str, dict[str, Any]]
+    #: random trials before TPE (None: max(1, min(10, trials // 3)))
+    startup_trials: int | None = None
 
 
 @dataclass
@@ -137,6 +139,16 @@ def _require(doc: Mapping, key: str, source: str, kind: type | tuple) -> Any:
     return doc[key]
 
 
+def _startup_trials(budget: Mapping[str, Any], where: str) -> int | None:
+    value = budget.get("startup_trials")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UsageError(f"{where}.startup_trials = {value!r}: must be a non-negative integer "
+                         "(random trials before TPE)")
+    return value
+
+
 def load_study(name_or_path: str | Path, *, quick: bool = False) -> StudySpec:
     """Parse and validate a study in the chosen mode (budgets applied, sweeps expanded)."""
     from topograph.runs.config import RunConfig
@@ -156,7 +168,8 @@ def load_study(name_or_path: str | Path, *, quick: bool = False) -> StudySpec:
     budget = Budget(seeds=list(b.get("seeds", [0, 1, 2, 3, 4])), trials=int(b.get("trials", 0)),
                     tune_epochs=int(b.get("tune_epochs", 3)), tune_val_size=b.get("tune_val_size", 0.1),
                     sweep_seeds=list(b.get("sweep_seeds", b.get("seeds", [0]))[:]),
-                    analyses=dict(b.get("analyses", {})))
+                    analyses=dict(b.get("analyses", {})),
+                    startup_trials=_startup_trials(b, f"{source}: budgets.{mode}"))
     base = deep_merge(raw.get("base", {}), b.get("set", {}))
     arms: list[Arm] = []
     for i, a in enumerate(raw.get("arms", [])):

@@ -2,34 +2,49 @@
 
 Each tuned arm of a study gets its own Optuna study ``<study>-v<version>-<mode>-<arm>`` in one
 RDB storage — a SQLite file in the study directory by default, or any SQLAlchemy URL
-(``postgresql://...``) so that several processes or machines share the trials of one study
-(``load_if_exists=True``; ``MaxTrialsCallback`` stops every worker once the budget of finished
-trials is spent).  The sampler is TPE (Bergstra et al. 2011), seeded; pruning is Optuna's
-``MedianPruner`` on the per-epoch **validation** accuracy (never the test set).
+(``postgresql://...``) so that several processes or machines share the trials of one study.
+The sampler is TPE (Bergstra et al. 2011), seeded, after start-up trials drawn at random with a
+seed per trial number; pruning is Optuna's ``MedianPruner`` on the per-epoch **validation**
+accuracy (never the test set).
 
-A trial is an ordinary run (:mod:`topograph.runs`) in ``tuning/<arm>/<hash of params>``, so a
-trial killed half way resumes from its checkpoint when its parameters are tried again: on
-restart, trials left RUNNING by a dead process on this host are marked FAIL and re-enqueued
-with the same parameters.
+A trial is an ordinary run (:mod:`topograph.runs`) in ``tuning/<arm>/<hash of params>``.
+Workers sharing a study (:func:`tune_arm`) ask for trials while the budget has room and wait
+while its rest runs elsewhere, so the study ends with exactly its budget of finished trials.
+A running trial records a heartbeat; when its worker dies (its process is gone from this host,
+or its heartbeat is older than ``HEARTBEAT_GRACE_SECONDS``) the trial goes back to WAITING with
+the same number and parameters, counted as ``interrupted``, and the next worker runs it — its
+run directory resumes from its checkpoint where the file system is shared.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
 import math
 import os
 import socket
-from collections.abc import Mapping
+import threading
+import time
+import warnings
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from topograph.errors import UsageError
 
 #: the keys a search-space entry may have
 SPACE_KEYS = ("low", "high", "log", "choices", "step")
+#: a running trial records a heartbeat in the storage this often (seconds) …
+HEARTBEAT_SECONDS = 20
+#: … and counts as interrupted (its worker dead) when the last one is older than this
+HEARTBEAT_GRACE_SECONDS = 120
+#: a worker waiting for trials running elsewhere looks again after this many seconds
+POLL_SECONDS = 2.0
 
 
 @dataclass
@@ -43,6 +58,7 @@ class TuningResult:
     n_complete: int
     n_pruned: int
     n_failed: int
+    n_interrupted: int = 0
     trials: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -111,12 +127,14 @@ class _PruningCallback:
 
     The trainer calls it after the epoch's metrics row is written and checkpointed, so a
     pruned run is resumable; rows of an earlier, interrupted or finished run of the same
-    parameters are delivered (and reported) first.  Epoch 0 (the initial point) is skipped.
+    parameters are delivered first, and those already reported (``reported``: the last epoch
+    the trial holds, for a trial resumed after an interruption) are not reported again.
+    Epoch 0 (the initial point) is skipped.
     """
 
-    def __init__(self, trial) -> None:
+    def __init__(self, trial, reported: int = 0) -> None:
         self.trial = trial
-        self.reported = 0
+        self.reported = int(reported)
 
     def __call__(self, row: Mapping[str, Any]) -> None:
         import optuna
@@ -138,20 +156,125 @@ def _finite(v: Any) -> float:
     return v if math.isfinite(v) else 0.0
 
 
-def _mark_dead_trials(study) -> None:
-    """Trials RUNNING from a process of this host that no longer exists → FAIL + re-enqueue."""
+# ---------------------------------------------------------------------- workers sharing a study
+def _storage(url: str):
+    """Optuna's RDB storage for ``url`` with heartbeats (recorded by :func:`_heartbeat`).
+
+    Workers started at once on an empty database race to create its tables (Optuna creates
+    them on first use; the loser's ``CREATE TABLE`` fails): a failed creation is retried a few
+    times, by which time the tables exist.  A URL that cannot be used gives one line."""
+    import optuna
+    import sqlalchemy.exc
+    from sqlalchemy.engine import make_url
+
+    try:
+        shown = make_url(url).render_as_string(hide_password=True)
+    except (sqlalchemy.exc.ArgumentError, ValueError):
+        raise UsageError(f"--storage {url!r} is not a SQLAlchemy URL (e.g. sqlite:///optuna.db or "
+                         "postgresql+psycopg://user:password@host/database)") from None
+    for attempt in range(6):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, heartbeat_interval=HEARTBEAT_SECONDS,
+                                                  grace_period=HEARTBEAT_GRACE_SECONDS)
+        except ImportError as err:
+            raise UsageError(f"storage {shown}: its database driver is not installed ({err}); install it, "
+                             "e.g. pip install 'psycopg[binary]' for postgresql+psycopg://") from None
+        except sqlalchemy.exc.SQLAlchemyError as err:
+            text = str(err.orig if getattr(err, "orig", None) is not None else err).strip()
+            racing = any(w in text.lower() for w in ("already exists", "duplicate", "locked"))
+            if attempt == 5 or not racing:
+                first = text.splitlines()[0] if text else type(err).__name__
+                raise UsageError(f"storage {shown}: cannot be used ({first}); "
+                                 "check that the database server runs and the URL is right") from None
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@contextlib.contextmanager
+def _heartbeat(storage, trial_id: int) -> Iterator[None]:
+    """Record the trial's heartbeat now and every ``HEARTBEAT_SECONDS`` while the body runs (a
+    thread that is stopped and joined on the way out, whatever happens in the body)."""
+    storage.record_heartbeat(trial_id)
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(HEARTBEAT_SECONDS):
+            with contextlib.suppress(Exception):  # a missed beat only makes the trial look older
+                storage.record_heartbeat(trial_id)
+
+    thread = threading.Thread(target=beat, name=f"topograph-heartbeat-{trial_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _trial_sampler(seed: int, startup: int):
+    """TPE (Bergstra et al. 2011, seeded) whose first ``startup`` trials are random draws seeded by
+    ``(seed, trial number)``: the start-up trials are the same whichever worker draws them and
+    in whatever order, so several workers sharing a study try what one worker would try.  (TPE's
+    later proposals depend on which trials have finished when they are drawn.)"""
+    import optuna
+
+    class StartupByNumber(optuna.samplers.BaseSampler):
+        def __init__(self) -> None:
+            self.tpe = optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+            self.draws: dict[int, optuna.samplers.RandomSampler] = {}
+
+        def infer_relative_search_space(self, study, trial):
+            return {} if trial.number < startup else self.tpe.infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study, trial, search_space):
+            return {} if trial.number < startup else self.tpe.sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study, trial, name, distribution):
+            if trial.number >= startup:
+                return self.tpe.sample_independent(study, trial, name, distribution)
+            if trial.number not in self.draws:  # one generator per trial: its parameters in turn
+                state = np.random.SeedSequence((int(seed), int(trial.number))).generate_state(1)[0]
+                self.draws[trial.number] = optuna.samplers.RandomSampler(seed=int(state))
+            return self.draws[trial.number].sample_independent(study, trial, name, distribution)
+
+        def before_trial(self, study, trial) -> None:
+            self.tpe.before_trial(study, trial)
+
+        def after_trial(self, study, trial, state, values) -> None:
+            self.draws.pop(trial.number, None)
+            self.tpe.after_trial(study, trial, state, values)
+
+        def reseed_rng(self) -> None:
+            self.tpe.reseed_rng()
+
+    return StartupByNumber()
+
+
+def _account_for_dead_trials(study, storage) -> list[int]:
+    """Trials RUNNING in a worker that died → WAITING again, with the same number and parameters,
+    and ``interrupted`` (a user attribute) counted up; the next worker to ask runs them (their run
+    directory, named by the parameters, resumes from its checkpoint where the file system is
+    shared).  A worker is dead when it ran on this host and its process is gone, or when the
+    trial's heartbeat is older than ``HEARTBEAT_GRACE_SECONDS`` (any host).  Returns the numbers."""
     from optuna.trial import TrialState
 
     host = socket.gethostname()
+    stale = set(storage._get_stale_trial_ids(study._study_id))
+    revived = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if t.user_attrs.get("host") != host:
-            continue
         pid = int(t.user_attrs.get("pid", -1))
-        if pid == os.getpid() or _alive(pid):
+        gone = t.user_attrs.get("host") == host and pid != os.getpid() and not _alive(pid)
+        if not (gone or t._trial_id in stale):
             continue
-        study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
-        if t.params:
-            study.enqueue_trial(t.params, skip_if_exists=False)
+        try:
+            storage.set_trial_user_attr(t._trial_id, "interrupted", int(t.user_attrs.get("interrupted", 0)) + 1)
+            storage.set_trial_state_values(t._trial_id, state=TrialState.WAITING)
+        except Exception:  # noqa: BLE001 - another worker got there first (finished or re-claimed it)
+            continue
+        revived.append(t.number)
+    return revived
 
 
 def _alive(pid: int) -> bool:
@@ -166,18 +289,33 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _within_budget(study, trial, n_trials: int) -> bool:
+    """Whether ``trial`` is one of the first ``n_trials`` trials that hold the budget (every
+    state but FAIL); a trial two workers created at once beyond the budget is not."""
+    from optuna.trial import TrialState
+
+    holding = sorted(t.number for t in study.get_trials(deepcopy=False) if t.state != TrialState.FAIL)
+    return trial.number in holding[:n_trials]
+
+
 def tune_arm(*, arm: str, study_name: str, base_config: Mapping[str, Any],
              space: Mapping[str, Mapping[str, Any]], trials_dir: str | Path, storage: str,
-             n_trials: int, epochs: int, seed: int = 0, progress: bool = False) -> TuningResult:
+             n_trials: int, epochs: int, seed: int = 0, startup_trials: int | None = None,
+             progress: bool = False) -> TuningResult:
     """Tune one arm: ``n_trials`` finished (complete or pruned) trials in ``storage``.
 
     Every trial trains ``base_config`` with the suggested ``space`` values for ``epochs``
     epochs (seed ``seed``) on the training set minus a validation split (``data.val_size``
-    must be > 0) and returns the validation accuracy of its last epoch.  Resumes: trials
-    already in the storage count toward the budget.
+    must be > 0) and returns the validation accuracy of its last epoch.  The first
+    ``startup_trials`` (default ``max(1, min(10, n_trials // 3))``) are random draws, then TPE.
+
+    Several workers (processes, machines) may run this at once on one storage: each takes the
+    next trial while the budget has room, waits while the rest of it is running elsewhere, and
+    stops once ``n_trials`` trials have finished.  A trial of a dead worker (see
+    :func:`_account_for_dead_trials`) is run again by the others, counted as ``interrupted``, not
+    failed.  Resumes: trials already in the storage count toward the budget.
     """
     import optuna
-    from optuna.study import MaxTrialsCallback
     from optuna.trial import TrialState
 
     from topograph.runs.config import RunConfig
@@ -185,14 +323,15 @@ def tune_arm(*, arm: str, study_name: str, base_config: Mapping[str, Any],
 
     if not base_config.get("data", {}).get("val_size"):
         raise UsageError(f"arm {arm}: tuning needs data.val_size > 0 (tuning never looks at the test set)")
+    startup = max(1, min(10, n_trials // 3)) if startup_trials is None else int(startup_trials)
+    if startup < 0:
+        raise UsageError(f"arm {arm}: startup_trials must be a non-negative integer, got {startup_trials}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(1, min(10, n_trials // 3)))
+    rdb = _storage(storage)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
-    study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler, pruner=pruner,
-                                direction="maximize", load_if_exists=True)
-    _mark_dead_trials(study)
+    study = optuna.create_study(study_name=study_name, storage=rdb, sampler=_trial_sampler(seed, startup),
+                                pruner=pruner, direction="maximize", load_if_exists=True)
     trials_dir = Path(trials_dir)
-    finished_states = (TrialState.COMPLETE, TrialState.PRUNED)
 
     def objective(trial) -> float:
         trial.set_user_attr("host", socket.gethostname())
@@ -205,24 +344,60 @@ def tune_arm(*, arm: str, study_name: str, base_config: Mapping[str, Any],
         cfg = RunConfig.from_dict(doc, source=f"study arm {arm} (tuning)")
         run_dir = trials_dir / params_hash(params) / f"seed-{seed}"
         trial.set_user_attr("run_dir", str(run_dir))
-        run = Session(cfg, seed, run_dir, on_epoch=_PruningCallback(trial)).run()
+        reported = max(rdb.get_trial(trial._trial_id).intermediate_values, default=0)
+        run = Session(cfg, seed, run_dir, on_epoch=_PruningCallback(trial, reported)).run()
         return _finite(run.metrics()[-1].get("val_acc"))
 
-    done = len(study.get_trials(deepcopy=False, states=finished_states))
-    if done < n_trials:
-        study.optimize(objective, n_trials=n_trials - done, catch=(FloatingPointError,),
-                       callbacks=[MaxTrialsCallback(n_trials, states=finished_states)],
-                       show_progress_bar=False)
-    trials = study.get_trials(deepcopy=False)
+    while True:
+        _account_for_dead_trials(study, rdb)
+        trials = study.get_trials(deepcopy=False)
+        count = {state: sum(t.state == state for t in trials) for state in TrialState}
+        finished = count[TrialState.COMPLETE] + count[TrialState.PRUNED]
+        failed = sum(t.state == TrialState.FAIL and not t.user_attrs.get("surplus") for t in trials)
+        if finished >= n_trials or failed >= n_trials:  # done, or as many errors as the budget: stop
+            break
+        if not count[TrialState.WAITING] and finished + count[TrialState.RUNNING] >= n_trials:
+            time.sleep(POLL_SECONDS)  # the rest of the budget is running in other workers
+            continue
+        with warnings.catch_warnings():  # heartbeats are recorded by _heartbeat, not by optimize()
+            warnings.filterwarnings("ignore", message="Heartbeat of storage")
+            trial = study.ask()
+        if not _within_budget(study, trial, n_trials):
+            trial.set_user_attr("surplus", True)
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            continue
+        try:
+            with _heartbeat(rdb, trial._trial_id):
+                value = objective(trial)
+        except optuna.TrialPruned:
+            study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
+        except FloatingPointError as err:
+            trial.set_user_attr("fail_reason", f"{type(err).__name__}: {err}")
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        except KeyboardInterrupt:  # stopped by the user: the trial waits for the next worker
+            rdb.set_trial_user_attr(trial._trial_id, "interrupted",
+                                    int(rdb.get_trial(trial._trial_id).user_attrs.get("interrupted", 0)) + 1)
+            rdb.set_trial_state_values(trial._trial_id, state=TrialState.WAITING)
+            raise
+        except BaseException as err:
+            with contextlib.suppress(Exception):
+                trial.set_user_attr("fail_reason", f"{type(err).__name__}: {err}"[:500])
+                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            raise
+        else:  # (skip_if_finished: a worker whose heartbeat stalled may find its trial run by another)
+            study.tell(trial, value, skip_if_finished=True)
+    trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")]
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:
         raise UsageError(f"arm {arm}: no tuning trial completed (all {len(trials)} pruned or failed)")
     best = max(complete, key=lambda t: (t.value, -t.number))
-    rows = [{"number": t.number, "state": t.state.name, "value": t.value, **t.params} for t in trials]
+    rows = [{"number": t.number, "state": t.state.name, "value": t.value,
+             "interrupted": int(t.user_attrs.get("interrupted", 0)), **t.params} for t in trials]
     return TuningResult(
         arm=arm, study_name=study_name, best_params=dict(best.params), best_value=float(best.value),
         n_complete=len(complete), n_pruned=sum(t.state == TrialState.PRUNED for t in trials),
-        n_failed=sum(t.state == TrialState.FAIL for t in trials), trials=rows)
+        n_failed=sum(t.state == TrialState.FAIL for t in trials),
+        n_interrupted=sum(bool(t.user_attrs.get("interrupted")) for t in trials), trials=rows)
 
 
 __all__ = ["TuningResult", "apply_params", "check_space", "default_storage", "params_hash", "suggest",
