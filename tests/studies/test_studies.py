@@ -75,7 +75,7 @@ def test_study_quick_end_to_end(name, tmp_path, data_env, request):
         assert set(counts.values()) == {spec.budget.trials}, counts
     assert "QUICK mode" in html and "analysis" not in _failures(html), _failures(html)
     if name == "quickstart":  # the full report renders in Chromium (plotly figures + no console errors)
-        from test_report import check_renders
+        from tests.studies.test_report import check_renders
 
         n_plotly = html.count("plotly-figure")
         assert n_plotly >= 1
