@@ -347,3 +347,42 @@ def test_interrupted_mid_epoch_resumes_exactly(tmp_path, monkeypatch):
             assert ra[k] == rb[k] or (math.isnan(ra[k]) and math.isnan(rb[k])), k
     assert torch.equal(flat(resumed.model()), flat(reference.model()))
     assert torch.equal(resumed.snapshots()[1], reference.snapshots()[1])
+
+
+def test_snapshots_per_epoch_are_evenly_spaced_at_any_batch_size(tmp_path):
+    """per_epoch = N: snapshots after batches ⌈j·B/N⌉, j = 1..N, of each epoch's B batches (the
+    last at the epoch's end), at batch size 32 (B = 8) and 128 (B = 2: every batch)."""
+    for bs in (32, 128):
+        run = train(small(run__epochs=2, data__batch_size=bs,
+                          snapshots__every_epochs=0, snapshots__per_epoch=3), tmp_path / str(bs), progress=False)
+        labels, snaps = run.snapshots()
+        batches = LIMIT // bs
+        marks = sorted({math.ceil(j * batches / 3) for j in (1, 2, 3)})
+        steps = [0] + [e * batches + b for e in range(2) for b in marks]
+        assert [s for _, s in labels] == steps
+        assert [e for e, _ in labels] == pytest.approx([s / batches for s in steps])
+        torch.testing.assert_close(snaps[-1], flat(run.model()))
+
+
+def test_best_snapshots_hold_the_weights_at_each_metrics_minimum(tmp_path):
+    """best = [train_loss, test_loss]: the saved weights reproduce the minimum of each column of
+    metrics.csv, at its (first) epoch — checked against the every-epoch snapshots."""
+    doc = small(run__epochs=6, optimizer__lr=2.0, data__limit_test=60,
+                snapshots__best=["train_loss", "test_loss"])
+    run = train(doc, tmp_path, progress=False)
+    rows = run.metrics()
+    labels, snaps = run.snapshots()
+    obj = run.objective()
+    for metric in ("train_loss", "test_loss"):
+        values = [r[metric] for r in rows]
+        epoch = min(range(len(values)), key=lambda e: (values[e], e))
+        best = run.best_snapshot(metric)
+        assert best["epoch"] == epoch and best["value"] == values[epoch] and best["metric"] == metric
+        assert torch.equal(best["params"], snaps[[e for e, _ in labels].index(float(epoch))])
+        assert obj.loss(best["params"], split=metric.split("_")[0]) == pytest.approx(values[epoch], rel=1e-6)
+    # lr 2.0 makes the test loss rise after its minimum: the early-stopped epoch is not the last
+    assert run.best_snapshot("test_loss")["epoch"] < len(rows) - 1
+    with pytest.raises(UsageError, match="snapshots.best"):
+        run.best_snapshot("val_loss")
+    with pytest.raises(UsageError, match="snapshots.best must be a list"):
+        RunConfig.from_dict(small(snapshots__best=["test_acc"]))

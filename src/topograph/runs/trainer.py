@@ -50,6 +50,7 @@ from topograph.io import atomic_torch_save, atomic_write_json, atomic_write_text
 from topograph.runs.config import RunConfig, as_config, read_toml, result_view
 from topograph.runs.early_stopping import EarlyStopping
 from topograph.runs.store import (
+    BEST_DIR,
     CHECKPOINT_FILE,
     CONFIG_FILE,
     MODEL_FILE,
@@ -314,6 +315,18 @@ class Session:
             st.snapshots += 1
             st.last_snapshot_step = st.step
 
+        def keep_best(row: Mapping[str, Any]) -> None:
+            """Save the parameters when ``row`` improves (strictly) on every earlier row's value."""
+            for metric in cfg.snapshots.best:
+                value = float(row.get(metric, math.nan))
+                earlier = [float(r.get(metric, math.nan)) for r in st.rows[:-1]]
+                earlier = [v for v in earlier if math.isfinite(v)]
+                if math.isfinite(value) and (not earlier or value < min(earlier)):
+                    flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()]).cpu().clone()
+                    atomic_torch_save(self.run_dir / BEST_DIR / f"{metric}.pt", {
+                        "epoch": int(row["epoch"]), "step": int(st.step), "metric": metric,
+                        "value": value, "params": flat})
+
         def checkpoint(finished: bool = False) -> None:
             st.func_total, st.grad_total, st.grad_samples = counters.func, counters.grad, counters.grad_samples
             st.elapsed = now()
@@ -339,6 +352,7 @@ class Session:
                                           completed=max(st.epoch, 0), info="")
 
         snap_epochs, snap_steps = cfg.snapshots.every_epochs, cfg.snapshots.every_steps
+        snap_per_epoch = cfg.snapshots.per_epoch
         ckpt_steps = cfg.run.checkpoint_every_steps
         max_steps = cfg.run.max_steps
         t_resume = time.perf_counter()
@@ -355,8 +369,9 @@ class Session:
             st.rows.append(row)
             write_metrics(self.run_dir, st.rows, columns)
             st.stop_reason = stopper.update(row[f"{monitor_split}_loss"], 0) or ""
-            if snap_epochs or snap_steps:
+            if snap_epochs or snap_steps or snap_per_epoch:
                 snapshot(0.0)
+            keep_best(row)
             st.epoch, st.batch = 0, 0
             checkpoint()
             self._deliver(row)
@@ -396,6 +411,8 @@ class Session:
                 sched.after_batch(scheduler, epoch, i, batches)
                 if snap_steps and st.step % snap_steps == 0:
                     snapshot(epoch + (i + 1) / batches)
+                if snap_per_epoch and (st.batch * snap_per_epoch) // batches > (i * snap_per_epoch) // batches:
+                    snapshot(epoch + st.batch / batches)
                 if max_steps and st.step >= max_steps:
                     hit_max = True
                     break
@@ -423,6 +440,7 @@ class Session:
             if snap_epochs and (st.epoch % snap_epochs == 0 or st.stop_reason
                                 or st.epoch == cfg.run.epochs):
                 snapshot(float(st.epoch))
+            keep_best(row)
             sched.after_epoch(scheduler)
             st.perm_state = generator.get_state()
             st.elapsed = now()
