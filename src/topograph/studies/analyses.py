@@ -4,8 +4,9 @@ Always included: the results table (papers' numbers beside ours, mean ± std ove
 comparisons (paired-by-seed t-test + bootstrap CI, a verdict that never says "better" unless
 p < α), tuning, compute, and the exact configs/seeds/versions.  Optional kinds, listed in a
 study's ``[[analyses]]``: ``curves``, ``sweep``, ``surface`` (plotly 3-D map + trajectory),
-``curvature`` (Hessian measures along training), ``solutions`` (barriers, centroid distances,
-kernel PCA), ``basin_maps`` (analytic landscapes).  An analysis whose building block is not
+``curvature`` (Hessian measures along training), ``loss_curves`` and ``solutions`` (sets of
+solutions: Table I, barriers, distances, kernel PCA, weight statistics —
+:mod:`topograph.studies.solution_report`), ``basin_maps`` (analytic landscapes).  An analysis whose building block is not
 available, or that fails, leaves a visible warning in the report — never made-up numbers.
 """
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from topograph.report import Code, Figure, Heading, Image, Note, Plotly, Report, Table
 from topograph.studies.runner import StudyContext, fb_cost
+from topograph.studies.solution_report import loss_curves, solutions
 from topograph.studies.stats import compare, format_mean_std, summarize
 
 METRICS = ("test_acc", "test_loss", "train_loss", "train_acc")
@@ -324,73 +326,6 @@ def curvature(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
             Table("curvature", "Curvature along training", ["arm", "seed", "epoch", "lambda_max", "trace"], rows)]
 
 
-def solutions(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
-    """Sets of solutions: train/test loss, centroid distances, barriers (FPF), RBF kernel PCA."""
-    import torch
-
-    from topograph.paths.solutions import barrier_matrix, centroid_distances, kernel_pca, linear_pca
-
-    plt = _mpl()
-    arms = opts.get("arms", [])
-    sols, groups, objs = [], [], []
-    for arm in arms:
-        for r in ctx.runs[arm]:
-            sols.append(torch.cat([p.detach().reshape(-1) for p in r.model().parameters()]))
-            groups.append(arm)
-        objs.append(ctx.runs[arm][0].objective())
-    out = [Heading("Sets of solutions")]
-    cd = centroid_distances(torch.stack(sols), groups=groups)
-    crow = []
-    for g, d in cd["by_group"].items():
-        d = np.asarray(d, dtype=float)
-        crow.append({"set": g, "n": d.size, "distance to centroid": format_mean_std(d.mean(), d.std(ddof=1) if d.size > 1 else math.nan)})
-    for arm, obj in zip(arms, objs):
-        for split in ("train", "test"):
-            vals = [obj.loss(sols[i], split=split) for i, g in enumerate(groups) if g == arm]
-            for r in crow:
-                if r["set"] == arm:
-                    r[f"{split} loss"] = format_mean_std(*_ms(vals), digits=6)
-    out.append(Table("solutions", "Solution sets: losses and distances to the common centroid",
-                     ["set", "n", "train loss", "test loss", "distance to centroid"], crow))
-    scores = kernel_pca(torch.stack(sols), kernel="rbf", n_components=2)
-    lin = linear_pca(torch.stack(sols), n_components=2)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for g in arms:
-        m = np.array([x == g for x in groups])
-        axes[0].scatter(np.asarray(scores)[m, 0], np.asarray(scores)[m, 1], label=g)
-        axes[1].scatter(np.asarray(lin)[m, 0], np.asarray(lin)[m, 1], label=g)
-    axes[0].set_title("RBF kernel PCA (2σ² = N_params)")
-    axes[1].set_title("linear PCA")
-    for ax in axes:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    out.append(Figure("Kernel-PCA map of the solutions", fig))
-    pairs = int(opts.get("pairs", 3))
-    hist_rows = []
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    for arm, obj in zip(arms, objs):
-        idx = [i for i, g in enumerate(groups) if g == arm]
-        from topograph.paths.report import make_finder
-
-        finder = make_finder(opts.get("method", "fourier"), steps=int(opts.get("path_steps", 50)),
-                             points=int(opts.get("path_points", 21)), progress=False)
-        chosen = [(i, i + 1) for i in range(min(pairs, len(idx) - 1))]
-        bm = barrier_matrix(obj, [sols[i] for i in idx], finder=finder, pairs=chosen,
-                            points=int(opts.get("path_points", 21)))
-        h = np.asarray(bm.heights)
-        vals = h[np.triu_indices_from(h, 1)]
-        vals = vals[np.isfinite(vals)]
-        ax.hist(vals, bins=10, alpha=0.5, label=arm)
-        for v in vals:
-            hist_rows.append({"arm": arm, "barrier height (train loss)": float(v)})
-    ax.set_xlabel("barrier height H = max loss on the found path")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    out.append(Figure("Barrier heights between pairs of solutions (FourierPathFinder)", fig))
-    out.append(Table("barriers", "Barrier heights", ["arm", "barrier height (train loss)"], hist_rows))
-    return out
-
-
 def basin_maps(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
     """Basin-of-attraction maps and the SGDR escape test on analytic landscapes (seed 004),
     from :mod:`topograph.optim.demos`."""
@@ -424,7 +359,7 @@ def basin_maps(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
 
 ANALYSES: dict[str, Callable[[StudyContext, dict[str, Any]], list[Any]]] = {
     "curves": curves, "sweep": sweep, "surface": surface, "batch_surfaces": batch_surfaces,
-    "curvature": curvature, "solutions": solutions, "basin_maps": basin_maps,
+    "curvature": curvature, "solutions": solutions, "loss_curves": loss_curves, "basin_maps": basin_maps,
 }
 
 
