@@ -4,7 +4,8 @@ Always included: the results table (papers' numbers beside ours, mean ± std ove
 comparisons (paired-by-seed t-test + bootstrap CI, a verdict that never says "better" unless
 p < α), tuning, compute, and the exact configs/seeds/versions.  Optional kinds, listed in a
 study's ``[[analyses]]``: ``curves``, ``sweep``, ``surface`` (plotly 3-D map + trajectory),
-``curvature`` (Hessian measures along training), ``loss_curves`` and ``solutions`` (sets of
+``curvature`` (Hessian measures along training), ``trajectories`` (runs on random and PCA
+planes, figure by figure — :mod:`topograph.studies.trajectories`), ``loss_curves`` and ``solutions`` (sets of
 solutions: Table I, barriers, distances, kernel PCA, weight statistics —
 :mod:`topograph.studies.solution_report`), ``basin_maps`` (analytic landscapes).  An analysis whose building block is not
 available, or that fails, leaves a visible warning in the report — never made-up numbers.
@@ -25,6 +26,7 @@ import numpy as np
 from topograph.report import Code, Figure, Heading, Image, Note, Plotly, Report, Table
 from topograph.studies.runner import StudyContext, fb_cost
 from topograph.studies.solution_report import loss_curves, solutions
+from topograph.studies.trajectories import trajectories
 from topograph.studies.stats import compare, format_mean_std, summarize
 
 METRICS = ("test_acc", "test_loss", "train_loss", "train_acc")
@@ -217,7 +219,7 @@ def surface(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
     from topograph.landscape.directions import pca_directions
 
     n = int(opts.get("points", 15))
-    out = [Heading("Loss maps with trajectories")]
+    out = [Heading(opts.get("title", "Loss maps with trajectories"))]
     for arm in opts.get("arms", []):
         run = ctx.runs[arm][0]
         _, snaps = run.snapshots()
@@ -279,7 +281,7 @@ def batch_surfaces(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
         fig.add_trace(go.Surface(z=np.log10(losses.reshape(n, n).numpy() + 1e-12), x=grid.numpy(),
                                  y=grid.numpy(), showscale=False), row=1, col=j + 1)
     fig.update_layout(height=420, margin={"l": 0, "r": 0, "t": 30, "b": 0})
-    return [Heading("Per-batch loss surfaces"),
+    return [Heading(opts.get("title", "Per-batch loss surfaces")),
             Plotly(f"{arm}: log10 loss around the final model on one batch of each size", fig,
                    f"filter-normalised random plane (seed {opts.get('seed', 0)}), [-1, 1]², {n}×{n}")]
 
@@ -359,7 +361,8 @@ def basin_maps(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
 
 ANALYSES: dict[str, Callable[[StudyContext, dict[str, Any]], list[Any]]] = {
     "curves": curves, "sweep": sweep, "surface": surface, "batch_surfaces": batch_surfaces,
-    "curvature": curvature, "solutions": solutions, "loss_curves": loss_curves, "basin_maps": basin_maps,
+    "curvature": curvature, "solutions": solutions, "loss_curves": loss_curves, "trajectories": trajectories,
+    "basin_maps": basin_maps,
 }
 
 
