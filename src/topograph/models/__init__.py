@@ -71,6 +71,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "mlp-cifar": lambda **kw: MLP([3072, 64, 64, 32, kw.get("num_classes", 10)]),
     "mlp-fmnist": lambda **kw: MLP([784, 64, 64, 32, kw.get("num_classes", 10)]),
     "mlp-784-128-64-10": lambda **kw: MLP([784, 128, 64, kw.get("num_classes", 10)]),
+    "mlp-784-256-128-64-10": lambda **kw: MLP([784, 256, 128, 64, kw.get("num_classes", 10)]),
     "mlp-digits": lambda **kw: MLP([64, 32, kw.get("num_classes", 10)]),
     "cnn-small": lambda **kw: SmallCNN(
         in_channels=kw.get("in_channels", 1), num_classes=kw.get("num_classes", 10),

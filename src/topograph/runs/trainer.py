@@ -271,10 +271,11 @@ class Session:
                 loss.backward()
                 counters.grad += 1
                 counters.grad_samples += int(yb.shape[0])
-            loss = loss.detach()
             if not step_loss:
-                step_loss.append(loss)
-            return loss
+                step_loss.append(loss.detach())
+            # a forward-only call with gradients enabled gets the loss attached to its graph
+            # (GuidedExploration's Lanczos differentiates it twice); otherwise a plain number
+            return loss if (not backward and loss.requires_grad) else loss.detach()
 
         spans = SpanSource(model, loss_fn)
 

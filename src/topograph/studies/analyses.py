@@ -348,7 +348,8 @@ def basin_maps(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
         rows = [{"optimizer": lab, **{k: v for k, v in fr.items()}} for lab, fr in bm.fractions.items()]
         out.append(Table(f"basins-{name}", f"{name}: fraction of starts ending in each minimum",
                          ["optimizer", *bm.categories], rows))
-    res = sgdr_escape(seeds=int(opts.get("sgdr_seeds", 20)), steps=int(opts.get("sgdr_steps", 600)))
+    res = sgdr_escape(seeds=int(opts.get("sgdr_seeds", 20)), steps=int(opts.get("sgdr_steps", 600)),
+                      without_momentum=bool(opts.get("sgdr_without_momentum", False)))
     paths = plot_sgdr(res, fig_dir / "sgdr-escape")
     out.append(Image("SGDR escape from the shallow minimum of the tilted double well", next(
         p for p in paths if str(p).endswith(".png"))))

@@ -162,10 +162,12 @@ def run_study(name_or_path: str | Path, *, quick: bool = False, out: str | Path 
             cfg = apply_params(cfg, result.best_params)
         elif arm.tune_from and arm.tune_from in ctx.tuning:
             best = ctx.tuning[arm.tune_from].best_params
-            scaled = {k: v * arm.tune_scale.get(k, 1.0) for k, v in best.items()}
+            scaled = {k: v * arm.tune_scale[k] if k in arm.tune_scale else v for k, v in best.items()}
             cfg = apply_params(cfg, scaled)
             how = (f" scaled by {arm.tune_scale}: {scaled}" if arm.tune_scale else "")
             ctx.notes.append(f"arm {arm.name}: uses the setting tuned for {arm.tune_from}: {best}{how}")
+        if arm.fixed:
+            cfg = apply_params(cfg, arm.fixed)
         if arm.best_of:
             cfg = _best_cell_config(arm, cfg, ctx)
         if arm.match:
