@@ -3,7 +3,7 @@
 Always included: the results table (papers' numbers beside ours, mean ± std over seeds), the
 comparisons (paired-by-seed t-test + bootstrap CI, a verdict that never says "better" unless
 p < α), tuning, compute, and the exact configs/seeds/versions.  Optional kinds, listed in a
-study's ``[[analyses]]``: ``curves``, ``sweep``, ``surface`` (plotly 3-D map + trajectory),
+study's ``[[analyses]]``: ``curves``, ``sweep``, ``heatmap`` (a two-key sweep), ``surface`` (plotly 3-D map + trajectory),
 ``curvature`` (Hessian measures along training), ``trajectories`` (runs on random and PCA
 planes, figure by figure — :mod:`topograph.studies.trajectories`), ``loss_curves`` and ``solutions`` (sets of
 solutions: Table I, barriers, distances, kernel PCA, weight statistics —
@@ -211,6 +211,55 @@ def sweep(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
     return out
 
 
+def heatmap(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
+    """A two-key sweep as a heat map of the mean ``metric`` per cell (e.g. RBO's radius × lr).
+
+    Options: ``sweep``; ``x`` and ``y`` (the swept keys, e.g. ``"optimizer.lr"`` and
+    ``"optimizer.radius"``); ``metric`` (default ``test_acc``); ``title``, ``caption``.  A cell
+    whose runs ended with a non-finite loss is drawn grey and marked "div."."""
+    plt = _mpl()
+    name, metric = opts.get("sweep"), opts.get("metric", "test_acc")
+    kx, ky = opts["x"], opts["y"]
+    arms = [a for a in ctx.spec.arms if a.sweep == name and a.name in ctx.runs]
+    if not arms:
+        return [Heading(opts.get("title", f"Heat map: {name}")), Note(f"sweep {name!r} has no runs", "warning")]
+    xs = sorted({a.sweep_values[kx] for a in arms})
+    ys = sorted({a.sweep_values[ky] for a in arms})
+    grid = np.full((len(ys), len(xs)), np.nan)
+    diverged = np.zeros_like(grid, dtype=bool)
+    rows = []
+    for a in arms:
+        i, j = ys.index(a.sweep_values[ky]), xs.index(a.sweep_values[kx])
+        vals = ctx.values(a.name, metric)
+        losses = ctx.values(a.name, "train_loss")
+        div = any(not math.isfinite(v) for v in losses)
+        finite = [v for v in vals if math.isfinite(v)]
+        grid[i, j] = float(np.mean(finite)) if finite else np.nan
+        diverged[i, j] = div
+        rows.append({ky.split(".")[-1]: a.sweep_values[ky], kx.split(".")[-1]: a.sweep_values[kx],
+                     metric: format_mean_std(*_ms(vals)), "seeds": len(vals),
+                     "final train loss": format_mean_std(*_ms(losses)), "diverged": div})
+    fig, ax = plt.subplots(figsize=(1.1 * len(xs) + 2.5, 0.8 * len(ys) + 1.8))
+    im = ax.imshow(np.ma.masked_invalid(grid), origin="lower", cmap="viridis", aspect="auto")
+    ax.set_facecolor("#bbbbbb")
+    fig.colorbar(im, ax=ax, label=metric)
+    ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs])
+    ax.set_yticks(range(len(ys)), [f"{v:g}" for v in ys])
+    ax.set_xlabel(kx.split(".")[-1])
+    ax.set_ylabel(ky.split(".")[-1])
+    for i in range(len(ys)):
+        for j in range(len(xs)):
+            text = "div." if diverged[i, j] else ("" if np.isnan(grid[i, j]) else f"{grid[i, j]:.2f}")
+            ax.text(j, i, text, ha="center", va="center", fontsize=7, color="w")
+    fig.tight_layout()
+    cols = [ky.split(".")[-1], kx.split(".")[-1], metric, "seeds", "final train loss", "diverged"]
+    return [Heading(opts.get("title", f"Heat map: {name}")),
+            Figure(f"{metric} over {ky.split('.')[-1]} × {kx.split('.')[-1]}", fig,
+                   opts.get("caption", "") + " (mean over seeds; grey 'div.': a run ended with a non-finite loss)"),
+            Table(f"heatmap-{name}", f"Heat map cells: {name}", cols,
+                  sorted(rows, key=lambda r: (r[cols[0]], r[cols[1]])))]
+
+
 def surface(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
     """Loss over the PCA plane of a run's trajectory (Li et al. 2018 §7), with the trajectory."""
     import plotly.graph_objects as go
@@ -361,7 +410,7 @@ def basin_maps(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
 
 
 ANALYSES: dict[str, Callable[[StudyContext, dict[str, Any]], list[Any]]] = {
-    "curves": curves, "sweep": sweep, "surface": surface, "batch_surfaces": batch_surfaces,
+    "curves": curves, "sweep": sweep, "heatmap": heatmap, "surface": surface, "batch_surfaces": batch_surfaces,
     "curvature": curvature, "solutions": solutions, "loss_curves": loss_curves, "trajectories": trajectories,
     "basin_maps": basin_maps,
 }
