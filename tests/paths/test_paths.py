@@ -384,7 +384,7 @@ def _weights_and_value(reduce, losses):
     l = losses.clone().requires_grad_(True)
     value = reduce(l)
     (w,) = torch.autograd.grad(value, l)
-    return w, float(value)
+    return w, float(value.detach())
 
 
 def test_softmax_objective_is_a_near_max_at_digits_scale():
