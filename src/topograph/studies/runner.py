@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from topograph.errors import UsageError
 from topograph.runs.store import Run
 from topograph.studies.spec import Arm, StudySpec, load_study
 from topograph.studies.tuning import TuningResult, apply_params, default_storage, tune_arm
@@ -124,6 +125,8 @@ def _best_cell_config(arm: Arm, cfg: dict[str, Any], ctx: StudyContext) -> dict[
         v = [x for x in ctx.values(a.name, metric) if math.isfinite(x)]
         return sign * sum(v) / len(v) if v else -math.inf
 
+    if not cells:
+        raise UsageError(f"arm {arm.name}: best_of.sweep {sweep!r} has no finished runs to choose from")
     best = max(cells, key=score)
     ctx.notes.append(f"arm {arm.name}: the best cell of sweep {sweep} by mean {metric} is {best.label} "
                      f"({sign * score(best):.4g}); run here with this arm's budget")
