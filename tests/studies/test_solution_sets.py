@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from topograph.errors import UsageError
-from topograph.runs import train
+from topograph.runs import train_all
 from topograph.studies.solution_sets import (
     build_sets, draw_pairs, loss_minimum, select_lowest, separation, set_barriers, solution_set, table_one,
 )
@@ -72,8 +72,6 @@ def runs(tmp_path_factory):
            "data": {"name": "digits", "batch_size": 32, "limit_train": 256, "limit_test": 60},
            "model": {"name": "mlp-digits"}, "optimizer": {"name": "sgd", "lr": 2.0},
            "snapshots": {"every_epochs": 1, "best": ["train_loss", "test_loss"]}}
-    from topograph.runs import train_all
-
     return train_all(doc, out, progress=False)
 
 

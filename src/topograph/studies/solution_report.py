@@ -28,10 +28,13 @@ epochs at which ω^train and ω^test are read.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
+from topograph.paths import FourierPathFinder
+from topograph.paths.solutions import centroid_distances, kernel_pca, linear_pca, weight_statistics
 from topograph.report import Figure, Heading, Note, Table
 from topograph.studies.runner import StudyContext
 from topograph.studies.solution_sets import (
@@ -184,8 +187,6 @@ def _table_one(sets, arms, opts) -> list[Any]:
 
 
 def _weights(sets, arms, opts) -> list[Any]:
-    from topograph.paths.solutions import weight_statistics
-
     paper = opts.get("paper_weights", {})
     rows = []
     for name, s in sets.items():
@@ -202,8 +203,6 @@ def _weights(sets, arms, opts) -> list[Any]:
 
 
 def _distances(sets, arms, groups) -> list[Any]:
-    from topograph.paths.solutions import centroid_distances
-
     plt = _mpl()
     out: list[Any] = [Heading("Distances to the common origin (the paper's Fig. 5 and S3)", 3)]
     rows = []
@@ -235,8 +234,6 @@ def _fig_name(k: int, first: str, second: str) -> str:
 
 
 def _kernel_scores(x: np.ndarray, kernel: str) -> tuple[np.ndarray, str]:
-    from topograph.paths.solutions import kernel_pca, linear_pca
-
     p = x.shape[1]
     if kernel == "linear":
         return np.asarray(linear_pca(x, n_components=2)), "linear PCA"
@@ -284,8 +281,6 @@ def _kpca(sets, arms, groups, opts) -> list[Any]:
 
 
 def _barriers(ctx, sets, arms, opts) -> list[Any]:
-    from topograph.paths import FourierPathFinder
-
     plt = _mpl()
     names = list(opts.get("barrier_sets", [f"{arms[0]}/train", f"{arms[0]}/test", f"{arms[1]}/train",
                                              f"{arms[1]}/test"]))
@@ -296,8 +291,6 @@ def _barriers(ctx, sets, arms, opts) -> list[Any]:
                              lr=float(opts.get("path_lr", 1e-3)), reg=float(opts.get("path_reg", 1e-4)),
                              n_terms=int(opts.get("n_terms", 10)), temperature=float(opts.get("temperature", 0.05)),
                              progress=False, seed=seed)
-    from dataclasses import replace
-
     objective = ctx.runs[arms[0]][0].objective()
     out: list[Any] = [Heading("Barrier heights between random pairs (the paper's Fig. 4 and S2)", 3),
                       Note(f"FourierPathFinder: N_F = {base.n_terms} sine terms, M = {base.points} points, λ = {base.reg}, "

@@ -35,7 +35,7 @@ import hashlib
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -207,8 +207,6 @@ def set_barriers(objective, sset: SolutionSet, pairs: Sequence[tuple[int, int]],
     hash of the finder's settings, the landscape and both endpoints (run directory and epoch —
     so sets that share a vector, e.g. ω^train and the final iterate of a run whose training
     loss fell to the end, share the search): a rerun reads it instead of searching again."""
-    from dataclasses import asdict, replace
-
     finder = replace(finder, split=landscape, eval_splits=(landscape,))
     settings = {k: v for k, v in asdict(finder).items() if k not in ("progress",)}
     vectors = sset.vectors()

@@ -31,6 +31,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from topograph.landscape import compute_surface
+from topograph.landscape.directions import pca_directions, random_directions
+from topograph.landscape.trajectory import covering_range, project
 from topograph.report import Figure, Heading, Note, Table
 from topograph.studies.runner import StudyContext
 
@@ -95,8 +98,6 @@ def _objective(run, datasets: dict[str, Any]):
 
 
 def _surface(ctx, run, obj, dirs, window, n: int, tag: str):
-    from topograph.landscape import compute_surface
-
     key = hashlib.sha256(json.dumps([str(run.path.resolve()), tag, window, n], default=str).encode()).hexdigest()[:12]
     out = ctx.study_dir / "surfaces" / f"{run.name}-seed{run.seed}-{tag}-{key}.h5"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -106,9 +107,6 @@ def _surface(ctx, run, obj, dirs, window, n: int, tag: str):
 
 def trajectories(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
     """One figure per configured figure: runs × (random plane, PCA plane, residual fraction)."""
-    from topograph.landscape.directions import pca_directions, random_directions
-    from topograph.landscape.trajectory import covering_range, project
-
     plt = _mpl()
     n = int(opts.get("points", 15))
     seed = int(opts.get("plane_seed", 0))
