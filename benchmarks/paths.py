@@ -77,7 +77,7 @@ def train_one_epoch(seed: int, x: torch.Tensor, y: torch.Tensor) -> torch.nn.Mod
     return model
 
 
-def naive_fpf(objective, a, b, *, steps, points=51, n_terms=10, lr=1e-3, reg=1e-4, temperature=0.1):
+def naive_fpf(objective, a, b, *, steps, points=51, n_terms=10, lr=1e-3, reg=1e-4, temperature=0.05):
     """FourierPathFinder with a per-point loop (value_and_grad at each point), soft-max objective."""
     path = FourierPath(a, b, n_terms=n_terms)
     opt = torch.optim.Adam([path.control], lr=lr)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -77,6 +78,11 @@ def test_sgdr_small_constant_rate_stays_large_rate_escapes():
     assert result.global_fraction["momentum, constant large η"] > 0.0
     lrs = result.lrs["SGDR (warm restarts)"]
     assert lrs[0] == lrs[100] == pytest.approx(0.05) and lrs[99] < 1e-3  # a warm restart
+    # the constant arm at SGDR's mean rate: the average of SGDR's rate over its full periods
+    mean = result.lrs["momentum, constant mean η"]
+    assert mean[0] == pytest.approx(float(np.mean(lrs)), rel=0.02) and len(set(mean)) == 1
+    both = sgdr_escape(seeds=1, steps=20, restart_every=10, without_momentum=True)
+    assert len(both.global_fraction) == 8 and "SGD (no momentum) + SGDR (warm restarts)" in both.paths
 
 
 def test_cli_rejects_unknown_landscape(capsys):

@@ -347,3 +347,78 @@ def test_interrupted_mid_epoch_resumes_exactly(tmp_path, monkeypatch):
             assert ra[k] == rb[k] or (math.isnan(ra[k]) and math.isnan(rb[k])), k
     assert torch.equal(flat(resumed.model()), flat(reference.model()))
     assert torch.equal(resumed.snapshots()[1], reference.snapshots()[1])
+
+
+def test_snapshots_per_epoch_are_evenly_spaced_at_any_batch_size(tmp_path):
+    """per_epoch = N: snapshots after batches ⌈j·B/N⌉, j = 1..N, of each epoch's B batches (the
+    last at the epoch's end), at batch size 32 (B = 8) and 128 (B = 2: every batch)."""
+    for bs in (32, 128):
+        run = train(small(run__epochs=2, data__batch_size=bs,
+                          snapshots__every_epochs=0, snapshots__per_epoch=3), tmp_path / str(bs), progress=False)
+        labels, snaps = run.snapshots()
+        batches = LIMIT // bs
+        marks = sorted({math.ceil(j * batches / 3) for j in (1, 2, 3)})
+        steps = [0] + [e * batches + b for e in range(2) for b in marks]
+        assert [s for _, s in labels] == steps
+        assert [e for e, _ in labels] == pytest.approx([s / batches for s in steps])
+        torch.testing.assert_close(snaps[-1], flat(run.model()))
+
+
+def test_best_snapshots_hold_the_weights_at_each_metrics_minimum(tmp_path):
+    """best = [train_loss, test_loss]: the saved weights reproduce the minimum of each column of
+    metrics.csv, at its (first) epoch — checked against the every-epoch snapshots."""
+    doc = small(run__epochs=6, optimizer__lr=2.0, data__limit_test=60,
+                snapshots__best=["train_loss", "test_loss"])
+    run = train(doc, tmp_path, progress=False)
+    rows = run.metrics()
+    labels, snaps = run.snapshots()
+    obj = run.objective()
+    for metric in ("train_loss", "test_loss"):
+        values = [r[metric] for r in rows]
+        epoch = min(range(len(values)), key=lambda e: (values[e], e))
+        best = run.best_snapshot(metric)
+        assert best["epoch"] == epoch and best["value"] == values[epoch] and best["metric"] == metric
+        assert torch.equal(best["params"], snaps[[e for e, _ in labels].index(float(epoch))])
+        assert obj.loss(best["params"], split=metric.split("_")[0]) == pytest.approx(values[epoch], rel=1e-6)
+    # lr 2.0 makes the test loss rise after its minimum: the early-stopped epoch is not the last
+    assert run.best_snapshot("test_loss")["epoch"] < len(rows) - 1
+    with pytest.raises(UsageError, match="snapshots.best"):
+        run.best_snapshot("val_loss")
+    with pytest.raises(UsageError, match="snapshots.best must be a list"):
+        RunConfig.from_dict(small(snapshots__best=["test_acc"]))
+
+
+def test_guided_exploration_with_hessian_information_trains_through_a_config(tmp_path):
+    """The trainer's closure returns the graph-attached loss for forward-only calls with
+    gradients enabled, so GE's Lanczos option (hvp_iters > 0) works from a run config; it
+    matches the same optimizer driven by a hand-written loop over the same batches."""
+    from topograph.optim.guided import GuidedExploration
+
+    opt = {"name": "guided-exploration", "explore_every": 1, "n_dirs": 1, "hvp_iters": 2, "sigma": 0.05,
+           "base": {"name": "sgd", "lr": 0.1}}
+    doc = small(run__epochs=1, data__batch_size=128)
+    doc["optimizer"] = opt
+    run = train(doc, tmp_path, progress=False)
+    ck = torch.load(run.path / "checkpoints/last.pt", weights_only=True)
+    assert ck["optimizer"]["guided"]["hvps"] == 2 * 2  # 2 steps (256 / 128) × 2 Lanczos steps
+    # the same two steps by hand: the reference closure returns the attached loss itself
+    data = load_dataset("digits", limit_train=LIMIT)
+    x, y = data.splits["train"]
+    model = build_model("mlp-digits", seed=0)
+    ge = GuidedExploration(torch.optim.SGD(model.parameters(), lr=0.1), explore_every=1, n_dirs=1,
+                           hvp_iters=2, sigma=0.05, modules=model)
+    torch.manual_seed(0)
+    perm = torch.randperm(LIMIT, generator=torch.Generator().manual_seed(0))
+    for i in range(2):
+        xb, yb = x[perm[i * 128:(i + 1) * 128]], y[perm[i * 128:(i + 1) * 128]]
+
+        def closure(backward=True):
+            model.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(xb), yb)
+            if backward:
+                loss.backward()
+            return loss
+
+        model.train()
+        ge.step(closure)
+    torch.testing.assert_close(flat(model), flat(run.model()), rtol=1e-5, atol=1e-6)

@@ -38,6 +38,10 @@ def _mlp_benchmark(*, num_classes: int = 10) -> MLP:
     return MLP([784, 128, 64, num_classes])
 
 
+def _mlp_ge_control(*, num_classes: int = 10) -> MLP:
+    return MLP([784, 256, 128, 64, num_classes])
+
+
 def _mlp_digits(*, num_classes: int = 10) -> MLP:
     return MLP([64, 32, num_classes])
 
@@ -66,6 +70,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "mlp-cifar": _mlp_cifar,
     "mlp-fmnist": _mlp_fmnist,
     "mlp-784-128-64-10": _mlp_benchmark,
+    "mlp-784-256-128-64-10": _mlp_ge_control,
     "mlp-digits": _mlp_digits,
     "cnn-small": _cnn_small,
     "fcp": FCP,

@@ -123,7 +123,8 @@ class MinibatchClosure:
 
     Set ``closure.batch = (inputs, targets)`` before each ``optimizer.step(closure)``.  A call
     zeroes the model's gradients, computes ``loss_fn(model(inputs), targets)`` (mean-reduced),
-    runs backward if asked and returns the detached loss; ``first_loss`` keeps the loss of the
+    runs backward if asked and returns the loss (detached, except for a forward-only call with
+    gradients enabled, which gets it attached to its graph); ``first_loss`` keeps the loss of the
     first call on the current batch (what a training loop reports for the step).  ``work``
     counts every forward and backward pass, those of the span included, and
     ``backward_samples`` the samples the backward passes saw.
@@ -175,10 +176,11 @@ class MinibatchClosure:
             loss.backward()
             self.backward_samples += int(y.shape[0])
         self.work.add(forward_passes=1, backward_passes=int(backward))
-        loss = loss.detach()
         if self.first_loss is None:
-            self.first_loss = loss
-        return loss
+            self.first_loss = loss.detach()
+        # a forward-only call with gradients enabled gets the loss attached to its graph
+        # (GuidedExploration's Lanczos differentiates it twice); otherwise a plain number
+        return loss if (not backward and loss.requires_grad) else loss.detach()
 
     def span(self, centre: Tensor, vectors: Tensor, *, params: list[Tensor]) -> Span | None:
         """A :class:`Span` on the current batch, or ``None`` where the fast path does not apply.

@@ -324,8 +324,8 @@ class _progress:
 # ---------------------------------------------------------------------------- SGDR
 @dataclass
 class SGDRResult:
-    """Momentum SGD with noisy gradients under three learning-rate schedules, from the shallow
-    minimum of the tilted double well, over several noise seeds.
+    """Momentum SGD (and optionally plain SGD) with noisy gradients under several learning-rate
+    schedules, from the shallow minimum of the tilted double well, over several noise seeds.
 
     ``paths[label]`` (T+1, 2), ``losses[label]`` (T+1,) and ``lrs[label]`` (T,) of the first
     seed; ``global_fraction[label]`` the fraction of seeds ending in the deep basin
@@ -349,6 +349,8 @@ def sgdr_escape(
     steps: int = 600,
     noise: float = 1.0,
     seeds: int = 20,
+    mean_rate: bool = True,
+    without_momentum: bool = False,
 ) -> SGDRResult:
     """Seed 004's claim, measured: do warm restarts let momentum SGD leave a shallow minimum?
 
@@ -356,25 +358,36 @@ def sgdr_escape(
     f = −0.706 (barrier top f = 0.011; deep minimum x = −1.0356, f = −1.305), with gradient
     noise g + ε, ε ~ N(0, ``noise``² I) standing in for minibatch noise.  Schedules: a constant
     small η = ``lr``; SGDR (``CosineAnnealingWarmRestarts``, η from ``lr_max`` to 0 every
-    ``restart_every`` steps, ending annealed); a constant large η = ``lr_max``.  Measured with
-    the defaults (20 seeds): the small constant η never leaves the shallow basin (0 %, mean
-    final f −0.64); SGDR ends in the deep basin in 50 % of the runs (−0.99); the constant large
-    η in 100 % (−1.04).  So on this landscape it is the large step that escapes; SGDR's
-    annealed phases let the ball settle — in either basin, and a later restart can throw it
-    back — which is the honest reading of seed 004's claim.
+    ``restart_every`` steps, ending annealed); a constant large η = ``lr_max`` (SGDR's peak);
+    with ``mean_rate``, a constant η = ``lr_max``/2 (SGDR's mean rate: the cosine from
+    ``lr_max`` to 0 averages ``lr_max``/2 over each full period).  The constant arms at the
+    peak and at the mean separate the restarts from the step size.  ``without_momentum`` adds
+    the same four schedules with plain SGD (momentum 0).  Measured with the defaults (20
+    seeds, before the mean-rate arm was added): the small constant η never leaves the shallow
+    basin (0 %, mean final f −0.64); SGDR ends in the deep basin in 50 % of the runs (−0.99);
+    the constant large η in 100 % (−1.04).  So on this landscape it is the large step that
+    escapes; SGDR's annealed phases let the ball settle — in either basin, and a later restart
+    can throw it back — which is the honest reading of seed 004's claim.
     """
     landscape = get_landscape("tilted-double-well")
     barrier_x = landscape.saddles[0].point[0]
     start = torch.tensor(landscape.critical_point("local").point, dtype=DT)
-    schedules = (("momentum, constant small η", lr, False), ("SGDR (warm restarts)", lr_max, True),
-                 ("momentum, constant large η", lr_max, False))
+    schedules = []
+    for mom, prefix, sgdr in ((momentum, "momentum", "SGDR (warm restarts)"),
+                              (0.0, "SGD (no momentum)", "SGD (no momentum) + SGDR (warm restarts)")):
+        if mom == 0.0 and not without_momentum:
+            continue
+        schedules += [(f"{prefix}, constant small η", lr, False, mom), (sgdr, lr_max, True, mom),
+                      (f"{prefix}, constant large η", lr_max, False, mom)]
+        if mean_rate:
+            schedules.append((f"{prefix}, constant mean η", lr_max / 2, False, mom))
     out = SGDRResult(landscape.name, {}, {}, {}, {}, {}, int(seeds))
-    for label, eta, restarts in schedules:
+    for label, eta, restarts, mom in schedules:
         ends, finals = [], []
         for seed in range(int(seeds)):
             gen = torch.Generator().manual_seed(seed)
             x = nn.Parameter(start.clone())
-            opt = torch.optim.SGD([x], lr=eta, momentum=momentum)
+            opt = torch.optim.SGD([x], lr=eta, momentum=mom)
             sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=restart_every) if restarts else None
             path, lrs = [x.detach().clone()], []
             for _ in range(steps):

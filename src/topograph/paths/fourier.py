@@ -13,18 +13,34 @@ with one of three data terms D (``objective=``):
 ``"sum"``      Σ_m l_m — the paper's Eq. 4 and its NN notebook (faithful).
 ``"squared"``  Σ_m l_m² — the paper's toy notebook (MSE of f against 0); this is what produced the
                toy figure's heights 0.640–0.652.
-``"softmax"``  τ log Σ_m exp(l_m/τ) + (w/M) Σ_m l_m, a smooth maximum (default; τ = ``temperature``,
-               w = ``mean_weight`` = 0.1).
+``"softmax"``  a smooth maximum (default):
 
-Why soft-max is the default (algorithms.md §3.4.1, re-checked by ``tests/test_paths.py``): a sum
-or integral trades barrier height against time spent near the minima — it is not a minimax
+                   S(l) = (1 − w) [ l_max + τ log Σ_m exp((l_m − l_max)/τ) ] + w · mean(l),
+                   τ = r · (l_max − l_min),
+
+               with r = ``temperature`` (default 0.05) and w = ``mean_weight`` (default 0.1).
+               The temperature is **relative to the spread of the path's losses** at the
+               current step (τ is held constant within the step: no gradient flows through
+               it), so S is a near-max at any loss scale: a point δ·(l_max − l_min) below the
+               maximum gets exp(−δ/r) of the maximum's weight, whether the losses are ~0.01
+               (a trained network on digits) or ~100 (an energy landscape).  The gradient
+               weights ∂S/∂l_m = (1 − w) softmax_m((l − l_max)/τ) + w/M sum to one, and
+               S ≤ l_max + (1 − w) τ log M (equality only for a flat path; S = l for a flat
+               path).  The small mean term keeps every point of the path under some pull.
+               Shift and scale of the losses (l → a l + c, a > 0) leave the weights unchanged.
+
+Why soft-max is the default (algorithms.md §3.4.1, re-checked by ``tests/paths/test_paths.py``): a
+sum or integral trades barrier height against time spent near the minima — it is not a minimax
 objective.  On the paper's own 4-Gaussian toy Eq. 4 stops at H ≈ 0.68–0.73 (true saddle 0.6244);
 on the Müller–Brown potential it stops 10–25 units above the true barrier −40.66 because the
 path cuts across a flank instead of following the curved valley.  The soft-max objective
 concentrates the gradient on the highest points and reaches the true barriers (toy ≈ 0.625, MB
-≈ −40.2 … −40.6).  Its weakness — the M discrete points can straddle the ridge and report a
-maximum *below* the true barrier — is why the height reported here is **always re-evaluated on a
-dense t-grid** (``dense_points``, default 10 (M−1) + 1) of the full split.
+≈ −40.2 … −40.6).  A soft-max with a fixed temperature in loss units is not scale-free: at
+τ = 0.1 and losses of 0.01–0.06 (digits) its weights are within a few percent of uniform, i.e.
+it is the mean loss, not a maximum — hence the relative temperature.  Its weakness — the M
+discrete points can straddle the ridge and report a maximum *below* the true barrier — is why
+the height reported here is **always re-evaluated on a dense t-grid** (``dense_points``,
+default 10 (M−1) + 1) of the full split.
 
 Gradients come from autograd through ω(t) = C(t)·V, which is exactly the paper's Algorithm 2.
 All M points of a step are evaluated in one batched pass (:class:`~topograph.paths.PathEvaluator`).
@@ -54,17 +70,45 @@ PathObjective = Literal["softmax", "sum", "squared"]
 PATH_OBJECTIVES = ("softmax", "sum", "squared")
 
 
-def path_objective(kind: str, *, temperature: float = 0.1, mean_weight: float = 0.1):
-    """The data term D(l) as a function of the vector of point losses (see module docstring)."""
+def softmax_temperature(losses: Tensor, temperature: float) -> Tensor:
+    """τ = ``temperature`` × (max − min of ``losses``), detached; the smallest positive float for a
+    flat path (every weight is then equal anyway)."""
+    spread = (losses.max() - losses.min()).detach()
+    return (float(temperature) * spread).clamp_min(torch.finfo(losses.dtype).tiny)
+
+
+def path_objective(kind: str, *, temperature: float = 0.05, mean_weight: float = 0.1):
+    """The data term D(l) as a function of the vector of point losses (see module docstring).
+
+    For ``"softmax"``, ``temperature`` is relative: τ = temperature × (max_m l_m − min_m l_m),
+    recomputed from the losses at every call and held constant in the gradient.
+
+    >>> import torch
+    >>> from topograph.paths import path_objective
+    >>> soft = path_objective("softmax")
+    >>> losses = torch.tensor([0.010, 0.011, 0.014, 0.011, 0.010], requires_grad=True)
+    >>> value = soft(losses); value.backward()
+    >>> round(value.item(), 4), int(losses.grad.argmax())      # ≈ the maximum 0.014, at point 2
+    (0.0137, 2)
+    """
     if kind == "sum":
         return lambda losses: losses.sum()
     if kind == "squared":
         return lambda losses: losses.pow(2).sum()
     if kind == "softmax":
-        if temperature <= 0:
-            raise UsageError(f"temperature must be positive, got {temperature}")
-        tau = float(temperature)
-        return lambda losses: tau * torch.logsumexp(losses / tau, dim=0) + mean_weight * losses.mean()
+        if not temperature > 0:
+            raise UsageError(f"temperature must be positive (a fraction of the path's loss spread), got {temperature}")
+        if not 0.0 <= mean_weight < 1.0:
+            raise UsageError(f"mean_weight must be in [0, 1), got {mean_weight}")
+        r, w = float(temperature), float(mean_weight)
+
+        def softmax(losses: Tensor) -> Tensor:
+            tau = softmax_temperature(losses, r)
+            top = losses.max().detach()
+            smooth_max = top + tau * torch.logsumexp((losses - top) / tau, dim=0)
+            return (1.0 - w) * smooth_max + w * losses.mean()
+
+        return softmax
     raise UsageError(f"objective={kind!r} is not known; use one of {', '.join(PATH_OBJECTIVES)}")
 
 
@@ -77,8 +121,9 @@ class FourierPathFinder(PathFinderSettings):
     n_terms:        N, the number of sine terms (paper: "typically" 10).
     points:         M, grid points used in the objective (paper NN notebook: 51).
     objective:      ``"softmax"`` (default), ``"sum"`` (paper Eq. 4) or ``"squared"`` (toy notebook).
-    temperature:    τ of the soft-max objective, in loss units.
-    mean_weight:    weight of the mean-loss term added to the soft-max.
+    temperature:    r of the soft-max objective, relative: τ = r × (spread of the path's point
+                    losses at each step), so it is a near-max at any loss scale.
+    mean_weight:    w, the share of the mean loss in the soft-max objective.
     reg:            λ of the chord-length regulariser (paper NN: 1e-4).
     lr, steps:      Adam learning rate and number of steps (paper NN: 1e-3, 100).
     batch_size:     ``None``: the full split at every step (faithful); else a random minibatch.
@@ -99,7 +144,7 @@ class FourierPathFinder(PathFinderSettings):
     n_terms: int = 10
     points: int = 51
     objective: PathObjective = "softmax"
-    temperature: float = 0.1
+    temperature: float = 0.05
     mean_weight: float = 0.1
     reg: float = 1e-4
     lr: float = 1e-3
@@ -158,4 +203,4 @@ class FourierPathFinder(PathFinderSettings):
                             work0=work0, counts={"optimisation_steps": int(self.steps), "dense_points": dense})
 
 
-__all__ = ["PATH_OBJECTIVES", "FourierPathFinder", "path_objective"]
+__all__ = ["PATH_OBJECTIVES", "FourierPathFinder", "path_objective", "softmax_temperature"]

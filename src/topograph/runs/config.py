@@ -113,6 +113,15 @@ def seed_list(v: Any) -> list[int]:
     return [int(s) for s in v]
 
 
+BEST_METRICS = ("train_loss", "val_loss", "test_loss")
+
+
+def best_metrics(v: Any) -> list[str]:
+    if not isinstance(v, list) or not all(m in BEST_METRICS for m in v) or len(set(v)) != len(v):
+        raise _Bad("a list of distinct metric names among " + ", ".join(repr(m) for m in BEST_METRICS))
+    return list(v)
+
+
 def batch_size(v: Any) -> int | str:
     if v == "full":
         return "full"
@@ -253,6 +262,10 @@ class SnapshotsSection:
 
     every_epochs: int = _rule(1, nonneg_int, "snapshot every N epochs (0 = off)")
     every_steps: int = _rule(0, nonneg_int, "snapshot every N steps (0 = off)")
+    per_epoch: int = _rule(0, nonneg_int, "N snapshots evenly spaced over each epoch's batches, the "
+                           "last at its end, whatever the batch size (0 = off)")
+    best: list[str] = _rule([], best_metrics, "keep the parameters at the minimum of these per-epoch "
+                            "metrics (best/METRIC.pt), e.g. [\"test_loss\"] for early-stopped weights")
 
 
 SECTIONS: dict[str, type] = {

@@ -7,6 +7,8 @@ Layout of a run directory (``OUT/NAME/seed-S/``)::
     checkpoints/last.pt    the latest resumable checkpoint (model, optimizer, scheduler, RNG
                            states, epoch/step, early-stopping state, metrics so far)
     snapshots/NNNNNN.pt    {"epoch": float, "step": int, "params": flat parameter vector}
+    best/METRIC.pt         with ``snapshots.best``: the parameters at the (first) minimum of a
+                           per-epoch metric so far, {"epoch", "step", "metric", "value", "params"}
     model.pt               final weights (a state_dict)
     summary.json           written last: status, stop reason, final metrics, compute, versions
 
@@ -41,6 +43,7 @@ METRICS_FILE = "metrics.csv"
 CHECKPOINT_DIR = "checkpoints"
 CHECKPOINT_FILE = "checkpoints/last.pt"
 SNAPSHOT_DIR = "snapshots"
+BEST_DIR = "best"
 MODEL_FILE = "model.pt"
 SUMMARY_FILE = "summary.json"
 
@@ -289,6 +292,18 @@ class Run:
         if not vectors:
             return [], torch.empty(0, 0)
         return labels, torch.stack(vectors)
+
+
+    def best_snapshot(self, metric: str) -> dict[str, Any]:
+        """The parameters at the minimum of the per-epoch ``metric`` (``"train_loss"``,
+        ``"val_loss"`` or ``"test_loss"``) — early-stopped weights — saved with
+        ``snapshots.best = [metric]``: ``{"epoch": int, "step": int, "value": float,
+        "params": flat vector}``; the first epoch wins a tie."""
+        path = self.path / BEST_DIR / f"{metric}.pt"
+        if not path.exists():
+            raise UsageError(f"{self.path}: no {BEST_DIR}/{metric}.pt; train with "
+                             f"snapshots.best = [\"{metric}\"] to keep the weights at that minimum")
+        return dict(safe_torch_load(path))
 
 
 def load_model(path: str | Path, *, which: str | None = None) -> nn.Module:

@@ -56,6 +56,7 @@ from topograph.runs.build import build_run_model, load_run_dataset, resolve_devi
 from topograph.runs.config import RunConfig, as_config, read_toml, result_view
 from topograph.runs.early_stopping import EarlyStopping
 from topograph.runs.store import (
+    BEST_DIR,
     CHECKPOINT_FILE,
     CONFIG_FILE,
     MODEL_FILE,
@@ -292,8 +293,9 @@ class Session:
         write_metrics(self.run_dir, st.rows, parts.columns)
         st.stop_reason = parts.stopper.update(row[f"{parts.monitor_split}_loss"], 0) or ""
         snaps = self.config.snapshots
-        if snaps.every_epochs or snaps.every_steps:
+        if snaps.every_epochs or snaps.every_steps or snaps.per_epoch:
             self._snapshot(parts, st, 0.0)
+        self._keep_best(parts, st, row)
         st.epoch, st.batch = 0, 0
         self._checkpoint(parts, st)
         self._deliver(row)
@@ -331,6 +333,9 @@ class Session:
             sched.after_batch(parts.scheduler, epoch, i, parts.batches)
             if cfg.snapshots.every_steps and st.step % cfg.snapshots.every_steps == 0:
                 self._snapshot(parts, st, epoch + (i + 1) / parts.batches)
+            per_epoch = cfg.snapshots.per_epoch
+            if per_epoch and (st.batch * per_epoch) // parts.batches > (i * per_epoch) // parts.batches:
+                self._snapshot(parts, st, epoch + st.batch / parts.batches)
             if cfg.run.max_steps and st.step >= cfg.run.max_steps:
                 hit_max = True
                 break
@@ -363,6 +368,7 @@ class Session:
         every = cfg.snapshots.every_epochs
         if every and (st.epoch % every == 0 or st.stop_reason or st.epoch == cfg.run.epochs):
             self._snapshot(parts, st, float(st.epoch))
+        self._keep_best(parts, st, row)
         sched.after_epoch(parts.scheduler)
         st.perm_state = parts.generator.get_state()
         self._checkpoint(parts, st)
@@ -392,6 +398,18 @@ class Session:
                           {"epoch": float(epoch), "step": int(st.step), "params": flat})
         st.snapshots += 1
         st.last_snapshot_step = st.step
+
+    def _keep_best(self, parts: _Parts, st: _LoopState, row: Mapping[str, Any]) -> None:
+        """Save the parameters when ``row`` improves (strictly) on every earlier row's value of a
+        ``snapshots.best`` metric (the early-stopped solutions of seed 001's Table I)."""
+        for metric in self.config.snapshots.best:
+            value = float(row.get(metric, math.nan))
+            earlier = [v for v in (float(r.get(metric, math.nan)) for r in st.rows[:-1]) if math.isfinite(v)]
+            if math.isfinite(value) and (not earlier or value < min(earlier)):
+                flat = torch.cat([p.detach().reshape(-1) for p in parts.model.parameters()]).cpu().clone()
+                atomic_torch_save(self.run_dir / BEST_DIR / f"{metric}.pt", {
+                    "epoch": int(row["epoch"]), "step": int(st.step), "metric": metric, "value": value,
+                    "params": flat})
 
     def _checkpoint(self, parts: _Parts, st: _LoopState, finished: bool = False) -> None:
         """Everything the rest of the run depends on, written atomically to checkpoints/last.pt."""

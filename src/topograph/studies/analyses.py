@@ -3,9 +3,11 @@
 Always included: the results table (papers' numbers beside ours, mean ± std over seeds), the
 comparisons (paired-by-seed t-test + bootstrap CI, a verdict that never says "better" unless
 p < α), tuning, compute, and the exact configs/seeds/versions.  Optional kinds, listed in a
-study's ``[[analyses]]``: ``curves``, ``sweep``, ``surface`` (plotly 3-D map + trajectory),
-``curvature`` (Hessian measures along training), ``solutions`` (barriers, centroid distances,
-kernel PCA), ``basin_maps`` (analytic landscapes).  An analysis whose building block is not
+study's ``[[analyses]]``: ``curves``, ``sweep``, ``heatmap`` (a two-key sweep), ``surface`` (plotly 3-D map + trajectory),
+``curvature`` (Hessian measures along training), ``trajectories`` (runs on random and PCA
+planes, figure by figure — :mod:`topograph.studies.trajectories`), ``loss_curves`` and ``solutions`` (sets of
+solutions: Table I, barriers, distances, kernel PCA, weight statistics —
+:mod:`topograph.studies.solution_report`), ``basin_maps`` (analytic landscapes).  An analysis whose building block is not
 available, or that fails, leaves a visible warning in the report — never made-up numbers.
 """
 
@@ -23,6 +25,8 @@ import numpy as np
 
 from topograph.report import Code, Figure, Heading, Image, Note, Plotly, Report, Table
 from topograph.studies.runner import StudyContext, fb_cost
+from topograph.studies.solution_report import loss_curves, solutions
+from topograph.studies.trajectories import trajectories
 from topograph.studies.stats import compare, format_mean_std, summarize
 
 METRICS = ("test_acc", "test_loss", "train_loss", "train_acc")
@@ -210,6 +214,55 @@ def sweep(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
     return out
 
 
+def heatmap(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
+    """A two-key sweep as a heat map of the mean ``metric`` per cell (e.g. RBO's radius × lr).
+
+    Options: ``sweep``; ``x`` and ``y`` (the swept keys, e.g. ``"optimizer.lr"`` and
+    ``"optimizer.radius"``); ``metric`` (default ``test_acc``); ``title``, ``caption``.  A cell
+    whose runs ended with a non-finite loss is drawn grey and marked "div."."""
+    plt = _mpl()
+    name, metric = opts.get("sweep"), opts.get("metric", "test_acc")
+    kx, ky = opts["x"], opts["y"]
+    arms = [a for a in ctx.spec.arms if a.sweep == name and a.name in ctx.runs]
+    if not arms:
+        return [Heading(opts.get("title", f"Heat map: {name}")), Note(f"sweep {name!r} has no runs", "warning")]
+    xs = sorted({a.sweep_values[kx] for a in arms})
+    ys = sorted({a.sweep_values[ky] for a in arms})
+    grid = np.full((len(ys), len(xs)), np.nan)
+    diverged = np.zeros_like(grid, dtype=bool)
+    rows = []
+    for a in arms:
+        i, j = ys.index(a.sweep_values[ky]), xs.index(a.sweep_values[kx])
+        vals = ctx.values(a.name, metric)
+        losses = ctx.values(a.name, "train_loss")
+        div = any(not math.isfinite(v) for v in losses)
+        finite = [v for v in vals if math.isfinite(v)]
+        grid[i, j] = float(np.mean(finite)) if finite else np.nan
+        diverged[i, j] = div
+        rows.append({ky.split(".")[-1]: a.sweep_values[ky], kx.split(".")[-1]: a.sweep_values[kx],
+                     metric: format_mean_std(*_ms(vals)), "seeds": len(vals),
+                     "final train loss": format_mean_std(*_ms(losses)), "diverged": div})
+    fig, ax = plt.subplots(figsize=(1.1 * len(xs) + 2.5, 0.8 * len(ys) + 1.8))
+    im = ax.imshow(np.ma.masked_invalid(grid), origin="lower", cmap="viridis", aspect="auto")
+    ax.set_facecolor("#bbbbbb")
+    fig.colorbar(im, ax=ax, label=metric)
+    ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs])
+    ax.set_yticks(range(len(ys)), [f"{v:g}" for v in ys])
+    ax.set_xlabel(kx.split(".")[-1])
+    ax.set_ylabel(ky.split(".")[-1])
+    for i in range(len(ys)):
+        for j in range(len(xs)):
+            text = "div." if diverged[i, j] else ("" if np.isnan(grid[i, j]) else f"{grid[i, j]:.2f}")
+            ax.text(j, i, text, ha="center", va="center", fontsize=7, color="w")
+    fig.tight_layout()
+    cols = [ky.split(".")[-1], kx.split(".")[-1], metric, "seeds", "final train loss", "diverged"]
+    return [Heading(opts.get("title", f"Heat map: {name}")),
+            Figure(f"{metric} over {ky.split('.')[-1]} × {kx.split('.')[-1]}", fig,
+                   opts.get("caption", "") + " (mean over seeds; grey 'div.': a run ended with a non-finite loss)"),
+            Table(f"heatmap-{name}", f"Heat map cells: {name}", cols,
+                  sorted(rows, key=lambda r: (r[cols[0]], r[cols[1]])))]
+
+
 def surface(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
     """Loss over the PCA plane of a run's trajectory (Li et al. 2018 §7), with the trajectory."""
     import plotly.graph_objects as go
@@ -218,7 +271,7 @@ def surface(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
     from topograph.landscape.directions import pca_directions
 
     n = int(opts.get("points", 15))
-    out = [Heading("Loss maps with trajectories")]
+    out = [Heading(opts.get("title", "Loss maps with trajectories"))]
     for arm in opts.get("arms", []):
         run = ctx.runs[arm][0]
         _, snaps = run.snapshots()
@@ -280,7 +333,7 @@ def batch_surfaces(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
         fig.add_trace(go.Surface(z=np.log10(losses.reshape(n, n).numpy() + 1e-12), x=grid.numpy(),
                                  y=grid.numpy(), showscale=False), row=1, col=j + 1)
     fig.update_layout(height=420, margin={"l": 0, "r": 0, "t": 30, "b": 0})
-    return [Heading("Per-batch loss surfaces"),
+    return [Heading(opts.get("title", "Per-batch loss surfaces")),
             Plotly(f"{arm}: log10 loss around the final model on one batch of each size", fig,
                    f"filter-normalised random plane (seed {opts.get('seed', 0)}), [-1, 1]², {n}×{n}")]
 
@@ -327,73 +380,6 @@ def curvature(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
             Table("curvature", "Curvature along training", ["arm", "seed", "epoch", "lambda_max", "trace"], rows)]
 
 
-def solutions(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
-    """Sets of solutions: train/test loss, centroid distances, barriers (FPF), RBF kernel PCA."""
-    import torch
-
-    from topograph.paths.solutions import barrier_matrix, centroid_distances, kernel_pca, linear_pca
-
-    plt = _mpl()
-    arms = opts.get("arms", [])
-    sols, groups, objs = [], [], []
-    for arm in arms:
-        for r in ctx.runs[arm]:
-            sols.append(torch.cat([p.detach().reshape(-1) for p in r.model().parameters()]))
-            groups.append(arm)
-        objs.append(ctx.runs[arm][0].objective())
-    out = [Heading("Sets of solutions")]
-    cd = centroid_distances(torch.stack(sols), groups=groups)
-    crow = []
-    for g, d in cd["by_group"].items():
-        d = np.asarray(d, dtype=float)
-        crow.append({"set": g, "n": d.size, "distance to centroid": format_mean_std(d.mean(), d.std(ddof=1) if d.size > 1 else math.nan)})
-    for arm, obj in zip(arms, objs):
-        for split in ("train", "test"):
-            vals = [obj.loss(sols[i], split=split) for i, g in enumerate(groups) if g == arm]
-            for r in crow:
-                if r["set"] == arm:
-                    r[f"{split} loss"] = format_mean_std(*_ms(vals), digits=6)
-    out.append(Table("solutions", "Solution sets: losses and distances to the common centroid",
-                     ["set", "n", "train loss", "test loss", "distance to centroid"], crow))
-    scores = kernel_pca(torch.stack(sols), kernel="rbf", n_components=2)
-    lin = linear_pca(torch.stack(sols), n_components=2)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for g in arms:
-        m = np.array([x == g for x in groups])
-        axes[0].scatter(np.asarray(scores)[m, 0], np.asarray(scores)[m, 1], label=g)
-        axes[1].scatter(np.asarray(lin)[m, 0], np.asarray(lin)[m, 1], label=g)
-    axes[0].set_title("RBF kernel PCA (2σ² = N_params)")
-    axes[1].set_title("linear PCA")
-    for ax in axes:
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    out.append(Figure("Kernel-PCA map of the solutions", fig))
-    pairs = int(opts.get("pairs", 3))
-    hist_rows = []
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    for arm, obj in zip(arms, objs):
-        idx = [i for i, g in enumerate(groups) if g == arm]
-        from topograph.paths.report import make_finder
-
-        finder = make_finder(opts.get("method", "fourier"), steps=int(opts.get("path_steps", 50)),
-                             points=int(opts.get("path_points", 21)), progress=False)
-        chosen = [(i, i + 1) for i in range(min(pairs, len(idx) - 1))]
-        bm = barrier_matrix(obj, [sols[i] for i in idx], finder=finder, pairs=chosen,
-                            points=int(opts.get("path_points", 21)), checkpoint=ctx.study_dir / "barriers")
-        h = np.asarray(bm.heights)
-        vals = h[np.triu_indices_from(h, 1)]
-        vals = vals[np.isfinite(vals)]
-        ax.hist(vals, bins=10, alpha=0.5, label=arm)
-        for v in vals:
-            hist_rows.append({"arm": arm, "barrier height (train loss)": float(v)})
-    ax.set_xlabel("barrier height H = max loss on the found path")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    out.append(Figure("Barrier heights between pairs of solutions (FourierPathFinder)", fig))
-    out.append(Table("barriers", "Barrier heights", ["arm", "barrier height (train loss)"], hist_rows))
-    return out
-
-
 def basin_maps(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
     """Basin-of-attraction maps and the SGDR escape test on analytic landscapes (seed 004),
     from :mod:`topograph.optim.demos`."""
@@ -414,7 +400,8 @@ def basin_maps(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
         rows = [{"optimizer": lab, **{k: v for k, v in fr.items()}} for lab, fr in bm.fractions.items()]
         out.append(Table(f"basins-{name}", f"{name}: fraction of starts ending in each minimum",
                          ["optimizer", *bm.categories], rows))
-    res = sgdr_escape(seeds=int(opts.get("sgdr_seeds", 20)), steps=int(opts.get("sgdr_steps", 600)))
+    res = sgdr_escape(seeds=int(opts.get("sgdr_seeds", 20)), steps=int(opts.get("sgdr_steps", 600)),
+                      without_momentum=bool(opts.get("sgdr_without_momentum", False)))
     paths = plot_sgdr(res, fig_dir / "sgdr-escape")
     out.append(Image("SGDR escape from the shallow minimum of the tilted double well", next(
         p for p in paths if str(p).endswith(".png"))))
@@ -426,8 +413,9 @@ def basin_maps(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
 
 
 ANALYSES: dict[str, Callable[[StudyContext, dict[str, Any]], list[Any]]] = {
-    "curves": curves, "sweep": sweep, "surface": surface, "batch_surfaces": batch_surfaces,
-    "curvature": curvature, "solutions": solutions, "basin_maps": basin_maps,
+    "curves": curves, "sweep": sweep, "heatmap": heatmap, "surface": surface, "batch_surfaces": batch_surfaces,
+    "curvature": curvature, "solutions": solutions, "loss_curves": loss_curves, "trajectories": trajectories,
+    "basin_maps": basin_maps,
 }
 
 

@@ -133,6 +133,25 @@ def _matched_config(arm: Arm, ctx: StudyContext) -> dict[str, Any]:
     return doc
 
 
+def _best_cell_config(arm: Arm, cfg: dict[str, Any], ctx: StudyContext) -> dict[str, Any]:
+    """``cfg`` with the values of the best cell of sweep ``arm.best_of['sweep']`` (highest mean
+    ``metric`` over its seeds; lowest for a ``*_loss`` metric)."""
+    sweep, metric = arm.best_of["sweep"], arm.best_of.get("metric", "test_acc")
+    cells = [a for a in ctx.spec.arms if a.sweep == sweep and ctx.runs.get(a.name)]
+    sign = -1.0 if metric.endswith("loss") else 1.0
+
+    def score(a: Arm) -> float:
+        v = [x for x in ctx.values(a.name, metric) if math.isfinite(x)]
+        return sign * sum(v) / len(v) if v else -math.inf
+
+    if not cells:
+        raise UsageError(f"arm {arm.name}: best_of.sweep {sweep!r} has no finished runs to choose from")
+    best = max(cells, key=score)
+    ctx.notes.append(f"arm {arm.name}: the best cell of sweep {sweep} by mean {metric} is {best.label} "
+                     f"({sign * score(best):.4g}); run here with this arm's budget")
+    return apply_params(cfg, best.sweep_values)
+
+
 def run_study(name_or_path: str | Path, *, quick: bool = False, out: str | Path | None = None,
               storage: str | None = None, progress: bool = True, report: bool = True) -> StudyResult:
     """Run (or resume) a study and write its report; see :mod:`topograph.studies`."""
@@ -150,8 +169,9 @@ def run_study(name_or_path: str | Path, *, quick: bool = False, out: str | Path 
     atomic_write_text(study_dir / "study.toml", raw_text)
     url = storage or default_storage(study_dir)
     ctx = StudyContext(spec=spec, study_dir=study_dir, progress=progress)
-    ordered = ([a for a in spec.arms if not a.match and not a.tune_from]
-               + [a for a in spec.arms if a.match or a.tune_from])
+    ordered = ([a for a in spec.arms if not a.match and not a.tune_from and not a.best_of]
+               + [a for a in spec.arms if (a.match or a.tune_from) and not a.best_of]
+               + [a for a in spec.arms if a.best_of])
     for arm in ordered:
         cfg = arm.config
         if arm.tune and spec.budget.trials:
@@ -165,8 +185,14 @@ def run_study(name_or_path: str | Path, *, quick: bool = False, out: str | Path 
             cfg = apply_params(cfg, result.best_params)
         elif arm.tune_from and arm.tune_from in ctx.tuning:
             best = ctx.tuning[arm.tune_from].best_params
-            cfg = apply_params(cfg, best)
-            ctx.notes.append(f"arm {arm.name}: uses the setting tuned for {arm.tune_from}: {best}")
+            scaled = {k: v * arm.tune_scale[k] if k in arm.tune_scale else v for k, v in best.items()}
+            cfg = apply_params(cfg, scaled)
+            how = (f" scaled by {arm.tune_scale}: {scaled}" if arm.tune_scale else "")
+            ctx.notes.append(f"arm {arm.name}: uses the setting tuned for {arm.tune_from}: {best}{how}")
+        if arm.fixed:
+            cfg = apply_params(cfg, arm.fixed)
+        if arm.best_of:
+            cfg = _best_cell_config(arm, cfg, ctx)
         if arm.match:
             cfg = _matched_config(Arm(**{**arm.__dict__, "config": cfg}), ctx)
         ctx.configs[arm.name] = cfg

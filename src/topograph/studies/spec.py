@@ -7,7 +7,10 @@ Schema (every table is documented in ``docs/studies.md``)::
     [base]       a run config (topograph.runs tables) shared by every arm
     [[arms]]     name, label, optimizer = {...}, set = {run config overrides}, tune_from = "arm",
                  tune = {"optimizer.lr" = {low, high, log}}, paper = {test_acc = 0.8949, ...},
-                 match = {arm = "other", cap_epochs = 200}    # same F/B budget as another arm
+                 match = {arm = "other", cap_epochs = 200},   # same F/B budget as another arm
+                 tune_scale = {"optimizer.lr" = 0.5},         # with tune_from: scale the reused values
+                 fixed = {"optimizer.explore_every" = 1},     # set after tuned/reused values
+                 best_of = {sweep = "grid", metric = "test_acc"}  # the sweep's best cell, run as this arm
     [[sweeps]]   name, optimizer = {...}, set = {...}, grid = {"optimizer.lr" = [..], ...}
     [[comparisons]]  a, b, metric = "test_acc", higher_is_better = true, paper = "text"
     [[analyses]]     kind = "..." and its options
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from topograph.errors import UsageError
+from topograph.studies.tuning import apply_params
 
 MODES = ("default", "quick")
 
@@ -56,6 +60,9 @@ class Arm:
     paper: dict[str, float] = field(default_factory=dict)
     match: dict[str, Any] = field(default_factory=dict)
     tune_from: str = ""                      # reuse the tuned setting of another arm
+    tune_scale: dict[str, float] = field(default_factory=dict)  # multiply reused tuned values
+    best_of: dict[str, Any] = field(default_factory=dict)       # {sweep, metric}: the best cell's values
+    fixed: dict[str, Any] = field(default_factory=dict)         # dotted keys set after tuned values
     seeds: list[int] = field(default_factory=list)
     sweep: str = ""                          # name of the sweep that generated it ("" = none)
     sweep_values: dict[str, Any] = field(default_factory=dict)
@@ -180,10 +187,22 @@ def load_study(name_or_path: str | Path, *, quick: bool = False) -> StudySpec:
             cfg["optimizer"] = copy.deepcopy(a["optimizer"])
         cfg = deep_merge(cfg, b.get("arm_set", {}).get(name, {}))
         tune = check_space(a.get("tune", {}), f"{where}.tune") if budget.trials else {}
+        scale = a.get("tune_scale", {})
+        if not isinstance(scale, dict) or not all(isinstance(v, (int, float)) and v > 0 for v in scale.values()):
+            raise UsageError(f"{where}.tune_scale must be a table of positive numbers, e.g. {{\"optimizer.lr\" = 0.5}}")
+        fixed = a.get("fixed", {})
+        if not isinstance(fixed, dict) or not all("." in k for k in fixed):
+            raise UsageError(f"{where}.fixed must be a table of dotted keys, e.g. {{\"optimizer.explore_every\" = 1}}")
+        if fixed:
+            cfg = apply_params(cfg, fixed)
+        best_of = a.get("best_of", {})
+        if best_of and (not isinstance(best_of, dict) or "sweep" not in best_of):
+            raise UsageError(f"{where}.best_of must be a table like {{sweep = \"grid\", metric = \"test_acc\"}}")
         arms.append(Arm(name=name, label=a.get("label", name), config=cfg, tune=tune,
                         paper=dict(a.get("paper", {})), match=dict(a.get("match", {})),
                         tune_from=str(a.get("tune_from", "")) if budget.trials else "",
-                        seeds=list(a.get("seeds", budget.seeds))))
+                        tune_scale={k: float(v) for k, v in scale.items()},
+                        best_of=dict(best_of), fixed=dict(fixed), seeds=list(a.get("seeds", budget.seeds))))
     for i, s in enumerate(raw.get("sweeps", [])):
         where = f"{source}: sweeps[{i}]"
         sname = _require(s, "name", where, str)
@@ -193,8 +212,6 @@ def load_study(name_or_path: str | Path, *, quick: bool = False) -> StudySpec:
         if "optimizer" in s:
             cfg0["optimizer"] = copy.deepcopy(s["optimizer"])
         import itertools
-
-        from topograph.studies.tuning import apply_params
 
         keys = list(grid)
         for values in itertools.product(*(grid[k] for k in keys)):
@@ -215,6 +232,8 @@ def load_study(name_or_path: str | Path, *, quick: bool = False) -> StudySpec:
             raise UsageError(f"{source}: arm {arm.name}: tune_from must name a tuned arm, got {arm.tune_from!r}")
         if arm.match and arm.match.get("arm") not in names:
             raise UsageError(f"{source}: arm {arm.name}: match.arm must name another arm")
+        if arm.best_of and not any(a.sweep == arm.best_of["sweep"] for a in arms):
+            raise UsageError(f"{source}: arm {arm.name}: best_of.sweep must name a sweep, got {arm.best_of['sweep']!r}")
     comparisons = list(raw.get("comparisons", []))
     for i, c in enumerate(comparisons):
         for k in ("a", "b"):
