@@ -33,11 +33,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from topograph.data import load_dataset
 from topograph.models import build_model
 from topograph.optim.guided import GuidedExploration
 from topograph.optim.quasi_newton import QuasiNewton
 from topograph.optim.rolling_ball import RollingBall
-from topograph.optim.span import MinibatchClosure
+from topograph.optim.closure import MinibatchClosure
 
 
 def data_root() -> Path:
@@ -48,8 +49,6 @@ def data_root() -> Path:
 
 
 def load_train(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    from topograph.data import load_dataset
-
     ds = load_dataset("fashion-mnist", root=data_root(), flatten=True, limit_train=n, limit_test=1000)
     return ds.splits["train"]
 
@@ -108,19 +107,17 @@ def minibatch_table(x, y, *, batch: int, repeats: int, rbo_steps: int, rbo_max_s
                     continue
                 closure, opt = st["closure"], st["opt"][0]
                 st["model"].train()
-                f0, k0 = closure.forward_evals, closure.backward_evals
+                f0, k0 = closure.work.forward_passes, closure.work.backward_passes
                 t0 = time.perf_counter()
                 for i in range(b0, b1):
                     idx = perm[i * batch:(i + 1) * batch]
                     closure.batch = (x[idx], y[idx])
                     opt.step(closure)
-                if hasattr(opt, "wait_background"):  # GE's background draws count in its own block
-                    opt.wait_background()
                 rec = spent[name]
                 rec[0] += time.perf_counter() - t0
                 rec[1] += b1 - b0
-                rec[2] += closure.forward_evals - f0
-                rec[3] += closure.backward_evals - k0
+                rec[2] += closure.work.forward_passes - f0
+                rec[3] += closure.work.backward_passes - k0
         for name, (sec, done, fwd, bwd) in spent.items():
             scale = steps / done
             state[name]["epochs"].append((sec * scale, fwd / done, bwd / done))
@@ -167,7 +164,8 @@ def full_batch_table(x, y, *, iters: int, history: int, runs: int) -> list[dict]
             with torch.no_grad():
                 final = float(F.cross_entropy(model(x), y))
             row = {"optimizer": name, "iters": n_iter, "iter_ms": 1e3 * elapsed / max(n_iter, 1),
-                   "fwd": closure.forward_evals / max(n_iter, 1), "bwd": closure.backward_evals / max(n_iter, 1),
+                   "fwd": closure.work.forward_passes / max(n_iter, 1),
+                   "bwd": closure.work.backward_passes / max(n_iter, 1),
                    "loss": final}
             if name not in best or row["iter_ms"] < best[name]["iter_ms"]:
                 best[name] = row

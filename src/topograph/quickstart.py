@@ -23,7 +23,10 @@ from typing import Any
 
 import torch
 
+from topograph.curvature import curvature_summary
 from topograph.io import atomic_write_text
+from topograph.landscape import trajectory_map
+from topograph.paths.report import compare_solutions
 from topograph.runs.quickstart import DEFAULT_OUT, QuickstartResult, quickstart_configs, run_quickstart
 from topograph.runs.store import CHECKPOINT_FILE, SUMMARY_FILE
 
@@ -107,8 +110,6 @@ def _analyse(report: QuickstartReport, out_dir: Path, progress: bool) -> None:
     t = time.perf_counter()
     figure = analysis / "surface.png"
     if not figure.exists():
-        from topograph.landscape import trajectory_map
-
         trajectories = [(name, run.snapshots()[1]) for name, run in runs.items()]
         trajectory_map(objective, trajectories, path=figure, center_label="adam",
                        resolution=25, out=analysis / "surface.h5", progress=progress)
@@ -119,8 +120,6 @@ def _analyse(report: QuickstartReport, out_dir: Path, progress: bool) -> None:
     t = time.perf_counter()
 
     def curvature() -> dict[str, dict[str, float]]:
-        from topograph.curvature import curvature_summary
-
         out = {}
         for name, obj in objectives.items():
             s = curvature_summary(obj, trace_probes=30)
@@ -135,8 +134,6 @@ def _analyse(report: QuickstartReport, out_dir: Path, progress: bool) -> None:
     t = time.perf_counter()
 
     def barrier() -> dict[str, dict[str, float]]:
-        from topograph.paths.report import compare_solutions
-
         a = objectives["sgd"].flat_params()
         b = objective.flat_params()
         results = compare_solutions(objective, a, b, analysis / "paths", steps=150, points=31,

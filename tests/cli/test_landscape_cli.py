@@ -45,9 +45,10 @@ def test_surface_command_writes_file_and_plots(run_dir, tmp_path, capsys):
     rc = main(["surface", str(run_dir), "--resolution", "3", "--out", str(out), "--trajectory"])
     assert rc == 0 and "(0 computed now" in capsys.readouterr().out
     # without --range the map's window holds the whole projected path
-    from topograph.landscape import project, run_snapshots
+    from topograph.landscape import project
+    from topograph.runs import Run
 
-    steps, snaps = run_snapshots(run_dir)
+    steps, snaps = Run.open(run_dir).snapshots()
     coords = project(snaps, s.directions, steps=steps).coordinates
     for axis, c in zip(s.axes, np.asarray(coords).T):
         assert axis.min() <= c.min() and c.max() <= axis.max()

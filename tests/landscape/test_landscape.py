@@ -261,18 +261,18 @@ def test_resumption_computes_only_missing_points(tmp_path):
     out = tmp_path / "s.h5"
     whole = compute_surface(obj, d, resolution=5, block_size=4, progress=False)
     part = compute_surface(obj, d, resolution=5, block_size=4, out=out, max_blocks=2, progress=False)
-    assert part.points_computed == 8 and part.done.sum() == 8 and not part.complete
+    assert part.work.forward_passes == 8 and part.done.sum() == 8 and not part.complete
     calls_before = obj.work.forward_passes
     seen = []
     rest = compute_surface(obj, d, resolution=5, block_size=4, out=out, progress=False,
                            on_block=lambda k, total: seen.append((k, total)))
-    assert rest.points_computed == 17 and seen[-1] == (17, 17)
+    assert rest.work.forward_passes == 17 and seen[-1] == (17, 17)
     assert obj.work.forward_passes - calls_before == 17
     assert rest.complete
     np.testing.assert_array_equal(rest.loss, whole.loss)
     np.testing.assert_array_equal(rest.accuracy, whole.accuracy)
     again = compute_surface(obj, d, resolution=5, out=out, progress=False)
-    assert again.points_computed == 0
+    assert again.work.forward_passes == 0
     loaded = Surface.load(out)
     np.testing.assert_array_equal(loaded.loss, whole.loss)
     assert loaded.directions.seed == 1 and loaded.settings["directions"]["options"]["norm"] == "filter"

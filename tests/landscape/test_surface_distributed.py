@@ -38,7 +38,7 @@ SCRIPT = textwrap.dedent('''
         obj, d = setup()
         s = compute_surface(obj, d, resolution=(5, 4), block_size=3, out=sys.argv[1], progress=False)
         np.save(f"{sys.argv[2]}-rank{dist.get_rank()}.npy", s.loss)
-        np.save(f"{sys.argv[2]}-count{dist.get_rank()}.npy", np.array(s.points_computed))
+        np.save(f"{sys.argv[2]}-count{dist.get_rank()}.npy", np.array(s.work.forward_passes))
         dist.destroy_process_group()
 ''')
 

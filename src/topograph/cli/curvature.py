@@ -43,12 +43,19 @@ def command(path: Path, split: str, batch_size: int | None, top_k: int, trace_pr
         raise UsageError(f"PATH {str(path)!r} does not exist; give a run directory or a checkpoint file")
     if out is not None:
         check_writable(out, label="--out")
-    from topograph.cli.console import make_console
     from rich.table import Table
 
+    from topograph.cli.console import make_console
     from topograph.curvature import (
-        HessianOperator, estimate_trace, lanczos, layer_curvature, measures_along_trajectory,
-        negative_curvature_from_density, plot_along, plot_density, spectral_density,
+        HessianOperator,
+        estimate_trace,
+        lanczos,
+        layer_curvature,
+        measures_along_trajectory,
+        negative_curvature_from_density,
+        plot_along,
+        plot_density,
+        spectral_density,
     )
     from topograph.curvature.measures import epsilon_sharpness
     from topograph.runs import Run, load_model

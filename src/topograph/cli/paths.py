@@ -23,8 +23,8 @@ from pathlib import Path
 
 import click
 
-from topograph.errors import UsageError
 from topograph.cli.checks import check_writable
+from topograph.errors import UsageError
 
 METHOD_CHOICES = ["fourier", "bezier", "polychain", "neb", "linear"]
 #: the folder inside --out where searches and the pairs of a matrix checkpoint (resumed by a rerun)
@@ -126,10 +126,10 @@ def _run_set(dirs, method, path_objective, steps, points, lr, out: Path | None) 
     for d in dirs:
         if not Path(d).exists():
             raise UsageError(f"{d}: no such run directory")
+    from topograph.io import atomic_write_text
     from topograph.paths import solutions as sol
     from topograph.paths.plots import plot_barrier_matrix, plot_disconnectivity, plot_embedding
     from topograph.paths.report import make_finder
-    from topograph.io import atomic_write_text
     from topograph.runs import Run
 
     runs = [Run.open(d) for d in dirs]

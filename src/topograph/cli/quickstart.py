@@ -21,7 +21,6 @@ from topograph.cli.checks import check_writable
 def command(out_dir: str, quiet: bool, train_only: bool) -> None:
     """Train SGD, SGD+momentum and Adam on digits; map, measure and connect their solutions."""
     from topograph.cli.console import make_console
-
     from topograph.quickstart import analysis_table, earlier_results, run
 
     check_writable(out_dir, label="--out")

@@ -27,9 +27,9 @@ def command(name: str | None, list_: bool, quick: bool, out: str, storage: str |
 
     Needs the studies extra: pip install 'topograph[studies]'.
     """
-    from topograph.cli.console import make_console
     from rich.table import Table
 
+    from topograph.cli.console import make_console
     from topograph.studies.runner import list_studies, run_study
 
     console = make_console(140)

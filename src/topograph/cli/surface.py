@@ -116,8 +116,7 @@ def command(source, dim, range_, resolution, norm, keep_1d, seed, split, batch_s
 def _surface(path, dim, range_, resolution, norm, keep_1d, seed, split, batch_size, batch_seed, trajectory,
              engine, out, plot) -> None:
     from topograph.core import Objective
-    from topograph.landscape import (compute_surface, pca_directions, project, random_directions,
-                                     run_snapshots)
+    from topograph.landscape import compute_surface, pca_directions, project, random_directions
     from topograph.landscape.trajectory import covering_range
     from topograph.runs import Run, load_model
 
@@ -132,7 +131,9 @@ def _surface(path, dim, range_, resolution, norm, keep_1d, seed, split, batch_si
                          f"most {n_split}, or leave the option out to use the whole split")
     paths = []
     if trajectory:
-        steps, snaps = run_snapshots(run.path)
+        steps, snaps = run.snapshots()
+        if snaps.numel() == 0:
+            raise UsageError(f"{run.path}: the run saved no parameter snapshots; train with snapshots enabled")
         directions = pca_directions(objective, snaps, center=objective.flat_params(), ignore_1d=not keep_1d)
         paths = [project(snaps, directions, label=run.name, steps=steps)]
         grid_range = tuple(range_) if range_ is not None else covering_range(paths)
@@ -152,7 +153,7 @@ def _surface(path, dim, range_, resolution, norm, keep_1d, seed, split, batch_si
     centre = objective.evaluate(split=split) if batch_size is None else None
     where = (f"loss at the centre {centre.loss:.5g}, accuracy {centre.accuracy:.4g}" if centre is not None
              else "loss at the grid point nearest the centre {:.5g}".format(surf.value_at(*[0.0] * dim)[0]))
-    click.echo(f"{out_path}: {surf.done.sum()}/{surf.done.size} points ({surf.points_computed} computed "
+    click.echo(f"{out_path}: {surf.done.sum()}/{surf.done.size} points ({surf.work.forward_passes} computed "
                f"now, {surf.seconds:.1f} s, {surf.engine} engine); {where}")
     for tr in paths:
         click.echo(f"trajectory {tr.label}: {len(tr.coordinates)} snapshots, explained variance "

@@ -25,7 +25,6 @@ from topograph.cli.checks import check_writable
 def command(config: str, overrides: tuple[str, ...], out_dir: str | None, quiet: bool) -> None:
     """Train the runs of CONFIG.toml (resumable; finished runs are not redone)."""
     from topograph.cli.console import make_console
-
     from topograph.runs.config import load_config
     from topograph.runs.report import results_table
     from topograph.runs.trainer import train_all

@@ -17,15 +17,13 @@ Two implementations sit behind :meth:`Objective.hvp_function`:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 import torch
 from torch import Tensor
 
 from topograph.core.params import ParamDict
-
-if TYPE_CHECKING:  # the objective imports this module; the annotation only names it
-    from topograph.core.objective import Objective
+from topograph.core.protocol import DataObjective
 
 HVPMethod = Literal["double_backward", "forward_over_reverse"]
 HVP_METHODS = ("double_backward", "forward_over_reverse")
@@ -41,7 +39,7 @@ class HessianVectorProduct:
     ``batchnorm="recompute"`` the statistics are re-estimated at θ once and then held fixed.
     """
 
-    def __init__(self, objective: Objective, theta: Tensor, *, split: str, batch, params, method: HVPMethod,
+    def __init__(self, objective: DataObjective, theta: Tensor, *, split: str, batch, params, method: HVPMethod,
                  keep_graph: bool | None) -> None:
         self.objective = objective
         self.split, self.batch, self.method = split, batch, method
@@ -56,7 +54,7 @@ class HessianVectorProduct:
             self.size = sub.size
         else:
             self.size = spec.size
-        self.n = objective._n(split, batch)
+        self.n = int(batch[0].shape[0]) if batch is not None else objective.num_samples(split)
         self.keep_graph = self.n <= KEEP_GRAPH_SAMPLES if keep_graph is None else bool(keep_graph)
         self._graphs: list[tuple[Tensor, Tensor]] | None = None
         self._gradient: Tensor | None = None

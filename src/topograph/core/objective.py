@@ -206,10 +206,10 @@ class Objective:
             raise UsageError(f"split {split!r} is not in this objective's data; known: {known}")
         if split not in self._moved:
             x, y = self.splits[split]
-            self._moved[split] = (self._layout(x.to(self.device)), y.to(self.device))
+            self._moved[split] = (self.layout(x.to(self.device)), y.to(self.device))
         return self._moved[split]
 
-    def _layout(self, x: Tensor) -> Tensor:
+    def layout(self, x: Tensor) -> Tensor:
         """Images of a conv net in the channels-last layout on the CPU (oneDNN's convolutions
         read it without a reorder; see ``benchmarks/surface.py``)."""
         if self._channels_last and x.ndim == 4 and x.is_floating_point():
@@ -233,14 +233,15 @@ class Objective:
         """The (inputs, targets) chunks that one evaluation runs over."""
         if batch is not None:
             x, y = batch
-            yield self._layout(x.to(self.device)), y.to(self.device)
+            yield self.layout(x.to(self.device)), y.to(self.device)
             return
         x, y = self._split(split)
         size = self.chunk_size
         for i in range(0, x.shape[0], size):
             yield x[i:i + size], y[i:i + size]
 
-    def _n(self, split: str, batch: Batch | None) -> int:
+    def samples(self, split: str = "train", batch: Batch | None = None) -> int:
+        """How many samples a call on ``split`` (or on ``batch``) averages over."""
         return int(batch[0].shape[0]) if batch is not None else self.num_samples(split)
 
     def first_layer(self, *, split: str = "train", batch: Batch | None = None) -> tuple[FirstLayer | None, str]:
@@ -255,7 +256,7 @@ class Objective:
             if example is None:
                 return None, "there is no data to look at the model with"
             with self.mode():
-                self._first_layer = find_first_layer(self.module, self.spec, self._layout(example[:2].to(self.device)))
+                self._first_layer = find_first_layer(self.module, self.spec, self.layout(example[:2].to(self.device)))
         return self._first_layer
 
     # ------------------------------------------------------------------ module calls
@@ -298,7 +299,7 @@ class Objective:
     def evaluate(self, theta: Theta | None = None, *, split: str = "train", batch: Batch | None = None) -> Evaluation:
         """Loss and accuracy at θ on a split (in chunks) or on one batch."""
         losses, accs = self.evaluate_many(self._flat(theta).unsqueeze(0), split=split, batch=batch)
-        return Evaluation(float(losses[0]), float(accs[0]), self._n(split, batch))
+        return Evaluation(float(losses[0]), float(accs[0]), self.samples(split, batch))
 
     def loss(self, theta: Theta | None = None, *, split: str = "train", batch: Batch | None = None) -> float:
         """L(θ) on a split or one batch, as a Python float."""
@@ -316,7 +317,7 @@ class Objective:
         For every data chunk, a forward pass per point (the chunk stays in cache across points).
         """
         thetas = self._check_points(thetas).to(self.device)
-        k, n = thetas.shape[0], self._n(split, batch)
+        k, n = thetas.shape[0], self.samples(split, batch)
         losses = torch.zeros(k, dtype=torch.float64, device=self.device)
         correct = torch.zeros(k, dtype=torch.float64, device=self.device)
         has_acc = True
@@ -338,7 +339,7 @@ class Objective:
     def losses(self, thetas: Tensor, *, split: str = "train", batch: Batch | None = None) -> Tensor:
         """Differentiable losses of K points ``thetas`` (K×P) → a tensor of length K."""
         thetas = self._check_points(thetas)
-        n = self._n(split, batch)
+        n = self.samples(split, batch)
         points = [self.spec.unflatten(thetas[i]) for i in range(thetas.shape[0])]
         out = []
         with self.mode():
@@ -360,7 +361,7 @@ class Objective:
         """(L(θ), ∇L(θ)); the gradient is flat if θ was flat or None, else a dict."""
         flat = self._flat(theta).detach().requires_grad_(True)
         params = self.spec.unflatten(flat)
-        n = self._n(split, batch)
+        n = self.samples(split, batch)
         grad = torch.zeros_like(flat)
         total = 0.0
         with self.mode():

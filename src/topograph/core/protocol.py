@@ -9,10 +9,12 @@ themselves (chunks, splits, the first-layer shortcut) take an ``Objective``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from typing import Any, Protocol, runtime_checkable
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from topograph.core.params import ParamSpec
 from topograph.core.work import Work
@@ -53,4 +55,22 @@ class ObjectiveLike(Protocol):
     def hvp(self, theta: Any, v: Tensor, *, split: str = "train", batch: Any = None, method: Any = None) -> Tensor: ...
 
 
-__all__ = ["ObjectiveLike"]
+class DataObjective(ObjectiveLike, Protocol):
+    """An objective over a module and data (:class:`~topograph.core.Objective`): what the Hessian
+    products, the subspace evaluator and the exact trace use beyond :class:`ObjectiveLike`."""
+
+    module: nn.Module
+    loss_fn: Callable[[Tensor, Tensor], Tensor]
+    batchnorm: str
+
+    def mode(self) -> AbstractContextManager[None]: ...
+
+    def chunks(self, split: str = "train", batch: Any = None) -> Iterator[tuple[Tensor, Tensor]]: ...
+
+    def buffers_at(self, params: Mapping[str, Tensor]) -> dict[str, Tensor]: ...
+
+    def terms(self, params: Mapping[str, Tensor], x: Tensor, y: Tensor,
+              buffers: Mapping[str, Tensor] | None = None) -> tuple[Tensor, Tensor | None]: ...
+
+
+__all__ = ["DataObjective", "ObjectiveLike"]

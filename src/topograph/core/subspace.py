@@ -264,7 +264,7 @@ class SubspaceEvaluator:
         for g, (x, y) in zip(products, chunks):
             for i in range(k):
                 z = self._pre_activations(first, full[i:i + 1], g, g.shape[1:])[0]
-                out = runner.run(points[i], obj._layout(z), x)
+                out = runner.run(points[i], obj.layout(z), x)
                 losses[i] += obj.loss_fn(out, y).double() * y.shape[0]
                 c = obj.accuracy_fn(out, y) if obj.accuracy_fn is not None else None
                 if c is None:
@@ -344,7 +344,7 @@ class SubspaceEvaluator:
         obj = self.objective
         if first is None:
             return obj.losses(self.points(coef), split=split, batch=batch)
-        n = obj._n(split, batch)
+        n = obj.samples(split, batch)
         full = self._full(coef)
         later = later_parameters(first, obj.spec, self.centre, self.vectors, coef)
         total = 0

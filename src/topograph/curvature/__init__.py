@@ -13,20 +13,37 @@ measures at a point and :mod:`~topograph.curvature.along` along trajectories and
 """
 
 from topograph.curvature.along import (
-    AlongResult, measures_along, measures_along_trajectory, plot_along,
+    AlongResult,
+    measures_along,
+    measures_along_trajectory,
+    plot_along,
 )
 from topograph.curvature.density import plot_density, spectral_density
 from topograph.curvature.exact_trace import (
-    ExactTraceResult, exact_trace, ggn_trace, supports_exact_trace,
+    ExactTraceResult,
+    exact_trace,
+    ggn_trace,
+    supports_exact_trace,
 )
 from topograph.curvature.lanczos import lanczos
 from topograph.curvature.measures import (
-    EpsilonSharpness, LayerCurvature, NegativeCurvature, PointMeasures, curvature_summary,
-    epsilon_sharpness, estimate_trace, layer_curvature, measure_point, negative_curvature,
+    EpsilonSharpness,
+    LayerCurvature,
+    NegativeCurvature,
+    PointMeasures,
+    curvature_summary,
+    epsilon_sharpness,
+    estimate_trace,
+    layer_curvature,
+    measure_point,
+    negative_curvature,
     negative_curvature_from_density,
 )
 from topograph.curvature.operators import (
-    GaussNewtonOperator, HessianOperator, LinearOperator, MatrixOperator,
+    GaussNewtonOperator,
+    HessianOperator,
+    LinearOperator,
+    MatrixOperator,
 )
 from topograph.curvature.power import power_iteration
 from topograph.curvature.results import DensityResult, EigenResult, TraceResult

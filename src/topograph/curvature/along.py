@@ -18,9 +18,9 @@ import torch
 from torch import Tensor
 
 from topograph.curvature._plotting import new_figure
-from topograph.io import save_figure
 from topograph.curvature.measures import PointMeasures, measure_point
 from topograph.errors import UsageError
+from topograph.io import save_figure
 
 PLOTTED = ("loss", "top_eigenvalue", "trace", "epsilon_sharpness", "negative_fraction")
 LABELS = {
@@ -123,14 +123,10 @@ def measures_along_trajectory(
 ) -> AlongResult:
     """:func:`measure_point` at every snapshot of a training run.
 
-    ``run`` is a :class:`topograph.runs.Run` or a run directory; its ``snapshots()`` give the
-    (epoch, step) labels and the S×P stack of points, its ``objective()`` the objective (unless
-    one is passed).
+    ``run`` is a :class:`topograph.runs.Run` (``Run.open(path)``) or anything with its two
+    calls: ``snapshots()`` gives the (epoch, step) labels and the S×P stack of points,
+    ``objective()`` the objective (unless one is passed).
     """
-    if isinstance(run, (str, os.PathLike)):
-        from topograph.runs import Run
-
-        run = Run.open(run)
     snaps, points = run.snapshots()
     if len(snaps) == 0:
         raise UsageError("the run has no snapshots: train with snapshots enabled")

@@ -24,15 +24,15 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from topograph.core.work import Work
 from topograph.curvature._plotting import new_figure
-from topograph.io import save_figure
 from topograph.curvature._random import generator
 from topograph.curvature._random import probes as draw_probes
 from topograph.curvature.lanczos import lanczos_tridiagonal
 from topograph.curvature.operators import LinearOperator
 from topograph.curvature.results import DensityResult
-from topograph.core.work import Work
 from topograph.errors import UsageError
+from topograph.io import save_figure
 
 
 def gaussian_density(nodes: Tensor, weights: Tensor, grid: Tensor, sigma: float) -> Tensor:

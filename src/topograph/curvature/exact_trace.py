@@ -43,8 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from topograph.curvature.results import TraceResult
 from topograph.core.work import Work
+from topograph.curvature.results import TraceResult
 from topograph.errors import UsageError
 
 #: parameter-free elementwise activations that are piecewise linear (tr H = tr GGN)

@@ -42,10 +42,10 @@ from typing import Literal
 import torch
 from torch import Tensor
 
-from topograph.curvature._random import generator
 from topograph.core.linalg import LinearOperator, Tridiagonal, lanczos_tridiagonal
-from topograph.curvature.results import EigenResult
 from topograph.core.work import Work
+from topograph.curvature._random import generator
+from topograph.curvature.results import EigenResult
 from topograph.errors import UsageError
 
 Which = Literal["LA", "SA", "both"]

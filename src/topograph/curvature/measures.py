@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from topograph.core.work import Work
 from topograph.curvature._random import generator
 from topograph.curvature.density import spectral_density
 from topograph.curvature.exact_trace import exact_trace, supports_exact_trace
@@ -30,7 +31,6 @@ from topograph.curvature.lanczos import lanczos
 from topograph.curvature.operators import HessianOperator
 from topograph.curvature.results import DensityResult, EigenResult, TraceResult
 from topograph.curvature.trace import hutchinson, hutchpp
-from topograph.core.work import Work
 from topograph.errors import UsageError
 
 TRACE_METHODS = ("hutch++", "hutchinson", "exact", "auto")

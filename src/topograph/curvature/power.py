@@ -13,10 +13,10 @@ import time
 import torch
 from torch import Tensor
 
+from topograph.core.work import Work
 from topograph.curvature._random import generator
 from topograph.curvature.operators import LinearOperator
 from topograph.curvature.results import EigenResult
-from topograph.core.work import Work
 from topograph.errors import UsageError
 
 

@@ -20,11 +20,11 @@ import time
 import torch
 from torch import Tensor
 
+from topograph.core.work import Work
 from topograph.curvature._random import generator
 from topograph.curvature._random import probes as draw_probes
 from topograph.curvature.operators import LinearOperator
 from topograph.curvature.results import TraceResult
-from topograph.core.work import Work
 from topograph.errors import UsageError
 
 

@@ -6,7 +6,13 @@ checksums.  (The analytic 2-D landscapes live in :mod:`topograph.data.analytic`.
 """
 
 from topograph.data.dataset import (
-    SOURCES, TARGETS, Dataset, RawData, dataset_from_tensors, load_dataset, pixel_permutation,
+    SOURCES,
+    TARGETS,
+    Dataset,
+    RawData,
+    dataset_from_tensors,
+    load_dataset,
+    pixel_permutation,
 )
 from topograph.data.download import ENV_VAR, data_dir
 from topograph.data.idx import read_idx, write_idx

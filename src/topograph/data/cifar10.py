@@ -34,7 +34,8 @@ import numpy as np
 import torch
 
 from topograph.data.dataset import RawData
-from topograph.data.download import ENV_VAR, data_dir, download as download_file, md5_file, verify_files
+from topograph.data.download import ENV_VAR, data_dir, md5_file, verify_files
+from topograph.data.download import download as download_file
 from topograph.data.safe_pickle import safe_load
 from topograph.errors import UsageError
 

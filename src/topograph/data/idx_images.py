@@ -41,7 +41,14 @@ import torch
 
 from topograph.data.dataset import RawData
 from topograph.data.download import (
-    ENV_VAR, data_dir, download as download_file, md5_file, read_sha256sums, sha256_file,
+    ENV_VAR,
+    data_dir,
+    md5_file,
+    read_sha256sums,
+    sha256_file,
+)
+from topograph.data.download import (
+    download as download_file,
 )
 from topograph.data.idx import IMAGES_MAGIC, LABELS_MAGIC, content_sha256, read_idx_and_sha256
 from topograph.errors import UsageError

@@ -23,24 +23,21 @@ from topograph.landscape.directions import (
     random_directions,
     user_directions,
 )
+from topograph.landscape.plots import (
+    batch_size_panel,
+    color_limits,
+    contour_plot,
+    curve_plot,
+    save_figure,
+    surface_3d_plot,
+)
+from topograph.landscape.quick import TrajectoryMap, trajectory_map
 from topograph.landscape.surface import Surface, compute_surface, fixed_batch, grid_axes
-from topograph.landscape.trajectory import Trajectory, project, run_snapshots
+from topograph.landscape.trajectory import Trajectory, project
 
 __all__ = [
-    "Directions", "Surface", "Trajectory", "compute_surface",
+    "Directions", "Surface", "Trajectory", "TrajectoryMap", "batch_size_panel", "color_limits", "compute_surface",
+    "contour_plot", "curve_plot", "save_figure", "surface_3d_plot", "trajectory_map",
     "fixed_batch", "grid_axes", "interpolation_directions", "pca_directions", "plane_directions",
-    "project", "random_directions", "run_snapshots", "user_directions",
+    "project", "random_directions", "user_directions",
 ]
-
-
-def __getattr__(name: str):  # plots and the quickstart map import matplotlib: load lazily
-    if name in ("contour_plot", "curve_plot", "surface_3d_plot", "batch_size_panel", "color_limits",
-                "save_figure"):
-        from topograph.landscape import plots
-
-        return getattr(plots, name)
-    if name in ("trajectory_map", "TrajectoryMap"):
-        from topograph.landscape import quick
-
-        return getattr(quick, name)
-    raise AttributeError(f"module 'topograph.landscape' has no attribute {name!r}")

@@ -59,9 +59,9 @@ def model_fingerprint(objective: Any, center: Tensor) -> str:
 
 def versions() -> dict[str, str]:
     """Versions of the packages that made a result."""
-    import h5py
-
     from importlib.metadata import PackageNotFoundError, version
+
+    import h5py
 
     try:
         tg = version("topograph")

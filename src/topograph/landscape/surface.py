@@ -25,11 +25,13 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
+from topograph.core import Work
+from topograph.core.subspace import SubspaceEvaluator
 from topograph.errors import UsageError
 from topograph.landscape import storage
 from topograph.landscape.directions import Directions
-from topograph.core.subspace import SubspaceEvaluator
 
 
 @dataclass
@@ -46,7 +48,8 @@ class Surface:
     settings: everything that defines the result (grid, split, batch, directions metadata).
     engine: ``"first-layer"`` or ``"generic"``.
     path: the HDF5 file, if any.
-    seconds: wall time of this call; points_computed: how many points this call evaluated.
+    seconds: wall time of this call; work: what this call spent (a grid point is one forward pass
+        over the data, :class:`~topograph.core.Work`).
     """
 
     axes: list[np.ndarray]
@@ -58,7 +61,7 @@ class Surface:
     engine: str = "generic"
     path: Path | None = None
     seconds: float = 0.0
-    points_computed: int = 0
+    work: Work = field(default_factory=Work)
     model_fingerprint: str = ""
     data_fingerprint: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
@@ -141,8 +144,6 @@ def _data_digest(objective: Any, split: str, batch) -> str:
 
 
 def _process_group():
-    import torch.distributed as dist
-
     if dist.is_available() and dist.is_initialized():
         return dist, dist.get_rank(), dist.get_world_size()
     return None, 0, 1
@@ -224,20 +225,8 @@ def compute_surface(
     data_fp = _data_digest(objective, split, batch)
     dist, rank, world = _process_group()
     path = Path(out) if out is not None else None
-
-    done = np.zeros(shape, dtype=bool)
-    if path is not None and rank == 0:
-        if path.exists():
-            storage.check(path, settings=settings, model_fp=model_fp, data_fp=data_fp,
-                          vectors=directions.vectors)
-        else:
-            storage.create(path, axes=axes, center=directions.center, vectors=directions.vectors,
-                           settings=settings, model_fp=model_fp, data_fp=data_fp, engine=resolved)
-        done = storage.read_done(path)
-    if dist is not None:
-        box = [done]
-        dist.broadcast_object_list(box, src=0)
-        done = box[0]
+    done = _open_grid(path, rank, dist, shape, axes=axes, directions=directions, settings=settings,
+                      model_fp=model_fp, data_fp=data_fp, engine=resolved)
 
     loss = np.full(int(np.prod(shape)), np.nan)
     acc = np.full(int(np.prod(shape)), np.nan)
@@ -278,7 +267,26 @@ def compute_surface(
     else:
         done_flat[pending[:computed]] = True
     return Surface(axes, loss.reshape(shape), acc.reshape(shape), done_flat.reshape(shape), directions,
-                   settings, resolved, path, time.perf_counter() - t0, computed, model_fp, data_fp)
+                   settings, resolved, path, time.perf_counter() - t0, Work(forward_passes=computed), model_fp, data_fp)
+
+
+def _open_grid(path: Path | None, rank: int, dist, shape: tuple[int, ...], *, axes, directions: Directions,
+               settings: dict[str, Any], model_fp: str, data_fp: str, engine: str) -> np.ndarray:
+    """The grid's done-mask: from the file (created, or checked to hold the same computation) on
+    rank 0, broadcast to every rank."""
+    done = np.zeros(shape, dtype=bool)
+    if path is not None and rank == 0:
+        if path.exists():
+            storage.check(path, settings=settings, model_fp=model_fp, data_fp=data_fp, vectors=directions.vectors)
+        else:
+            storage.create(path, axes=axes, center=directions.center, vectors=directions.vectors,
+                           settings=settings, model_fp=model_fp, data_fp=data_fp, engine=engine)
+        done = storage.read_done(path)
+    if dist is not None:
+        box = [done]
+        dist.broadcast_object_list(box, src=0)
+        done = box[0]
+    return done
 
 
 __all__ = ["Surface", "compute_surface", "fixed_batch", "grid_axes"]

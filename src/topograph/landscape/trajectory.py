@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -77,28 +76,17 @@ def project(snapshots: Tensor, directions: Directions, *, label: str = "",
     return Trajectory(label, coords.numpy(), frac.numpy(), list(steps or []))
 
 
-def run_snapshots(path: str | Path) -> tuple[list[tuple[float, int]], Tensor]:
-    """``(labels, S×P snapshots)`` of a saved run (``topograph.runs.Run.open(path).snapshots()``)."""
-    from topograph.runs import Run
-
-    labels, snaps = Run.open(path).snapshots()
-    if snaps.numel() == 0:
-        raise UsageError(f"{path}: the run saved no parameter snapshots; train with snapshots enabled")
-    return labels, snaps
-
-
 def as_snapshot_stack(source: Any) -> tuple[list[tuple[float, int]], Tensor]:
-    """Accept an S×P tensor, a list of flat vectors or a run directory."""
-    if isinstance(source, (str, Path)):
-        return run_snapshots(source)
+    """Accept an S×P tensor or a list of flat vectors (a run's come from ``Run.snapshots()``)."""
     if isinstance(source, Tensor):
         return [], source
     if isinstance(source, (list, tuple)) and source and isinstance(source[0], Tensor):
         return [], torch.stack([s.reshape(-1) for s in source])
-    raise UsageError("a trajectory must be an S×P tensor, a list of flat vectors or a run directory")
+    raise UsageError("a trajectory must be an S×P tensor or a list of flat vectors (for a run: "
+                     "topograph.runs.Run.open(path).snapshots())")
 
 
-__all__ = ["Trajectory", "as_snapshot_stack", "project", "run_snapshots"]
+__all__ = ["Trajectory", "as_snapshot_stack", "project"]
 
 
 def covering_range(trajectories: Sequence[Trajectory], *, margin: float = 0.15) -> list[tuple[float, float]]:

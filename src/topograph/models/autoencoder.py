@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from topograph.models.common import activation as make_activation, positive_int
+from topograph.models.common import activation as make_activation
+from topograph.models.common import positive_int
 
 
 class Autoencoder(nn.Module):

@@ -5,7 +5,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from topograph.errors import UsageError
-from topograph.models.common import activation as make_activation, as_images, positive_int
+from topograph.models.common import activation as make_activation
+from topograph.models.common import as_images, positive_int
 
 
 class SmallCNN(nn.Module):

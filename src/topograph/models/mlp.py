@@ -7,7 +7,8 @@ from collections.abc import Sequence
 from torch import nn
 
 from topograph.errors import UsageError
-from topograph.models.common import activation as make_activation, positive_int
+from topograph.models.common import activation as make_activation
+from topograph.models.common import positive_int
 
 
 class MLP(nn.Sequential):

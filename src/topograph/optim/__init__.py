@@ -1,20 +1,17 @@
-"""Optimizers: topograph's landscape-aware ones and the registry that builds any of them by name.
+"""Optimizers: topograph's landscape-aware ones, the training closure, and the registry that
+builds any optimizer by name.
 
 All are ``torch.optim.Optimizer`` subclasses driven by ``step(closure)`` with
-``closure(backward: bool = True)`` (:mod:`topograph.optim.closure`).  The classes are imported
-lazily, so ``import topograph.optim`` stays cheap and the registry works before every
-optimizer module exists::
+``closure(backward: bool = True)`` (:mod:`topograph.optim.closure`)::
 
     from topograph.optim import build_optimizer, RollingBall
     opt = build_optimizer("momentum", model.parameters(), lr=0.05)
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import Any
-
-from topograph.optim import registry
+from topograph.optim.closure import MinibatchClosure, Span
+from topograph.optim.guided import GuidedExploration
+from topograph.optim.line_search import bracket_golden_search, golden_section_search
+from topograph.optim.quasi_newton import QuasiNewton
 from topograph.optim.registry import (
     OPTIMIZERS,
     OptimizerSpec,
@@ -26,23 +23,11 @@ from topograph.optim.registry import (
     optimizer_names,
     optimizer_spec,
 )
+from topograph.optim.rolling_ball import RollingBall
+from topograph.optim.sam import SAM
 
-_LAZY = {
-    "RollingBall": "topograph.optim.rolling_ball",
-    "QuasiNewton": "topograph.optim.quasi_newton",
-    "GuidedExploration": "topograph.optim.guided",
-    "SAM": "topograph.optim.sam",
-    "MinibatchClosure": "topograph.optim.closure",
-    "golden_section_search": "topograph.optim.line_search",
-}
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'topograph.optim' has no attribute {name!r}")
-
-
-# the lazy classes (RollingBall, QuasiNewton, GuidedExploration, SAM) are left out of __all__ so
-# that `from topograph.optim import *` works while one of their modules is still missing
-__all__ = list(registry.__all__)
+__all__ = [
+    "OPTIMIZERS", "SAM", "GuidedExploration", "MinibatchClosure", "OptimizerSpec", "QuasiNewton", "RollingBall",
+    "Span", "allowed_hyperparameters", "bracket_golden_search", "build_optimizer", "golden_section_search",
+    "hyperparameter_defaults", "is_full_batch", "optimizer_class", "optimizer_names", "optimizer_spec",
+]

@@ -50,6 +50,9 @@ from torch.optim import Optimizer
 from topograph.data.analytic import AnalyticLandscape, get_landscape
 from topograph.errors import UsageError
 from topograph.io import atomic_open, save_figure
+from topograph.optim.guided import GuidedExploration
+from topograph.optim.quasi_newton import QuasiNewton
+from topograph.optim.rolling_ball import RollingBall
 
 __all__ = [
     "BasinMap", "DEMO_LANDSCAPES", "LandscapeSettings", "OptimizerSetup", "SETTINGS", "SGDRResult",
@@ -117,10 +120,6 @@ def demo_optimizers(
 
     ``only`` keeps the setups whose label is listed (e.g. ``("GD", "Adam")``).
     """
-    from topograph.optim.guided import GuidedExploration
-    from topograph.optim.quasi_newton import QuasiNewton
-    from topograph.optim.rolling_ball import RollingBall
-
     s = settings_for(landscape)
     width = min(hi - lo for lo, hi in landscape.domain)
     setups = [

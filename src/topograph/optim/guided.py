@@ -81,43 +81,29 @@ from torch import Tensor, nn
 from torch.optim import Optimizer
 
 from topograph.core import Work, freeze_bn_stats
-from topograph.core.directions import normalize_directions
 from topograph.core.linalg import lanczos_tridiagonal
 from topograph.core.params import ParamSpec
 from topograph.errors import UsageError
 from topograph.optim.closure import accepts_backward, closure_span, evaluate_closure, require_closure
+from topograph.optim.probes import (
+    MinibatchHessian,
+    ProbeResult,
+    draw_directions,
+    loss_map,
+    probe_coefficients,
+    probe_point,
+    set_grads,
+    write_flat,
+)
+from topograph.optim.guided_settings import BIAS_KINDS, check_settings
 
 __all__ = ["BIAS_KINDS", "MODES", "GuidedCounts", "GuidedExploration", "ProbeResult"]
 
 MODES = ("slope", "saddle", "minimum")
-#: where the slope bias d comes from: the improving probes, or a random direction (ablation)
-BIAS_KINDS = ("probes", "random")
 #: decay of the exponential moving average ḡ of ‖g‖
 EMA_DECAY = 0.9
 #: absolute floor of the stationarity test (an exact critical point counts as stationary)
 GRAD_FLOOR = 1e-8
-
-
-@dataclass(frozen=True)
-class ProbeResult:
-    """The loss map of one exploration event (directions are regenerated from the event).
-
-    ``loss0`` = L(θ); ``loss_plus``/``loss_minus`` = L(θ ± σu_i); ``slopes`` ≈ gᵀu_i;
-    ``curvatures`` ≈ u_iᵀHu_i; ``direction_sq_norms`` = ‖u_i‖²; ``kappas`` = curvatures/‖u_i‖²;
-    ``lanczos_min``/``lanczos_max``: extreme Ritz values of the minibatch Hessian (``hvp_iters``).
-    """
-
-    event: int
-    sigma: float
-    loss0: float
-    loss_plus: tuple[float, ...]
-    loss_minus: tuple[float, ...]
-    slopes: tuple[float, ...]
-    curvatures: tuple[float, ...]
-    direction_sq_norms: tuple[float, ...]
-    kappas: tuple[float, ...]
-    lanczos_min: float | None = None
-    lanczos_max: float | None = None
 
 
 @dataclass(frozen=True)
@@ -189,7 +175,7 @@ class GuidedExploration(Optimizer):
         if not isinstance(base_optimizer, Optimizer) or isinstance(base_optimizer, GuidedExploration):
             raise UsageError("GuidedExploration: base_optimizer must be a torch.optim.Optimizer (not a "
                              f"GuidedExploration), got {type(base_optimizer).__name__}")
-        _check_settings(explore_every=explore_every, n_dirs=n_dirs, hvp_iters=hvp_iters, seed=seed, sigma=sigma,
+        check_settings(explore_every=explore_every, n_dirs=n_dirs, hvp_iters=hvp_iters, seed=seed, sigma=sigma,
                         sigma_max=sigma_max, sigma_growth=sigma_growth, beta=beta, margin=margin, tau_g=tau_g,
                         tau_c=tau_c, temperature=temperature, lookahead_alpha=lookahead_alpha, bias=bias)
         # torch.optim.Optimizer's machinery (step hooks); the groups are then the base's, so that
@@ -274,15 +260,7 @@ class GuidedExploration(Optimizer):
 
     def directions(self, theta: Tensor, seeds: list[int]) -> Tensor:
         """The (n, P) directions drawn from ``seeds`` at the flat point ``theta`` (module docstring, 1)."""
-        spec = self._spec()
-        raw = torch.empty(len(seeds), spec.size, dtype=torch.float32)
-        gen = torch.Generator()
-        for row, seed in zip(raw, seeds):
-            row.normal_(generator=gen.manual_seed(int(seed)))
-        u = raw.to(device=theta.device, dtype=theta.dtype)
-        if not self.filter_norm:
-            return u.mul_(math.sqrt(spec.size) / torch.linalg.vector_norm(u, dim=1, keepdim=True).clamp_min(1e-30))
-        return normalize_directions(spec, u, theta, norm="filter", ignore_1d=self.ignore_1d)
+        return draw_directions(self._spec(), theta, seeds, filter_norm=self.filter_norm, ignore_1d=self.ignore_1d)
 
     def _params(self) -> list[Tensor]:
         return [p for g in self.param_groups for p in g["params"] if p.requires_grad]
@@ -342,7 +320,7 @@ class GuidedExploration(Optimizer):
             lam_min, v_min, lam_max = self._lanczos(closure, params, theta0)
             result = replace(result, lanczos_min=lam_min, lanczos_max=lam_max)
             self.last_probe = result
-        _set_grads(params, saved)
+        set_grads(params, saved)
         stationary = grad_norm < max(self.tau_g * st["grad_norm_ema"], GRAD_FLOOR)
         neg_lanczos = v_min is not None and result.lanczos_min < -self.tau_c * abs(result.lanczos_max)
         saddle = min(result.kappas) < -self.tau_c or neg_lanczos
@@ -356,11 +334,11 @@ class GuidedExploration(Optimizer):
             j = int(np.argmin(result.kappas))
             value, k = min(probes[2 * j:2 * j + 2])
             if not moved and value < result.loss0:
-                self._jump(params, _probe_point(theta0, dirs, k, result.sigma))
+                self._jump(params, probe_point(theta0, dirs, k, result.sigma))
         elif mode == "minimum":
             value, k = min(probes)
             if value < result.loss0 - self.margin:
-                self._jump(params, _probe_point(theta0, dirs, k, result.sigma))
+                self._jump(params, probe_point(theta0, dirs, k, result.sigma))
             else:
                 st["sigma"] = min(result.sigma * self.sigma_growth, self.sigma_max)
         else:
@@ -382,28 +360,28 @@ class GuidedExploration(Optimizer):
             for w, (_, k) in zip(weights, improving):  # d = Σ_P w (±u_i)
                 coef[k // 2] += (-w if k % 2 else w) / sum(weights)
             d = coef.to(dirs) @ dirs
-            lookahead = _probe_point(theta0, dirs, min(improving)[1], result.sigma)
+            lookahead = probe_point(theta0, dirs, min(improving)[1], result.sigma)
         g_norm = grad_norm
         if self.lookahead_alpha > 0.0:
             with self._probe_context(params, result.event) as reseed:
-                _set_grads(params, [None] * len(params))  # a closure zeroing in place must not touch g
+                set_grads(params, [None] * len(params))  # a closure zeroing in place must not touch g
                 try:
-                    _write(params, lookahead)
+                    write_flat(params, lookahead)
                     reseed()
                     self._call(closure, backward=True)
                     g_star = [p.grad.detach().clone() if p.grad is not None else torch.zeros_like(p) for p in params]
                 finally:
-                    _write(params, theta0)
+                    write_flat(params, theta0)
             saved = [g.lerp(gs, self.lookahead_alpha) for g, gs in zip(saved, g_star)]  # (1 − α)g(θ) + αg(θ*)
             g_norm = float(torch.linalg.vector_norm(torch.cat([g.reshape(-1) for g in saved]), dtype=torch.float64))
         d_norm = float(torch.linalg.vector_norm(d))
         if self.beta > 0.0 and d_norm > 0:
             scale = -self.beta * g_norm / d_norm
             saved = [g + scale * part.view_as(g) for g, part in zip(saved, torch.split(d, [g.numel() for g in saved]))]
-        _set_grads(params, saved)
+        set_grads(params, saved)
 
     def _jump(self, params: list[Tensor], point: Tensor) -> None:
-        _write(params, point)
+        write_flat(params, point)
         self.ge_state["jumps"] += 1
         self.ge_state["sigma"] = self.sigma
 
@@ -415,12 +393,12 @@ class GuidedExploration(Optimizer):
         with self._probe_context(params, event) as reseed:
             try:
                 for sign in (1.0, -1.0):
-                    _write(params, theta0 + sign * radius * v_min)
+                    write_flat(params, theta0 + sign * radius * v_min)
                     reseed()
                     candidates.append((float(self._call(closure, backward=False)), -sign))
             finally:
-                _write(params, theta0)
-                _set_grads(params, saved)
+                write_flat(params, theta0)
+                set_grads(params, saved)
         self.ge_state["probe_forwards"] += 2
         value, sign = min(candidates)  # (loss, −sign): a tie goes to +
         sign = -sign
@@ -460,33 +438,23 @@ class GuidedExploration(Optimizer):
         dir_seed = self.event_seeds(event)[1]
         dirs = self.directions(theta0, [dir_seed + i for i in range(self.n_dirs)])
         sq_norms = torch.linalg.vector_norm(dirs, dim=1).square().double().cpu().tolist()
-        if any(n == 0.0 for n in sq_norms):
-            raise UsageError("GuidedExploration: a probe direction is zero (with filter_norm=True and ignore_1d=True "
-                             "every 1-D parameter tensor is left out); use filter_norm=False or ignore_1d=False")
-        coef = torch.zeros(1 + 2 * self.n_dirs, self.n_dirs, dtype=torch.float64)
-        index = torch.arange(self.n_dirs)
-        coef[1 + 2 * index, index], coef[2 + 2 * index, index] = sigma, -sigma  # rows 0, +σe_1, −σe_1, …
         span = closure_span(closure, theta0, dirs, params)
         if span is not None:  # all 1 + 2n points in one batched pass (the first-layer shortcut)
-            values = span.losses(coef).tolist()
+            values = span.losses(probe_coefficients(self.n_dirs, sigma)).tolist()
             st["forward_passes"] += len(values)
         else:
             values = []
             with self._probe_context(params, event) as reseed:
                 try:
                     for k in range(-1, 2 * self.n_dirs):  # θ, then θ + σu_1, θ − σu_1, θ + σu_2, …
-                        _write(params, theta0 if k < 0 else _probe_point(theta0, dirs, k, sigma))
+                        write_flat(params, theta0 if k < 0 else probe_point(theta0, dirs, k, sigma))
                         reseed()
                         values.append(float(self._call(closure, backward=False)))
                 finally:
-                    _write(params, theta0)
+                    write_flat(params, theta0)
         st["probe_forwards"] += len(values)
         st["events"] += 1
-        l0, lp, lm = values[0], values[1::2], values[2::2]
-        curvatures = [(a - 2.0 * l0 + b) / sigma**2 for a, b in zip(lp, lm)]
-        self.last_probe = ProbeResult(event, sigma, l0, tuple(lp), tuple(lm),
-                                      tuple((a - b) / (2.0 * sigma) for a, b in zip(lp, lm)), tuple(curvatures),
-                                      tuple(sq_norms), tuple(c / n for c, n in zip(curvatures, sq_norms)))
+        self.last_probe = loss_map(event, sigma, values, sq_norms)
         return self.last_probe, dirs
 
     def es_gradient(self, result: ProbeResult, theta: Tensor | None = None) -> Tensor:
@@ -509,7 +477,7 @@ class GuidedExploration(Optimizer):
                 raise UsageError("GuidedExploration: hvp_iters > 0 needs closure(backward=False) to return the loss "
                                  "attached to the autograd graph when gradients are enabled")
             grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
-            hessian = _MinibatchHessian(params, [g if g is not None else torch.zeros_like(p)
+            hessian = MinibatchHessian(params, [g if g is not None else torch.zeros_like(p)
                                                  for g, p in zip(grads, params)], self.ge_state)
             self.ge_state["forward_passes"] += 1
             self.ge_state["backward_passes"] += 1
@@ -523,65 +491,8 @@ class GuidedExploration(Optimizer):
         return float(evals[0]), v_min / v_min.norm().clamp_min(1e-30), float(evals[-1])
 
 
-class _MinibatchHessian:
-    """The minibatch Hessian as a linear operator (one kept gradient graph, double backward)."""
-
-    def __init__(self, params: list[Tensor], grads: list[Tensor], state: dict) -> None:
-        self.params, self.grads, self.state = params, grads, state
-        self.size = sum(p.numel() for p in params)
-        self.dtype, self.device = params[0].dtype, params[0].device
-
-    def matvec(self, v: Tensor) -> Tensor:
-        parts = [c.view_as(p) for c, p in zip(torch.split(v, [p.numel() for p in self.params]), self.params)]
-        hv = torch.autograd.grad(self.grads, self.params, grad_outputs=parts, retain_graph=True, allow_unused=True)
-        self.state["hvps"] += 1
-        return torch.cat([(h if h is not None else torch.zeros_like(p)).reshape(-1)
-                          for h, p in zip(hv, self.params)]).detach()
-
-
-def _probe_point(theta: Tensor, dirs: Tensor, k: int, sigma: float) -> Tensor:
-    """Probe k's point θ ± σu_i (k = 2i: +, k = 2i + 1: −); probes and jumps both use it, so a
-    jump lands exactly on its probe."""
-    return torch.add(theta, dirs[k // 2], alpha=-sigma if k % 2 else sigma)
-
-
-def _write(params: list[Tensor], flat: Tensor) -> None:
-    """Copy the flat vector into the parameters (exact for the same dtype)."""
-    with torch.no_grad():
-        for p, part in zip(params, torch.split(flat, [p.numel() for p in params])):
-            p.copy_(part.view_as(p))
-
-
-def _set_grads(params: list[Tensor], grads: list[Tensor | None]) -> None:
-    for p, g in zip(params, grads):
-        p.grad = g
-
-
 def _copied(state: dict) -> dict:
     return {k: (v.clone() if isinstance(v, Tensor) else (dict(v) if isinstance(v, dict) else v))
             for k, v in state.items()}
 
 
-def _check_settings(**s) -> None:
-    for name in ("explore_every", "n_dirs", "hvp_iters", "seed"):
-        minimum = 1 if name in ("explore_every", "n_dirs") else 0
-        v = s[name]
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < minimum:
-            raise UsageError(f"GuidedExploration: {name} must be an integer >= {minimum}, got {v!r}")
-    for name in ("sigma", "sigma_max", "sigma_growth", "beta", "margin", "tau_g", "tau_c", "temperature",
-                 "lookahead_alpha"):
-        v = s[name]
-        if v is None and name == "temperature":
-            continue
-        positive = name in ("sigma", "sigma_max", "sigma_growth", "temperature")
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        if not (ok and (v > 0 if positive else v >= 0)):
-            raise UsageError(f"GuidedExploration: {name} must be a finite number {'> 0' if positive else '>= 0'}, "
-                             f"got {v!r}")
-    if s["sigma_growth"] < 1:
-        raise UsageError(f"GuidedExploration: sigma_growth must be >= 1, got {s['sigma_growth']!r}")
-    if s["lookahead_alpha"] > 1:
-        raise UsageError(f"GuidedExploration: lookahead_alpha must lie in [0, 1], got {s['lookahead_alpha']!r}")
-    if s["bias"] not in BIAS_KINDS:
-        raise UsageError(f"GuidedExploration: bias must be one of {', '.join(map(repr, BIAS_KINDS))}, "
-                         f"got {s['bias']!r}")

@@ -155,82 +155,102 @@ def bracket_golden_search(
     if not tol > 0:
         raise UsageError(f"bracket_golden_search: tol must be > 0, got {tol}")
 
-    n_evals = 0
+    search = _Search(phi, float(phi0), int(max_evals), tol)
+    outcome = search.bracket(float(first_step))
+    return outcome if outcome is not None else search.golden()
 
-    def value(u: float) -> float:
-        nonlocal n_evals
-        n_evals += 1
-        return float(phi(u))
 
-    def result(u: float, fu: float, phase: str) -> LineSearchResult:
-        return LineSearchResult(step=u, value=fu, n_evals=n_evals, decreased=fu < phi0, phase=phase)
+class _Search:
+    """The state of one :func:`bracket_golden_search`: the bracket (a, x, b) with its values and
+    the evaluations spent; one method per phase of the module docstring."""
 
-    def tie(a: float, u_new: float) -> LineSearchResult:
-        u = 0.5 * (a + u_new)
-        return result(u, value(u), "tie")
+    def __init__(self, phi: Callable[[float], float], phi0: float, max_evals: int, tol: float) -> None:
+        self.phi, self.phi0, self.max_evals, self.tol = phi, phi0, max_evals, tol
+        self.n_evals = 0
+        self.a, self.fa = 0.0, phi0
+        self.x = self.fx = self.b = self.fb = math.nan
 
-    a, fa = 0.0, float(phi0)
-    u1 = float(first_step)
-    f1 = value(u1)
-    if f1 < fa:  # expanding phase
-        x, fx = u1, f1
+    def value(self, u: float) -> float:
+        self.n_evals += 1
+        return float(self.phi(u))
+
+    def result(self, u: float, fu: float, phase: str) -> LineSearchResult:
+        return LineSearchResult(step=u, value=fu, n_evals=self.n_evals, decreased=fu < self.phi0, phase=phase)
+
+    def tie(self, u_new: float) -> LineSearchResult:
+        u = 0.5 * (self.a + u_new)
+        return self.result(u, self.value(u), "tie")
+
+    def spent(self) -> bool:
+        return self.n_evals >= self.max_evals
+
+    def bracket(self, first_step: float) -> LineSearchResult | None:
+        """The first trial, then the expanding or the shrinking phase; a result when the search
+        ends there, ``None`` when a bracket (a, x, b) with φ(x) < φ(a), φ(b) was found."""
+        f1 = self.value(first_step)
+        if f1 < self.fa:
+            return self.expand(first_step, f1)
+        if f1 > self.fa:
+            return self.shrink(first_step, f1)
+        return self.tie(first_step)
+
+    def expand(self, first_step: float, f1: float) -> LineSearchResult | None:
+        """Doubling steps u₁2^k while φ keeps falling."""
+        self.x, self.fx = first_step, f1
         k = 1
         while True:
             k += 1
             u = first_step * 2.0**k
-            fu = value(u)
-            if fu < fx:
-                a, fa, x, fx = x, fx, u, fu
-                if n_evals >= max_evals:
-                    return result(x, fx, "expand")
-            elif fu > fx:
-                b, fb = u, fu
-                if n_evals >= max_evals:
-                    return result(x, fx, "expand")
-                break
+            fu = self.value(u)
+            if fu < self.fx:
+                self.a, self.fa, self.x, self.fx = self.x, self.fx, u, fu
+                if self.spent():
+                    return self.result(self.x, self.fx, "expand")
+            elif fu > self.fx:
+                self.b, self.fb = u, fu
+                return self.result(self.x, self.fx, "expand") if self.spent() else None
             else:
-                return tie(a, u)
-    elif f1 > fa:  # shrinking phase on [0, b]
-        b, fb = u1, f1
-        while True:
-            if abs(b - a) < tol or abs(fa - fb) < tol:
-                return result(b, fb, "shrink")
-            u = a + SEED001_FRACTION * (b - a)
-            fu = value(u)
-            if fu < fa:
-                x, fx = u, fu
-                if n_evals >= max_evals:
-                    return result(x, fx, "shrink")
-                break
-            if fu > fa:
-                b, fb = u, fu
-                if n_evals >= max_evals:
-                    return result(b, fb, "shrink")
-            else:
-                return tie(a, u)
-    else:
-        return tie(a, u1)
+                return self.tie(u)
 
-    # golden-section phase on the bracket (a, x, b) with phi(x) < phi(a), phi(b)
-    while n_evals < max_evals:
-        if abs(b - a) < tol or abs(fa - fb) < tol:
-            break
-        d = (b - a) * SEED001_FRACTION
-        u = a + d if (b - x) > (x - a) else b - d
-        if u == x:  # the authors re-evaluate x here, find a tie and stop; same result, one call less
-            break
-        fu = value(u)
-        if fu < fx:
-            if u >= x:
-                a, fa = x, fx
+    def shrink(self, first_step: float, f1: float) -> LineSearchResult | None:
+        """Seed 001's shrinking on [0, b] until a point below φ(0) is found."""
+        self.b, self.fb = first_step, f1
+        while True:
+            if abs(self.b - self.a) < self.tol or abs(self.fa - self.fb) < self.tol:
+                return self.result(self.b, self.fb, "shrink")
+            u = self.a + SEED001_FRACTION * (self.b - self.a)
+            fu = self.value(u)
+            if fu < self.fa:
+                self.x, self.fx = u, fu
+                return self.result(self.x, self.fx, "shrink") if self.spent() else None
+            if fu > self.fa:
+                self.b, self.fb = u, fu
+                if self.spent():
+                    return self.result(self.b, self.fb, "shrink")
             else:
-                b, fb = x, fx
-            x, fx = u, fu
-        elif fu > fx:
-            if u < x:
-                a, fa = u, fu
-            elif u > x:
-                b, fb = u, fu
-        else:
-            break
-    return result(x, fx, "golden")
+                return self.tie(u)
+
+    def golden(self) -> LineSearchResult:
+        """Golden-section steps on the bracket (a, x, b) while evaluations and width remain."""
+        while not self.spent():
+            if abs(self.b - self.a) < self.tol or abs(self.fa - self.fb) < self.tol:
+                break
+            d = (self.b - self.a) * SEED001_FRACTION
+            u = self.a + d if (self.b - self.x) > (self.x - self.a) else self.b - d
+            if u == self.x:  # the authors re-evaluate x here, find a tie and stop; same result, one call less
+                break
+            fu = self.value(u)
+            if fu < self.fx:
+                if u >= self.x:
+                    self.a, self.fa = self.x, self.fx
+                else:
+                    self.b, self.fb = self.x, self.fx
+                self.x, self.fx = u, fu
+            elif fu > self.fx:
+                if u < self.x:
+                    self.a, self.fa = u, fu
+                elif u > self.x:
+                    self.b, self.fb = u, fu
+            else:
+                break
+        return self.result(self.x, self.fx, "golden")

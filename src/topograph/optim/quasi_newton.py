@@ -65,6 +65,7 @@ continues identically.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -269,7 +270,7 @@ class QuasiNewton(Optimizer):
 
     # ------------------------------------------------------------------ the step
     @torch.no_grad()
-    def step(self, closure=None):  # noqa: C901 - the algorithm is one sequence of steps
+    def step(self, closure=None):
         closure = require_closure(closure, "QuasiNewton")
         group = self.param_groups[0]
         params = self._params()
@@ -279,87 +280,91 @@ class QuasiNewton(Optimizer):
         dense = group["dense"]
         if dense and sum(p.numel() for p in params) > DENSE_MAX_DIM:
             raise UsageError(f"QuasiNewton: dense=True needs at most {DENSE_MAX_DIM} parameters; use dense=False (L-BFGS)")
-        forward_only_ok = accepts_backward(closure)
-        evals_here = 0
-        max_eval = group["max_eval"]
-
-        def count(did_backward: bool) -> None:
-            nonlocal evals_here
-            evals_here += 1
-            state["forward_passes"] += 1
-            state["backward_passes"] += int(did_backward)
-
+        calls = _Calls(closure, params, state)
         orig_loss = None
         previous, carries = None, 0  # the last line's span and step: its first-layer products carry over
         for _ in range(group["max_iter"]):
             carry = previous is not None and carries < CARRY_MAX
-            if carry:  # θ_k lies on the last line: f and g from its products (no first-layer forward)
-                loss, g = previous[0].value_and_grad(previous[1])
-                count(True)
-                for p, part in zip(params, torch.split(g, [p.numel() for p in params])):
-                    p.grad = part.view_as(p).clone()  # as the closure would leave them
-            else:
-                loss, did_backward = evaluate_closure(closure, backward=True, forward_only_ok=forward_only_ok)
-                count(did_backward)
-                g = self._flat_grad(params)
-            if orig_loss is None:
-                orig_loss = loss
+            loss, g = calls.value_and_grad(previous if carry else None)  # 1. f, ∇f
+            orig_loss = loss if orig_loss is None else orig_loss
             f = float(loss)
-            if state["prev_step"] is not None:
+            if state["prev_step"] is not None:  # 2. the newest pair
                 self._push_pair(state, state["prev_step"], g - state["prev_flat_grad"], group["history_size"], dense)
                 state["prev_step"] = state["prev_flat_grad"] = None
             g_max = float(g.abs().max())
             if not math.isfinite(g_max) or g_max <= group["tolerance_grad"]:
                 break
-            r = self._direction(state, g, dense)
+            r = self._direction(state, g, dense)  # 3. r ≈ H g
             if not bool(torch.isfinite(r).all()):
                 self._reset(state)
                 r = g.clone()
             theta = torch.cat([p.reshape(-1) for p in params])
-
-            if group["line_search"] == "golden":
+            if group["line_search"] == "golden":  # 4. u* ≈ argmin f(θ − u r̂)
                 r_norm = float(r.norm())
                 unit = r / r_norm
-
                 span = closure_span(closure, theta, unit.unsqueeze(0), params)
                 if span is not None and carry:
                     previous[0].carry_to(span, previous[1])  # X·W(θ_k)ᵀ from the last line
-                    carries += 1
-                else:
-                    carries = 0
-
-                def phi(u: float) -> float:
-                    if span is not None:  # f(θ − u r̂) from the kept first-layer products
-                        count(False)
-                        return float(span.losses([[-u]])[0])
-                    self._set_flat(params, theta - u * unit)
-                    value, did_bw = evaluate_closure(closure, backward=False, forward_only_ok=forward_only_ok)
-                    count(did_bw)
-                    return float(value)
-
-                search = bracket_golden_search(phi, f, group["initial_step"] * group["lr"] * r_norm,
+                carries = carries + 1 if span is not None and carry else 0
+                search = bracket_golden_search(calls.along(theta, unit, span), f,
+                                               group["initial_step"] * group["lr"] * r_norm,
                                                max_evals=group["line_search_evals"], tol=group["line_search_tol"])
                 u, f_new = search.step, search.value
                 step_vec = -u * unit
-                self._set_flat(params, theta - u * unit)
                 previous = (span, [-u]) if span is not None else None
-            else:
-                t = group["lr"]
-                if state["first_iteration"]:
-                    t = min(1.0, 1.0 / float(g.abs().sum())) * t
+            else:  # the fixed step lr·r (the first iteration ever scaled as torch's LBFGS does)
+                t = group["lr"] * (min(1.0, 1.0 / float(g.abs().sum())) if state["first_iteration"] else 1.0)
                 step_vec = -t * r
                 u, f_new = t * float(r.norm()), math.nan
-                self._set_flat(params, theta + step_vec)
-            state["prev_step"] = step_vec
-            state["prev_flat_grad"] = g
-            state["first_iteration"] = False
+            self._set_flat(params, theta + step_vec)  # 5. θ_{k+1}
+            state.update(prev_step=step_vec, prev_flat_grad=g, first_iteration=False, last_step_length=float(u))
             state["n_iter"] += 1
-            state["last_step_length"] = float(u)
             if abs(f_new - f) < group["tolerance_change"] or float(step_vec.abs().max()) < group["tolerance_change"]:
                 break
-            if max_eval is not None and evals_here >= max_eval:
+            if group["max_eval"] is not None and calls.evals >= group["max_eval"]:
                 break
         return orig_loss
+
+
+class _Calls:
+    """The evaluations of one ``step``: the closure, or the last line's span, counted in the state."""
+
+    def __init__(self, closure, params: list[Tensor], state: dict) -> None:
+        self.closure, self.params, self.state = closure, params, state
+        self.forward_only_ok = accepts_backward(closure)
+        self.evals = 0
+
+    def count(self, did_backward: bool) -> None:
+        self.evals += 1
+        self.state["forward_passes"] += 1
+        self.state["backward_passes"] += int(did_backward)
+
+    def value_and_grad(self, previous) -> tuple[Tensor, Tensor]:
+        """(f, ∇f) at the current point: from the last line's products when ``previous`` = (span,
+        step) is given (no first-layer forward), else by the closure."""
+        if previous is not None:
+            loss, g = previous[0].value_and_grad(previous[1])
+            self.count(True)
+            for p, part in zip(self.params, torch.split(g, [p.numel() for p in self.params])):
+                p.grad = part.view_as(p).clone()  # as the closure would leave them
+            return loss, g
+        loss, did_backward = evaluate_closure(self.closure, backward=True, forward_only_ok=self.forward_only_ok)
+        self.count(did_backward)
+        return loss, QuasiNewton._flat_grad(self.params)
+
+    def along(self, theta: Tensor, unit: Tensor, span) -> Callable[[float], float]:
+        """φ(u) = f(θ − u r̂): from the span's kept first-layer products, or by the closure."""
+
+        def phi(u: float) -> float:
+            if span is not None:
+                self.count(False)
+                return float(span.losses([[-u]])[0])
+            QuasiNewton._set_flat(self.params, theta - u * unit)
+            value, did_backward = evaluate_closure(self.closure, backward=False, forward_only_ok=self.forward_only_ok)
+            self.count(did_backward)
+            return float(value)
+
+        return phi
 
 
 def _check_int(name: str, value, minimum: int) -> None:

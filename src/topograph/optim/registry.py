@@ -20,9 +20,7 @@ name                     optimizer                                              
                          around a base optimizer given as ``base = {name = ..., ...}``
 =======================  ==========================================================  ==========
 
-topograph's own optimizers are imported lazily (``importlib`` by module path), so this table
-works — and lists them — before or without their modules.  Every entry builds a
-``torch.optim.Optimizer``; the training loop always calls ``optimizer.step(closure)`` with
+Every entry builds a ``torch.optim.Optimizer``; the training loop always calls ``optimizer.step(closure)`` with
 ``closure(backward=True)`` (see :mod:`topograph.optim.closure`).
 
 Allowed hyperparameters are the keyword arguments of the optimizer's constructor, minus
@@ -33,7 +31,6 @@ for ``nesterov``) cannot be overridden.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -43,6 +40,10 @@ import torch
 from torch import nn
 
 from topograph.errors import UsageError
+from topograph.optim.guided import GuidedExploration
+from topograph.optim.quasi_newton import QuasiNewton
+from topograph.optim.rolling_ball import RollingBall
+from topograph.optim.sam import SAM
 
 #: constructor arguments that are implementation switches, not hyperparameters
 _NOT_HYPERPARAMETERS = frozenset({
@@ -58,7 +59,7 @@ class OptimizerSpec:
     Attributes
     ----------
     name: the registry name.
-    target: ``"module.path:ClassName"`` of the optimizer class.
+    cls: the optimizer class.
     defaults: the registry's default hyperparameters (the user may override them).
     fixed: settings the entry stands for (the user may not override them).
     full_batch: the training loop feeds the whole training set as one batch.
@@ -67,7 +68,7 @@ class OptimizerSpec:
     """
 
     name: str
-    target: str
+    cls: type[torch.optim.Optimizer]
     defaults: Mapping[str, Any] = field(default_factory=dict)
     fixed: Mapping[str, Any] = field(default_factory=dict)
     full_batch: bool = False
@@ -78,23 +79,23 @@ class OptimizerSpec:
 OPTIMIZERS: dict[str, OptimizerSpec] = {
     s.name: s
     for s in (
-        OptimizerSpec("sgd", "torch.optim:SGD", {"lr": 0.01, "momentum": 0.0},
+        OptimizerSpec("sgd", torch.optim.SGD, {"lr": 0.01, "momentum": 0.0},
                       description="mini-batch SGD"),
-        OptimizerSpec("momentum", "torch.optim:SGD", {"lr": 0.01, "momentum": 0.9},
+        OptimizerSpec("momentum", torch.optim.SGD, {"lr": 0.01, "momentum": 0.9},
                       description="mini-batch SGD with heavy-ball momentum (PyTorch form)"),
-        OptimizerSpec("nesterov", "torch.optim:SGD", {"lr": 0.01, "momentum": 0.9},
+        OptimizerSpec("nesterov", torch.optim.SGD, {"lr": 0.01, "momentum": 0.9},
                       fixed={"nesterov": True}, description="mini-batch SGD with Nesterov momentum"),
-        OptimizerSpec("adam", "torch.optim:Adam", {"lr": 1e-3}, description="Adam"),
-        OptimizerSpec("adamw", "torch.optim:AdamW", {"lr": 1e-3}, description="AdamW"),
-        OptimizerSpec("gd", "torch.optim:SGD", {"lr": 0.1, "momentum": 0.0}, full_batch=True,
+        OptimizerSpec("adam", torch.optim.Adam, {"lr": 1e-3}, description="Adam"),
+        OptimizerSpec("adamw", torch.optim.AdamW, {"lr": 1e-3}, description="AdamW"),
+        OptimizerSpec("gd", torch.optim.SGD, {"lr": 0.1, "momentum": 0.0}, full_batch=True,
                       description="full-batch gradient descent"),
-        OptimizerSpec("rolling-ball", "topograph.optim.rolling_ball:RollingBall",
+        OptimizerSpec("rolling-ball", RollingBall,
                       description="Rolling Ball Optimizer (arXiv 2505.19527)"),
-        OptimizerSpec("quasi-newton", "topograph.optim.quasi_newton:QuasiNewton", full_batch=True,
+        OptimizerSpec("quasi-newton", QuasiNewton, full_batch=True,
                       description="L-BFGS with golden-section line search (arXiv 2602.21276)"),
-        OptimizerSpec("guided-exploration", "topograph.optim.guided:GuidedExploration",
+        OptimizerSpec("guided-exploration", GuidedExploration,
                       wraps_base=True, description="Guided Exploration around a base optimizer"),
-        OptimizerSpec("sam", "topograph.optim.sam:SAM", wraps_base=True,
+        OptimizerSpec("sam", SAM, wraps_base=True,
                       description="Sharpness-Aware Minimization around a base optimizer (Foret et al. 2021)"),
     )
 }
@@ -116,14 +117,8 @@ def optimizer_spec(name: str) -> OptimizerSpec:
 
 
 def optimizer_class(name: str) -> type[torch.optim.Optimizer]:
-    """Import and return the class behind ``name``."""
-    spec = optimizer_spec(name)
-    module_path, _, attr = spec.target.partition(":")
-    try:
-        module = importlib.import_module(module_path)
-        return getattr(module, attr)
-    except (ImportError, AttributeError) as err:
-        raise UsageError(f"optimizer {name!r} is not available: cannot import {spec.target} ({err})") from None
+    """The class behind ``name``."""
+    return optimizer_spec(name).cls
 
 
 def _constructor_parameters(cls: type) -> dict[str, inspect.Parameter]:
@@ -134,19 +129,14 @@ def _constructor_parameters(cls: type) -> dict[str, inspect.Parameter]:
     }
 
 
-def hyperparameter_defaults(name: str) -> dict[str, Any] | None:
+def hyperparameter_defaults(name: str) -> dict[str, Any]:
     """``{hyperparameter: default}`` of ``name`` (registry defaults over the constructor's).
 
-    ``None`` when the optimizer's module cannot be imported yet (then nothing can be checked
-    before building).  For the wrappers (``guided-exploration``, ``sam``) the ``base`` entry is a table.
+    For the wrappers (``guided-exploration``, ``sam``) the ``base`` entry is a table.
     """
     spec = optimizer_spec(name)
-    try:
-        cls = optimizer_class(name)
-    except UsageError:
-        return None
     out: dict[str, Any] = {}
-    for n, p in _constructor_parameters(cls).items():
+    for n, p in _constructor_parameters(spec.cls).items():
         if n in spec.fixed:
             continue
         out[n] = None if p.default is inspect.Parameter.empty else p.default
@@ -156,10 +146,9 @@ def hyperparameter_defaults(name: str) -> dict[str, Any] | None:
     return out
 
 
-def allowed_hyperparameters(name: str) -> tuple[str, ...] | None:
-    """The hyperparameter names ``name`` accepts (``None``: unknown until its module exists)."""
-    defaults = hyperparameter_defaults(name)
-    return None if defaults is None else tuple(defaults)
+def allowed_hyperparameters(name: str) -> tuple[str, ...]:
+    """The hyperparameter names ``name`` accepts."""
+    return tuple(hyperparameter_defaults(name))
 
 
 def is_full_batch(name: str, hyperparameters: Mapping[str, Any] | None = None) -> bool:

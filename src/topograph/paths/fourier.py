@@ -61,8 +61,8 @@ from torch import Tensor
 from topograph.errors import UsageError
 from topograph.paths.barrier import _flat_point
 from topograph.paths.evaluate import PathEvaluator
-from topograph.paths.finder import PathFinderSettings
 from topograph.paths.family import FourierPath
+from topograph.paths.finder import PathFinderSettings
 from topograph.paths.optimize import optimise_path
 from topograph.paths.result import PathResult
 

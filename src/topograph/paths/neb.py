@@ -35,8 +35,8 @@ from topograph.core import Work
 from topograph.errors import UsageError
 from topograph.paths.barrier import _flat_point
 from topograph.paths.evaluate import PathEvaluator
-from topograph.paths.finder import PathFinderSettings
 from topograph.paths.family import PolylinePath
+from topograph.paths.finder import PathFinderSettings
 from topograph.paths.optimize import _progress, random_batch
 from topograph.paths.result import PathResult
 

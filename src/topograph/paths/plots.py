@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from topograph.io import save_figure as _save_figure
-
 from topograph.paths.result import PathResult
 
 

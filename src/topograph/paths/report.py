@@ -16,12 +16,12 @@ from typing import Any
 from torch import Tensor
 
 from topograph.errors import UsageError
+from topograph.io import atomic_write_text
 from topograph.paths.barrier import linear_barrier
 from topograph.paths.curves import CurveFinder
 from topograph.paths.fourier import FourierPathFinder
 from topograph.paths.neb import NEBPathFinder
 from topograph.paths.plots import plot_profiles
-from topograph.io import atomic_write_text
 from topograph.paths.result import PathResult
 
 METHODS = ("fourier", "bezier", "polychain", "neb", "linear")

@@ -431,8 +431,6 @@ def _hyperparameters(name: str, extra: dict[str, Any], prefix: str, source: str,
                      f"{prefix}.name must be one of {', '.join(registry.OPTIMIZERS)}, got {name!r}")
     spec = registry.optimizer_spec(name)
     defaults = registry.hyperparameter_defaults(name)
-    if defaults is None:  # module not importable yet: the build will check
-        return dict(extra)
     stale = [k for k in extra if k not in defaults and f"{prefix}.{k}" not in overrides]
     if stale and f"{prefix}.name" in overrides:  # --set switched the optimizer: name every leftover
         keys = ", ".join(f"{prefix}.{k}" for k in stale)

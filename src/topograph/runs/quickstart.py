@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from topograph.runs.config import RunConfig
+from topograph.runs.progress import progress_bar
 from topograph.runs.report import ResultRow, results_table
 from topograph.runs.store import Run
-from topograph.runs.config import RunConfig
-from topograph.runs.trainer import Session, _progress_bar
+from topograph.runs.trainer import Session
 
 DEFAULT_OUT = Path("topograph-runs") / "quickstart"
 
@@ -68,7 +69,7 @@ def run_quickstart(out_dir: str | Path = DEFAULT_OUT, *, progress: bool = True) 
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
     result = QuickstartResult(out_dir=out_dir)
-    with _progress_bar(progress) as bar:
+    with progress_bar(progress) as bar:
         for name, cfg in quickstart_configs().items():
             seed = cfg.run.seeds[0]
             session = Session(cfg, seed, out_dir / name / f"seed-{seed}", progress=bar, task_label=name)

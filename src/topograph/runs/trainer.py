@@ -31,18 +31,15 @@ finished) run first, then each new one as its epoch ends.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import platform
 import time
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import Tensor, nn
 
 import topograph
@@ -53,8 +50,18 @@ from topograph.optim import registry
 from topograph.optim.closure import MinibatchClosure
 from topograph.runs import schedule as sched
 from topograph.runs.build import build_run_model, load_run_dataset, resolve_device, run_loss
+from topograph.runs.checks import (
+    check_fits,
+    check_loss,
+    dataset_fingerprint,
+    first_difference,
+    jsonable,
+    toml_roundtrip,
+)
 from topograph.runs.config import RunConfig, as_config, read_toml, result_view
 from topograph.runs.early_stopping import EarlyStopping
+from topograph.runs.loop_state import LoopState
+from topograph.runs.progress import progress_bar
 from topograph.runs.store import (
     BEST_DIR,
     CHECKPOINT_FILE,
@@ -178,7 +185,7 @@ class Session:
         stored = result_view(read_toml(path))
         wanted = result_view(toml_roundtrip(cfg_doc))
         if stored != wanted:
-            key = _first_difference(stored, wanted)
+            key = first_difference(stored, wanted)
             raise UsageError(
                 f"{self.run_dir}: holds a run with a different config ({key}); "
                 "choose another output folder or run name, or delete that directory")
@@ -212,8 +219,8 @@ class Session:
         n_train = int(x_train.shape[0])
         model = build_run_model(cfg_doc["model"], self.seed).to(device)
         classes = getattr(dataset, "num_classes", None) if cfg.model.loss == "cross-entropy" else None
-        _check_fits(model, x_train, cfg, cfg.source, num_classes=classes)
-        _check_loss(model, splits["train"], cfg, cfg.source)
+        check_fits(model, x_train, cfg, cfg.source, num_classes=classes)
+        check_loss(model, splits["train"], cfg, cfg.source)
         loss_fn = run_loss(cfg_doc["model"])
         try:
             optimizer = registry.build_optimizer(cfg.optimizer.name, model.parameters(), model=model,
@@ -237,12 +244,12 @@ class Session:
             columns=metric_columns("val" in splits), batch_size=batch_size,
             batches=1 if cfg.full_batch else math.ceil(n_train / batch_size), full_batch=cfg.full_batch)
 
-    def _start(self, parts: _Parts) -> _LoopState:
+    def _start(self, parts: _Parts) -> LoopState:
         """Resume from the checkpoint if there is one, else seed a fresh run; write config.toml."""
         self.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.run_dir / CONFIG_FILE, toml_dumps(
             parts.cfg_doc, header=f"resolved config of run {self.config.run.name} seed {self.seed} (topograph)"))
-        st = _LoopState()
+        st = LoopState()
         ckpt_path = self.run_dir / CHECKPOINT_FILE
         if ckpt_path.exists():
             self._resume(parts, st, ckpt_path)
@@ -262,7 +269,7 @@ class Session:
         parts.started, parts.elapsed0 = time.perf_counter(), st.elapsed
         return st
 
-    def _resume(self, parts: _Parts, st: _LoopState, ckpt_path: Path) -> None:
+    def _resume(self, parts: _Parts, st: LoopState, ckpt_path: Path) -> None:
         """Everything from the checkpoint; a damaged or foreign one is one line saying how to restart."""
         remedy = restart_remedy(self.run_dir)
         ck = safe_torch_load(ckpt_path, map_location=parts.device, remedy=remedy)
@@ -284,7 +291,7 @@ class Session:
             raise DamagedFileError(ckpt_path, f"is not a resumable checkpoint of this run "
                                    f"({type(err).__name__}: {err})", remedy) from None
 
-    def _initial_point(self, parts: _Parts, st: _LoopState) -> None:
+    def _initial_point(self, parts: _Parts, st: LoopState) -> None:
         """Row 0: the initial point, evaluated, written and checkpointed before any step."""
         st.ep_lr = sched.current_lr(parts.optimizer)
         row = self._row(parts, st, 0)
@@ -300,7 +307,7 @@ class Session:
         self._checkpoint(parts, st)
         self._deliver(row)
 
-    def _epoch(self, parts: _Parts, st: _LoopState) -> dict[str, Any]:
+    def _epoch(self, parts: _Parts, st: LoopState) -> dict[str, Any]:
         """The rest of the current epoch's steps (from ``st.batch``), then its row and checkpoint."""
         cfg, closure = self.config, parts.closure
         epoch = st.epoch
@@ -348,7 +355,7 @@ class Session:
         st.ep_train_seconds += parts.now() - t_segment
         return self._end_epoch(parts, st, epoch, hit_max)
 
-    def _end_epoch(self, parts: _Parts, st: _LoopState, epoch: int, hit_max: bool) -> dict[str, Any]:
+    def _end_epoch(self, parts: _Parts, st: LoopState, epoch: int, hit_max: bool) -> dict[str, Any]:
         """The epoch's row, early stopping, snapshot, schedulers and checkpoint."""
         cfg = self.config
         st.epoch, st.batch = epoch + 1, 0
@@ -374,7 +381,7 @@ class Session:
         self._checkpoint(parts, st)
         return row
 
-    def _row(self, parts: _Parts, st: _LoopState, epoch: int) -> dict[str, Any]:
+    def _row(self, parts: _Parts, st: LoopState, epoch: int) -> dict[str, Any]:
         """A metrics row: the full splits evaluated at the current point, and the work counts."""
         work = parts.closure.work
         row: dict[str, Any] = {"epoch": epoch, "step": st.step, "lr": st.ep_lr}
@@ -390,7 +397,7 @@ class Session:
         row["grad_samples_total"] = parts.closure.backward_samples
         return row
 
-    def _snapshot(self, parts: _Parts, st: _LoopState, epoch: float) -> None:
+    def _snapshot(self, parts: _Parts, st: LoopState, epoch: float) -> None:
         if st.last_snapshot_step == st.step and st.snapshots > 0:
             return
         flat = torch.cat([p.detach().reshape(-1) for p in parts.model.parameters()]).cpu().clone()
@@ -399,7 +406,7 @@ class Session:
         st.snapshots += 1
         st.last_snapshot_step = st.step
 
-    def _keep_best(self, parts: _Parts, st: _LoopState, row: Mapping[str, Any]) -> None:
+    def _keep_best(self, parts: _Parts, st: LoopState, row: Mapping[str, Any]) -> None:
         """Save the parameters when ``row`` improves (strictly) on every earlier row's value of a
         ``snapshots.best`` metric (the early-stopped solutions of seed 001's Table I)."""
         for metric in self.config.snapshots.best:
@@ -411,7 +418,7 @@ class Session:
                     "epoch": int(row["epoch"]), "step": int(st.step), "metric": metric, "value": value,
                     "params": flat})
 
-    def _checkpoint(self, parts: _Parts, st: _LoopState, finished: bool = False) -> None:
+    def _checkpoint(self, parts: _Parts, st: LoopState, finished: bool = False) -> None:
         """Everything the rest of the run depends on, written atomically to checkpoints/last.pt."""
         work = parts.closure.work
         st.func_total, st.grad_total = work.forward_passes, work.backward_passes
@@ -427,7 +434,7 @@ class Session:
             "rng": rng, "early_stopping": parts.stopper.state_dict(), "loop": st.state_dict(),
         })
 
-    def _finish(self, parts: _Parts, st: _LoopState) -> None:
+    def _finish(self, parts: _Parts, st: LoopState) -> None:
         """model.pt, the final checkpoint and summary.json (written last: the run is done)."""
         cfg = self.config
         if not st.stop_reason:
@@ -448,169 +455,11 @@ class Session:
             "grad_samples": parts.closure.backward_samples, "seconds": st.elapsed,
             "n_params": sum(p.numel() for p in parts.model.parameters()),
             "optimizer": cfg.optimizer.name, "device": str(parts.device),
-            "dataset": {"name": cfg.data.name, "fingerprint": _fingerprint(parts.dataset),
+            "dataset": {"name": cfg.data.name, "fingerprint": dataset_fingerprint(parts.dataset),
                         **{f"n_{k}": int(v[0].shape[0]) for k, v in parts.splits.items()}},
             "versions": _versions(),
         }
-        atomic_write_json(self.run_dir / SUMMARY_FILE, _jsonable(summary))
-
-
-class _LoopState:
-    """The loop's resumable position and running sums (all plain numbers + a few tensors)."""
-
-    def __init__(self) -> None:
-        self.epoch = 0              # epochs completed; index of the epoch in progress
-        self.batch = 0              # next batch inside that epoch
-        self.step = 0               # optimizer steps so far
-        self.perm_state: Tensor | None = None   # batch generator state at the epoch's start
-        self.ep_loss_sum: Tensor = torch.zeros(())
-        self.ep_batches = 0
-        self.ep_grad0 = 0
-        self.ep_func0 = 0
-        self.ep_lr = math.nan
-        self.ep_start = 0.0
-        self.ep_train_seconds = 0.0
-        self.func_total = 0
-        self.grad_total = 0
-        self.grad_samples = 0
-        self.elapsed = 0.0
-        self.snapshots = 0
-        self.last_snapshot_step = -1
-        self.stop_reason = ""
-        self.rows: list[dict[str, Any]] = []
-
-    _NUMBERS = ("epoch", "batch", "step", "ep_batches", "ep_grad0", "ep_func0", "ep_lr", "ep_start",
-                "ep_train_seconds",
-                "func_total", "grad_total", "grad_samples", "elapsed", "snapshots",
-                "last_snapshot_step", "stop_reason")
-
-    def state_dict(self) -> dict[str, Any]:
-        d = {k: getattr(self, k) for k in self._NUMBERS}
-        d["ep_loss_sum"] = self.ep_loss_sum.detach().cpu().clone()
-        d["perm_state"] = self.perm_state
-        d["rows"] = [dict(r) for r in self.rows]
-        return d
-
-    def load(self, d: Mapping[str, Any], device: torch.device) -> None:
-        for k in self._NUMBERS:
-            setattr(self, k, d[k])
-        self.ep_loss_sum = d["ep_loss_sum"].to(device)
-        self.perm_state = d["perm_state"].cpu()
-        self.rows = [dict(r) for r in d["rows"]]
-
-
-def _check_fits(model: nn.Module, x: Tensor, cfg: RunConfig, source: str,
-                num_classes: int | None = None) -> None:
-    """One forward pass on two samples: the model takes the data's inputs and has one output
-    per class of the data (else one :class:`UsageError` line naming the config)."""
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(x[:2])
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UsageError(
-            f"{source}: model {cfg.model.name!r} does not fit data {cfg.data.name!r} "
-            f"(inputs of shape {tuple(x.shape[1:])}): {first}") from None
-    finally:
-        model.train(was)
-    outputs = int(out.shape[-1]) if out.dim() >= 1 else 1
-    if num_classes and outputs != num_classes:
-        raise UsageError(
-            f"{source}: model {cfg.model.name!r} has {outputs} outputs but data {cfg.data.name!r} has "
-            f"{num_classes} classes; set model.num_classes = {num_classes}")
-
-
-def _check_loss(model: nn.Module, train: tuple[Tensor, Tensor], cfg: RunConfig, source: str) -> None:
-    """The loss suits the targets: cross-entropy for class labels, MSE for real-valued targets
-    of the model's output shape."""
-    x, y = train
-    if cfg.model.loss == "cross-entropy" and y.is_floating_point():
-        raise UsageError(f"{source}: model.loss 'cross-entropy' needs class labels, but data.targets is "
-                         f"{cfg.data.targets!r}; use model.loss = \"mse\"")
-    if cfg.model.loss == "mse":
-        if not y.is_floating_point():
-            raise UsageError(f"{source}: model.loss 'mse' needs real-valued targets, but data "
-                             f"{cfg.data.name!r} has class labels; set data.targets = \"inputs\" "
-                             "(an autoencoder) or use model.loss = \"cross-entropy\"")
-        was = model.training
-        model.eval()
-        try:
-            with torch.no_grad():
-                shape = tuple(model(x[:2]).shape[1:])
-        finally:
-            model.train(was)
-        if shape != tuple(y.shape[1:]):
-            raise UsageError(f"{source}: model {cfg.model.name!r} outputs {shape} per sample but the "
-                             f"targets are {tuple(y.shape[1:])}; model.loss 'mse' needs equal shapes")
-
-
-def _fingerprint(dataset: Any) -> str | None:
-    fp = getattr(dataset, "fingerprint", None)
-    try:
-        return str(fp()) if callable(fp) else None
-    except Exception:  # noqa: BLE001 - a fingerprint is informative only
-        return None
-
-
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None  # JSON has no NaN/inf
-    return obj
-
-
-def toml_roundtrip(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """``doc`` as it reads back from ``config.toml`` (drops ``None``, tuples become lists)."""
-    return tomllib.loads(toml_dumps(doc))
-
-
-def _first_difference(a: Mapping, b: Mapping, prefix: str = "") -> str:
-    for k in sorted(set(a) | set(b)):
-        key = f"{prefix}{k}"
-        if k not in a:
-            return f"{key} is new"
-        if k not in b:
-            return f"{key} was {a[k]!r}"
-        if isinstance(a[k], Mapping) and isinstance(b[k], Mapping):
-            if a[k] != b[k]:
-                return _first_difference(a[k], b[k], key + ".")
-        elif a[k] != b[k]:
-            return f"{key} was {a[k]!r}, now {b[k]!r}"
-    return "?"
-
-
-# ---------------------------------------------------------------------- public entry points
-
-
-class _LazyProgress(Progress):
-    """A rich display that starts with its first bar, so an error raised before any run starts
-    is not preceded by the empty display (a blank line)."""
-
-    def add_task(self, *args: Any, **kwargs: Any):
-        if not self.live.is_started:
-            self.start()
-        return super().add_task(*args, **kwargs)
-
-
-@contextlib.contextmanager
-def _progress_bar(enabled: bool):
-    """Rich progress bars for the runs (none when not ``enabled``)."""
-    if not enabled:
-        yield None
-        return
-    progress = _LazyProgress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                             TextColumn("epochs"), TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
-                             transient=False)
-    try:
-        yield progress
-    finally:
-        if progress.live.is_started:  # (stop() prints a newline off a terminal even when never started)
-            progress.stop()
+        atomic_write_json(self.run_dir / SUMMARY_FILE, jsonable(summary))
 
 
 def train(config: RunConfig | Mapping[str, Any] | str | Path, out_dir: str | Path | None = None, *,
@@ -631,7 +480,7 @@ def train(config: RunConfig | Mapping[str, Any] | str | Path, out_dir: str | Pat
         if len(cfg.run.seeds) != 1:
             raise UsageError(f"config has seeds {cfg.run.seeds}; pass seed= or use train_all")
         seed = cfg.run.seeds[0]
-    with _progress_bar(progress) as bar:
+    with progress_bar(progress) as bar:
         return Session(cfg, seed, run_dir_for(cfg, seed, out_dir), progress=bar, on_epoch=on_epoch).run()
 
 
@@ -639,7 +488,7 @@ def train_all(config: RunConfig | Mapping[str, Any] | str | Path, out_dir: str |
               *, progress: bool = True) -> list[Run]:
     """Train every seed of ``config`` (one run directory each); returns the runs in seed order."""
     cfg = as_config(config)
-    with _progress_bar(progress) as bar:
+    with progress_bar(progress) as bar:
         return [Session(cfg, s, run_dir_for(cfg, s, out_dir), progress=bar).run() for s in cfg.run.seeds]
 
 

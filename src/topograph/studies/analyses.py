@@ -23,11 +23,16 @@ from typing import Any
 
 import numpy as np
 
+import topograph
+from topograph.curvature import measures_along_trajectory
+from topograph.data.analytic import get_landscape
+from topograph.landscape.directions import pca_directions, random_directions
+from topograph.optim.demos import basin_map, demo_optimizers, plot_basins, plot_sgdr, sgdr_escape
 from topograph.report import Code, Figure, Heading, Image, Note, Plotly, Report, Table
-from topograph.studies.runner import StudyContext, fb_cost
+from topograph.studies.context import StudyContext, fb_cost
 from topograph.studies.solution_report import loss_curves, solutions
-from topograph.studies.trajectories import trajectories
 from topograph.studies.stats import compare, format_mean_std, summarize
+from topograph.studies.trajectories import trajectories
 
 METRICS = ("test_acc", "test_loss", "train_loss", "train_acc")
 
@@ -126,7 +131,6 @@ def compute_section(ctx: StudyContext, seconds: float) -> list[Any]:
                          "F/B-equivalents": fb_cost(s),
                          "samples through F/B": s.get("grad_samples"), "seconds": s.get("seconds"),
                          "stop": s.get("stop_reason"), "device": s.get("device"), "run dir": str(r.path)})
-    import topograph
 
     versions = {"topograph": topograph.__version__, "python": platform.python_version()}
     for mod in ("torch", "numpy", "scipy", "sklearn", "optuna", "plotly", "matplotlib"):
@@ -268,7 +272,6 @@ def surface(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
     import plotly.graph_objects as go
     import torch
 
-    from topograph.landscape.directions import pca_directions
 
     n = int(opts.get("points", 15))
     out = [Heading(opts.get("title", "Loss maps with trajectories"))]
@@ -308,7 +311,6 @@ def batch_surfaces(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
     import torch
     from plotly.subplots import make_subplots
 
-    from topograph.landscape.directions import random_directions
 
     arm = opts["arm"]
     run = ctx.runs[arm][0]
@@ -340,7 +342,6 @@ def batch_surfaces(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
 
 def curvature(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
     """Top Hessian eigenvalue and trace at every snapshot of one run per arm."""
-    from topograph.curvature import measures_along_trajectory
 
     plt = _mpl()
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -383,8 +384,6 @@ def curvature(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
 def basin_maps(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
     """Basin-of-attraction maps and the SGDR escape test on analytic landscapes (seed 004),
     from :mod:`topograph.optim.demos`."""
-    from topograph.data.analytic import get_landscape
-    from topograph.optim.demos import basin_map, demo_optimizers, plot_basins, plot_sgdr, sgdr_escape
 
     fig_dir = ctx.study_dir / "figures"
     fig_dir.mkdir(exist_ok=True)

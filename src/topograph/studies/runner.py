@@ -3,7 +3,6 @@
 Everything is resumable: runs are ordinary run directories (a finished run is never redone, an
 interrupted one resumes from its checkpoint), tuning resumes from its Optuna storage, and the
 report is rebuilt from what is on disk.  Layout of ``OUT/NAME/MODE``::
-
     study.toml          the study config as run (copy of the shipped file)
     optuna.sqlite3      tuning storage (unless --storage names another)
     tuning/ARM/...      one run directory per tried parameter set
@@ -21,26 +20,22 @@ import json
 import math
 import platform
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from topograph.errors import UsageError
+from topograph.io import atomic_write_json, atomic_write_text
+from topograph.runs.config import RunConfig, result_view
+from topograph.runs.progress import progress_bar
 from topograph.runs.store import Run
-from topograph.studies.spec import Arm, StudySpec, load_study
-from topograph.studies.tuning import TuningResult, apply_params, default_storage, tune_arm
+from topograph.runs.trainer import Session
+from topograph.studies.analyses import build_report
+from topograph.studies.context import StudyContext, fb_cost
+from topograph.studies.spec import Arm, config_dir, load_study, read_study_toml, study_names
+from topograph.studies.tuning import apply_params, default_storage, tune_arm
 
 DEFAULT_OUT = Path("topograph-studies")
-#: a forward-only pass counted as this fraction of a forward+backward pass (algorithms.md §0)
-FORWARD_FRACTION = 1.0 / 3.0
-
-
-def fb_cost(summary: dict[str, Any]) -> float:
-    """Compute of a run in forward+backward-equivalents: grad_evals + (func − grad)/3."""
-    g, f = float(summary.get("grad_evals", 0)), float(summary.get("func_evals", 0))
-    return g + FORWARD_FRACTION * max(f - g, 0.0)
-
-
 #: what studies need beyond the main install (the ``studies`` extra): tuning and report figures
 STUDY_EXTRAS = ("optuna", "plotly")
 
@@ -63,33 +58,6 @@ def config_hash(doc: dict[str, Any]) -> str:
 
 
 @dataclass
-class StudyContext:
-    """What analyses see: the spec, where things are, the runs of every arm, tuning results."""
-
-    spec: StudySpec
-    study_dir: Path
-    runs: dict[str, list[Run]] = field(default_factory=dict)
-    configs: dict[str, dict[str, Any]] = field(default_factory=dict)
-    tuning: dict[str, TuningResult] = field(default_factory=dict)
-    progress: bool = False
-    notes: list[str] = field(default_factory=list)
-
-    def values(self, arm: str, metric: str, *, where: str = "final") -> list[float]:
-        """One number per seed: a final metric (``test_acc``…), ``seconds``, ``fb_cost``…"""
-        out = []
-        for r in self.runs.get(arm, []):
-            s = r.summary
-            if metric == "fb_cost":
-                out.append(fb_cost(s))
-            elif metric in s and not isinstance(s[metric], dict):
-                out.append(float(s[metric]))
-            else:
-                v = s.get(where, {}).get(metric)
-                out.append(float(v) if v is not None else math.nan)
-        return out
-
-
-@dataclass
 class StudyResult:
     study_dir: Path
     report: Path
@@ -102,14 +70,10 @@ def study_dir_for(name: str, out: str | Path | None, quick: bool) -> Path:
 
 
 def _run_sessions(arm: Arm, cfg_doc: dict[str, Any], study_dir: Path, bar) -> list[Run]:
-    from topograph.runs.config import RunConfig
-    from topograph.runs.trainer import Session
-
     doc = copy.deepcopy(cfg_doc)
     doc.setdefault("run", {})["name"] = arm.name
     doc["run"]["seeds"] = list(arm.seeds)
     cfg = RunConfig.from_dict(doc, source=f"study arm {arm.name}")
-    from topograph.runs.config import result_view
 
     key = config_hash(result_view(cfg.to_dict()))
     runs = []
@@ -155,9 +119,6 @@ def _best_cell_config(arm: Arm, cfg: dict[str, Any], ctx: StudyContext) -> dict[
 def run_study(name_or_path: str | Path, *, quick: bool = False, out: str | Path | None = None,
               storage: str | None = None, progress: bool = True, report: bool = True) -> StudyResult:
     """Run (or resume) a study and write its report; see :mod:`topograph.studies`."""
-    from topograph.io import atomic_write_json, atomic_write_text
-    from topograph.runs.trainer import _progress_bar
-    from topograph.studies.analyses import build_report
 
     t0 = time.perf_counter()
     spec = load_study(name_or_path, quick=quick)
@@ -196,7 +157,7 @@ def run_study(name_or_path: str | Path, *, quick: bool = False, out: str | Path 
         if arm.match:
             cfg = _matched_config(Arm(**{**arm.__dict__, "config": cfg}), ctx)
         ctx.configs[arm.name] = cfg
-        with _progress_bar(progress) as bar:
+        with progress_bar(progress) as bar:
             ctx.runs[arm.name] = _run_sessions(arm, cfg, study_dir, bar)
     seconds = time.perf_counter() - t0
     rep = build_report(ctx, seconds=seconds) if report else None
@@ -219,14 +180,11 @@ def run_study(name_or_path: str | Path, *, quick: bool = False, out: str | Path 
 
 
 def _shipped_text(name: str) -> str:
-    from topograph.studies.spec import config_dir
-
     return (config_dir() / f"{name}.toml").read_text(encoding="utf-8")
 
 
 def list_studies() -> list[dict[str, Any]]:
     """Name, title, paper and estimated cost (minutes on 2 CPU cores) of every shipped study."""
-    from topograph.studies.spec import read_study_toml, study_names
 
     out = []
     for n in study_names():

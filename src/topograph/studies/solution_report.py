@@ -36,9 +36,16 @@ import numpy as np
 from topograph.paths import FourierPathFinder
 from topograph.paths.solutions import centroid_distances, kernel_pca, linear_pca, weight_statistics
 from topograph.report import Figure, Heading, Note, Table
-from topograph.studies.runner import StudyContext
+from topograph.studies.context import StudyContext
 from topograph.studies.solution_sets import (
-    KINDS, build_sets, draw_pairs, loss_minimum, select_lowest, separation, set_barriers, table_one,
+    KINDS,
+    build_sets,
+    draw_pairs,
+    loss_minimum,
+    select_lowest,
+    separation,
+    set_barriers,
+    table_one,
 )
 from topograph.studies.stats import compare, format_mean_std, summarize
 

@@ -1,7 +1,6 @@
 """A study: a versioned TOML config shipped in ``topograph/studies/configs/NAME.toml``.
 
 Schema (every table is documented in ``docs/studies.md``)::
-
     [study]      name, version, title, description, paper, differences = [...],
                  cost_minutes = {default = 90, quick = 2}     # estimated on 2 CPU cores
     [base]       a run config (topograph.runs tables) shared by every arm
@@ -33,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from topograph.errors import UsageError
-from topograph.studies.tuning import apply_params
+from topograph.runs.config import RunConfig
+from topograph.studies.tuning import apply_params, check_space
 
 MODES = ("default", "quick")
 
@@ -158,8 +158,6 @@ def _startup_trials(budget: Mapping[str, Any], where: str) -> int | None:
 
 def load_study(name_or_path: str | Path, *, quick: bool = False) -> StudySpec:
     """Parse and validate a study in the chosen mode (budgets applied, sweeps expanded)."""
-    from topograph.runs.config import RunConfig
-    from topograph.studies.tuning import check_space
 
     raw, source = read_study_toml(name_or_path)
     mode = "quick" if quick else "default"

@@ -35,7 +35,7 @@ from topograph.landscape import compute_surface
 from topograph.landscape.directions import pca_directions, random_directions
 from topograph.landscape.trajectory import covering_range, project
 from topograph.report import Figure, Heading, Note, Table
-from topograph.studies.runner import StudyContext
+from topograph.studies.context import StudyContext
 
 
 def _mpl():

@@ -36,6 +36,8 @@ from typing import Any
 import numpy as np
 
 from topograph.errors import UsageError
+from topograph.runs.config import RunConfig
+from topograph.runs.trainer import Session
 
 #: the keys a search-space entry may have
 SPACE_KEYS = ("low", "high", "log", "choices", "step")
@@ -318,8 +320,6 @@ def tune_arm(*, arm: str, study_name: str, base_config: Mapping[str, Any],
     import optuna
     from optuna.trial import TrialState
 
-    from topograph.runs.config import RunConfig
-    from topograph.runs.trainer import Session
 
     if not base_config.get("data", {}).get("val_size"):
         raise UsageError(f"arm {arm}: tuning needs data.val_size > 0 (tuning never looks at the test set)")

@@ -1,0 +1,57 @@
+"""The training loop's resumable position and running sums (saved in every checkpoint)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+
+class LoopState:
+    """The loop's resumable position and running sums (all plain numbers + a few tensors)."""
+
+    def __init__(self) -> None:
+        self.epoch = 0              # epochs completed; index of the epoch in progress
+        self.batch = 0              # next batch inside that epoch
+        self.step = 0               # optimizer steps so far
+        self.perm_state: Tensor | None = None   # batch generator state at the epoch's start
+        self.ep_loss_sum: Tensor = torch.zeros(())
+        self.ep_batches = 0
+        self.ep_grad0 = 0
+        self.ep_func0 = 0
+        self.ep_lr = math.nan
+        self.ep_start = 0.0
+        self.ep_train_seconds = 0.0
+        self.func_total = 0
+        self.grad_total = 0
+        self.grad_samples = 0
+        self.elapsed = 0.0
+        self.snapshots = 0
+        self.last_snapshot_step = -1
+        self.stop_reason = ""
+        self.rows: list[dict[str, Any]] = []
+
+    _NUMBERS = ("epoch", "batch", "step", "ep_batches", "ep_grad0", "ep_func0", "ep_lr", "ep_start",
+                "ep_train_seconds",
+                "func_total", "grad_total", "grad_samples", "elapsed", "snapshots",
+                "last_snapshot_step", "stop_reason")
+
+    def state_dict(self) -> dict[str, Any]:
+        d = {k: getattr(self, k) for k in self._NUMBERS}
+        d["ep_loss_sum"] = self.ep_loss_sum.detach().cpu().clone()
+        d["perm_state"] = self.perm_state
+        d["rows"] = [dict(r) for r in self.rows]
+        return d
+
+    def load(self, d: Mapping[str, Any], device: torch.device) -> None:
+        for k in self._NUMBERS:
+            setattr(self, k, d[k])
+        self.ep_loss_sum = d["ep_loss_sum"].to(device)
+        self.perm_state = d["perm_state"].cpu()
+        self.rows = [dict(r) for r in d["rows"]]
+
+
+__all__ = ["LoopState"]
