@@ -222,7 +222,26 @@ def find_first_layer(module: nn.Module, spec: ParamSpec, example: Tensor) -> tup
         return None, f"the first layer {name!r} runs more than once"
     if depends:
         return None, f"the input of the first layer {name!r} depends on parameters"
-    return _checked(module, spec, name, layer, None, False)
+    found, why = _checked(module, spec, name, layer, None, False)
+    return (found, why) if found is None else _verified(module, found, example)
+
+
+@torch.no_grad()
+def _verified(module: nn.Module, first: FirstLayer, example: Tensor) -> tuple[FirstLayer | None, str]:
+    """The model run with its first layer replaced by the layer's own output must give the
+    model's output (a model that reads the layer's tensors elsewhere does not)."""
+    view = structural_copy(module)
+    view.eval()
+    runner = GivenRunner(view, first, dict(view.named_buffers()))
+    params = {n: p for n, p in view.named_parameters() if not n.startswith(f"{first.name}.")}
+    try:
+        z = first.layer(first.inputs(view, example))
+        same = torch.allclose(runner.run(params, z, example), view(example), rtol=1e-4, atol=1e-6)
+    except Exception as err:  # noqa: BLE001 - a model that needs the replaced layer itself
+        return None, f"the model reads its first layer {first.name!r} other than by calling it ({type(err).__name__})"
+    if not same:
+        return None, f"the model's output depends on its first layer {first.name!r} other than through its output"
+    return first, ""
 
 
 def _sequential_first_layer(module: nn.Module, spec: ParamSpec):
