@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from topograph.core import Objective
 from topograph.data import load_dataset
 from topograph.models import build_model
-from topograph.paths import FourierPath, FourierPathFinder, path_objective
+from topograph.paths import FourierPath, FourierPathFinder, path_reduction
 
 
 def data_root() -> Path:
@@ -83,7 +83,7 @@ def naive_fpf(objective, a, b, *, steps, points=51, n_terms=10, lr=1e-3, reg=1e-
     opt = torch.optim.Adam([path.control], lr=lr)
     t = torch.linspace(0, 1, points)
     sines = torch.sin(math.pi * t[:, None] * torch.arange(1, n_terms + 1)[None])
-    reduce = path_objective("softmax", temperature=temperature)
+    reduce = path_reduction("softmax", temperature=temperature)
     history = []
     for _ in range(steps):
         with torch.no_grad():
@@ -133,14 +133,14 @@ def main() -> None:
     base_per_step = (time.perf_counter() - t0) / base_steps
     rows.append(("point-by-point loop (baseline)", base_per_step, None, None))
     for engine in ("core", "first-layer"):
-        finder = FourierPathFinder(points=51, steps=steps, lr=1e-3, reg=1e-4, objective="softmax",
+        finder = FourierPathFinder(points=51, steps=steps, lr=1e-3, reg=1e-4, reduction="softmax",
                                    engine=engine, dense_points=51, eval_splits=("train",), keep_best=False,
                                    progress=False)
         t0 = time.perf_counter()
         res = finder.find(objective, a, b)
         total = time.perf_counter() - t0
         per_step = total / (steps + 1)  # +1: the 51-point dense evaluation costs < one step
-        agree = max(abs(p - q) / max(abs(q), 1e-12) for p, q in zip(res.history["objective"], base_hist))
+        agree = max(abs(p - q) / max(abs(q), 1e-12) for p, q in zip(res.history["value"], base_hist))
         rows.append((f"batched, {engine} engine", per_step, res, agree))
 
     print(f"\n{'method':<34}{'s/step':>10}{'100 steps (s)':>15}{'H (dense)':>11}{'rel. diff':>11}")

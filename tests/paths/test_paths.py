@@ -159,9 +159,9 @@ def test_toy_straight_line_height(toy_setup):
 
 
 @pytest.mark.parametrize("kind,low,high", [("softmax", 0.0, 0.63), ("squared", 0.64, 0.66), ("sum", 0.66, 0.74)])
-def test_toy_fourier_objectives(toy_setup, kind, low, high):
+def test_toy_fourier_reductions(toy_setup, kind, low, high):
     obj, a, b, h_saddle = toy_setup
-    finder = FourierPathFinder(points=100, objective=kind, steps=500, lr=0.01, reg=0.1, temperature=0.03,
+    finder = FourierPathFinder(points=100, reduction=kind, steps=500, lr=0.01, reg=0.1, temperature=0.03,
                                progress=False)
     r = finder.find(obj, a, b)
     assert len(r.t) == finder.dense_points or len(r.t) == 10 * 99 + 1
@@ -208,7 +208,7 @@ def test_muller_brown_neb_oracle_and_fourier_objectives(mb_setup):
     soft = FourierPathFinder(points=100, steps=1000, lr=0.01, reg=0.1, temperature=0.03,
                              progress=False).find(obj, a, b)
     assert v_saddle - 1e-6 <= to_v(soft.height) <= -40.0
-    flat = FourierPathFinder(points=100, objective="sum", steps=1000, lr=0.01, reg=0.1,
+    flat = FourierPathFinder(points=100, reduction="sum", steps=1000, lr=0.01, reg=0.1,
                              progress=False).find(obj, a, b)
     assert to_v(flat.height) > -30.0  # documented limitation of the paper's Eq. 4
 
@@ -365,8 +365,8 @@ def test_batchnorm_recompute_matches_reference_and_leaves_module_alone():
 
 def test_bad_input_is_one_line_usage_error(toy_setup):
     obj, a, b, _ = toy_setup
-    with pytest.raises(UsageError, match="objective"):
-        FourierPathFinder(objective="max").find(obj, a, b)
+    with pytest.raises(UsageError, match="reduction"):
+        FourierPathFinder(reduction="max").find(obj, a, b)
     with pytest.raises(UsageError, match="start has 3 parameters"):
         linear_barrier(obj, torch.zeros(3), b)
     with pytest.raises(UsageError, match="batchnorm"):
@@ -391,11 +391,11 @@ def test_softmax_objective_is_a_near_max_at_digits_scale():
     """On a path whose losses are ~0.01 the default soft-max weights the highest point far above
     the mean and its value is within a few percent of the maximum (a fixed τ = 0.1 in loss
     units, the former default, weights every point almost equally: the mean loss)."""
-    from topograph.paths import path_objective
+    from topograph.paths import path_reduction
 
     losses = _bump_losses()
     m, top = losses.numel(), float(losses.max())
-    w, value = _weights_and_value(path_objective("softmax"), losses)
+    w, value = _weights_and_value(path_reduction("softmax"), losses)
     # the reference: the weights written out, τ = 0.05 × spread, 0.9 soft-max + 0.1 mean
     tau = 0.05 * float(losses.max() - losses.min())
     e = np.exp((losses.numpy() - top) / tau)
@@ -411,9 +411,9 @@ def test_softmax_objective_is_a_near_max_at_digits_scale():
 
 
 def test_softmax_weights_do_not_depend_on_loss_scale_or_shift():
-    from topograph.paths import path_objective
+    from topograph.paths import path_reduction
 
-    soft = path_objective("softmax", temperature=0.1, mean_weight=0.2)
+    soft = path_reduction("softmax", temperature=0.1, mean_weight=0.2)
     w1, v1 = _weights_and_value(soft, _bump_losses(scale=0.01))
     w2, v2 = _weights_and_value(soft, _bump_losses(scale=250.0, shift=-40.0))
     torch.testing.assert_close(w1, w2)
@@ -422,18 +422,18 @@ def test_softmax_weights_do_not_depend_on_loss_scale_or_shift():
     w, v = _weights_and_value(soft, flat)
     assert v == pytest.approx(0.3, rel=1e-12) and torch.allclose(w, torch.full_like(w, 1 / 7))
     with pytest.raises(UsageError, match="temperature"):
-        path_objective("softmax", temperature=0.0)
+        path_reduction("softmax", temperature=0.0)
     with pytest.raises(UsageError, match="mean_weight"):
-        path_objective("softmax", mean_weight=1.0)
+        path_reduction("softmax", mean_weight=1.0)
 
 
-def test_path_objective_docstring_example_runs():
+def test_path_reduction_docstring_example_runs():
     import doctest
 
     from topograph.paths import fourier
 
     finder = doctest.DocTestFinder()
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
-    for test in finder.find(fourier.path_objective, "path_objective", globs={}):
+    for test in finder.find(fourier.path_reduction, "path_reduction", globs={}):
         runner.run(test)
     assert runner.failures == 0 and runner.tries >= 3

@@ -1,6 +1,6 @@
 """``topograph paths``: barriers and low paths between solutions, or maps of a set of runs.
 
-    topograph paths RUN_A RUN_B [--method fourier] [--objective softmax] [--steps 100] [--out DIR]
+    topograph paths RUN_A RUN_B [--method fourier] [--reduction softmax] [--steps 100] [--out DIR]
     topograph paths --runs RUN_1 RUN_2 RUN_3 ... [--method linear] [--out DIR]
 
 A and B are run directories or checkpoint files inside runs (``topograph.runs.load_model``); the
@@ -86,7 +86,7 @@ def _load_pair(a: str, b: str):
 @click.option("--runs", "runs", is_flag=True, help="Treat the arguments as a set of runs (barrier matrix, kPCA).")
 @click.option("--method", type=click.Choice(METHOD_CHOICES), default=None,
               help="Path method (default: fourier for a pair, linear for --runs).")
-@click.option("--objective", "path_objective", type=click.Choice(["softmax", "sum", "squared"]), default="softmax",
+@click.option("--reduction", "path_reduction", type=click.Choice(["softmax", "sum", "squared"]), default="softmax",
               show_default=True, help="FourierPathFinder objective.")
 @click.option("--steps", type=click.IntRange(min=0), default=100, show_default=True, help="Optimisation steps.")
 @click.option("--points", type=click.IntRange(min=3), default=51, show_default=True, help="Path points per step.")
@@ -94,12 +94,12 @@ def _load_pair(a: str, b: str):
 @click.option("--out", "out", type=click.Path(file_okay=False), default=None,
               help="Output directory [default: beside the runs: RUN_A/paths/<B>-<method> for a pair, "
                    "<the runs' common folder>/paths-<method> for --runs].")
-def command(solutions, runs, method, path_objective, steps, points, lr, out):
+def command(solutions, runs, method, path_reduction, steps, points, lr, out):
     """Barrier and low-height path between two solutions, or maps of a set of runs."""
     if out is not None:
         check_writable(out, label="--out")
     if runs:
-        _run_set(list(solutions), method or "linear", path_objective, steps, points, lr,
+        _run_set(list(solutions), method or "linear", path_reduction, steps, points, lr,
                  Path(out) if out is not None else None)
         return
     if len(solutions) != 2:
@@ -112,7 +112,7 @@ def command(solutions, runs, method, path_objective, steps, points, lr, out):
         out = _pair_out(*solutions, method or "fourier")
         check_writable(out, label="the default --out (beside the runs; choose another with --out)")
     results = compare_solutions(objective, a, b, out, method=method or "fourier", steps=steps, points=points,
-                                path_objective=path_objective, lr=lr, checkpoint=Path(out) / CHECKPOINTS)
+                                reduction=path_reduction, lr=lr, checkpoint=Path(out) / CHECKPOINTS)
     for name, r in results.items():
         tests = r.profiles.get("test")
         extra = f", test H = {tests.height:.4g}" if tests is not None else ""
@@ -120,7 +120,7 @@ def command(solutions, runs, method, path_objective, steps, points, lr, out):
     click.echo(f"wrote {Path(out) / 'paths.png'} and {Path(out) / 'paths.json'}")
 
 
-def _run_set(dirs, method, path_objective, steps, points, lr, out: Path | None) -> None:
+def _run_set(dirs, method, path_reduction, steps, points, lr, out: Path | None) -> None:
     if len(dirs) < 2:
         raise UsageError(f"--runs needs at least two run directories, got {len(dirs)}")
     for d in dirs:
@@ -149,7 +149,7 @@ def _run_set(dirs, method, path_objective, steps, points, lr, out: Path | None) 
                                  "give each solution once")
         groups.append(str(r.config.get("optimizer", {}).get("name", "?")))
         labels.append(f"{r.name}:{r.seed}")
-    finder = make_finder(method, steps=steps, points=points, objective=path_objective, lr=lr)
+    finder = make_finder(method, steps=steps, points=points, reduction=path_reduction, lr=lr)
     matrix = sol.barrier_matrix(objective, vectors, finder=finder, labels=labels, checkpoint=out / CHECKPOINTS)
     out.mkdir(parents=True, exist_ok=True)
     plot_barrier_matrix(matrix.heights, out / "barrier-matrix", labels=labels)

@@ -18,13 +18,13 @@ from topograph.paths.barrier import linear_barrier, profile_path
 from topograph.paths.curves import CurveFinder
 from topograph.paths.evaluate import PathEvaluator
 from topograph.paths.family import BezierPath, FourierPath, LinearPath, PolylinePath, StraightPath
-from topograph.paths.fourier import PATH_OBJECTIVES, FourierPathFinder, path_objective
+from topograph.paths.fourier import PATH_REDUCTIONS, FourierPathFinder, path_reduction
 from topograph.paths.neb import NEBPathFinder
 from topograph.paths.result import PathProfile, PathResult
 
 __all__ = [
-    "PATH_OBJECTIVES", "BezierPath", "CurveFinder", "FourierPath",
+    "PATH_REDUCTIONS", "BezierPath", "CurveFinder", "FourierPath",
     "FourierPathFinder", "LinearPath", "NEBPathFinder", "PathEvaluator", "PathProfile",
     "PathResult", "PolylinePath", "StraightPath", "linear_barrier",
-    "path_objective", "profile_path",
+    "path_reduction", "profile_path",
 ]

@@ -8,7 +8,7 @@ keeps both endpoints fixed for any b.  On M points t_m = m/(M−1) the coefficie
 
     J(b) = D(l_1, …, l_M) + λ Σ_{m=1}^{M−1} ‖ω(t_{m+1}) − ω(t_m)‖²,   l_m = L(ω(t_m)),
 
-with one of three data terms D (``objective=``):
+with one of three data terms D (``reduction=``, how the point losses are reduced to one number):
 
 ``"sum"``      Σ_m l_m — the paper's Eq. 4 and its NN notebook (faithful).
 ``"squared"``  Σ_m l_m² — the paper's toy notebook (MSE of f against 0); this is what produced the
@@ -66,8 +66,8 @@ from topograph.paths.finder import PathFinderSettings
 from topograph.paths.optimize import optimise_path
 from topograph.paths.result import PathResult
 
-PathObjective = Literal["softmax", "sum", "squared"]
-PATH_OBJECTIVES = ("softmax", "sum", "squared")
+PathReduction = Literal["softmax", "sum", "squared"]
+PATH_REDUCTIONS = ("softmax", "sum", "squared")
 
 
 def softmax_temperature(losses: Tensor, temperature: float) -> Tensor:
@@ -77,15 +77,15 @@ def softmax_temperature(losses: Tensor, temperature: float) -> Tensor:
     return (float(temperature) * spread).clamp_min(torch.finfo(losses.dtype).tiny)
 
 
-def path_objective(kind: str, *, temperature: float = 0.05, mean_weight: float = 0.1):
+def path_reduction(kind: str, *, temperature: float = 0.05, mean_weight: float = 0.1):
     """The data term D(l) as a function of the vector of point losses (see module docstring).
 
     For ``"softmax"``, ``temperature`` is relative: τ = temperature × (max_m l_m − min_m l_m),
     recomputed from the losses at every call and held constant in the gradient.
 
     >>> import torch
-    >>> from topograph.paths import path_objective
-    >>> soft = path_objective("softmax")
+    >>> from topograph.paths import path_reduction
+    >>> soft = path_reduction("softmax")
     >>> losses = torch.tensor([0.010, 0.011, 0.014, 0.011, 0.010], requires_grad=True)
     >>> value = soft(losses); value.backward()
     >>> round(value.item(), 4), int(losses.grad.argmax())      # ≈ the maximum 0.014, at point 2
@@ -109,7 +109,7 @@ def path_objective(kind: str, *, temperature: float = 0.05, mean_weight: float =
             return (1.0 - w) * smooth_max + w * losses.mean()
 
         return softmax
-    raise UsageError(f"objective={kind!r} is not known; use one of {', '.join(PATH_OBJECTIVES)}")
+    raise UsageError(f"reduction={kind!r} is not known; use one of {', '.join(PATH_REDUCTIONS)}")
 
 
 @dataclass
@@ -120,10 +120,10 @@ class FourierPathFinder(PathFinderSettings):
 
     n_terms:        N, the number of sine terms (paper: "typically" 10).
     points:         M, grid points used in the objective (paper NN notebook: 51).
-    objective:      ``"softmax"`` (default), ``"sum"`` (paper Eq. 4) or ``"squared"`` (toy notebook).
-    temperature:    r of the soft-max objective, relative: τ = r × (spread of the path's point
+    reduction:      ``"softmax"`` (default), ``"sum"`` (paper Eq. 4) or ``"squared"`` (toy notebook).
+    temperature:    r of the soft-max reduction, relative: τ = r × (spread of the path's point
                     losses at each step), so it is a near-max at any loss scale.
-    mean_weight:    w, the share of the mean loss in the soft-max objective.
+    mean_weight:    w, the share of the mean loss in the soft-max reduction.
     reg:            λ of the chord-length regulariser (paper NN: 1e-4).
     lr, steps:      Adam learning rate and number of steps (paper NN: 1e-3, 100).
     batch_size:     ``None``: the full split at every step (faithful); else a random minibatch.
@@ -131,7 +131,7 @@ class FourierPathFinder(PathFinderSettings):
     split:          the split the path is optimised on.
     dense_points:   t values of the final dense evaluation (default 10 (M−1) + 1).
     eval_splits:    splits of the dense evaluation (default: train and test when present).
-    keep_best:      restore the iterate with the lowest objective (deterministic runs only).
+    keep_best:      restore the iterate with the lowest value (deterministic runs only).
     gradient_noise: σ of Gaussian noise added to the gradient (the toy notebook used 1).
     batchnorm:      ``"frozen"`` or ``"recompute"`` for the dense evaluation (see barrier.py).
     engine:         batched-evaluation engine (``"auto"``, ``"generic"``, ``"first-layer"``).
@@ -143,7 +143,7 @@ class FourierPathFinder(PathFinderSettings):
 
     n_terms: int = 10
     points: int = 51
-    objective: PathObjective = "softmax"
+    reduction: PathReduction = "softmax"
     temperature: float = 0.05
     mean_weight: float = 0.1
     reg: float = 1e-4
@@ -154,8 +154,8 @@ class FourierPathFinder(PathFinderSettings):
     gradient_noise: float = 0.0
 
     def _check(self) -> None:
-        if self.objective not in PATH_OBJECTIVES:
-            raise UsageError(f"objective={self.objective!r} is not known; use one of {', '.join(PATH_OBJECTIVES)}")
+        if self.reduction not in PATH_REDUCTIONS:
+            raise UsageError(f"reduction={self.reduction!r} is not known; use one of {', '.join(PATH_REDUCTIONS)}")
         if int(self.points) < 3:
             raise UsageError(f"points must be at least 3, got {self.points}")
         if int(self.n_terms) < 1:
@@ -190,12 +190,12 @@ class FourierPathFinder(PathFinderSettings):
                 idx = torch.randperm(int(self.points), generator=gen)[:k].sort().values
                 return grid.cpu()[idx]
 
-        reduce = path_objective(self.objective, temperature=self.temperature, mean_weight=self.mean_weight)
+        reduce = path_reduction(self.reduction, temperature=self.temperature, mean_weight=self.mean_weight)
         history = optimise_path(
             path, objective, evaluator, reduce=reduce, grid=grid, steps=self.steps, lr=self.lr,
             reg=self.reg, t_sampler=sampler, batch_size=self.batch_size, split=self.split,
             gradient_noise=self.gradient_noise, keep_best=self.keep_best, seed=self.seed,
-            progress=self.progress, description=f"FourierPathFinder ({self.objective})",
+            progress=self.progress, description=f"FourierPathFinder ({self.reduction})",
             checkpoint=checkpoint, on_step=on_step, work0=work0,
         )
         dense = int(self.dense_points or 10 * (int(self.points) - 1) + 1)
@@ -203,4 +203,4 @@ class FourierPathFinder(PathFinderSettings):
                             work0=work0, counts={"optimisation_steps": int(self.steps), "dense_points": dense})
 
 
-__all__ = ["PATH_OBJECTIVES", "FourierPathFinder", "path_objective", "softmax_temperature"]
+__all__ = ["PATH_REDUCTIONS", "FourierPathFinder", "path_reduction", "softmax_temperature"]

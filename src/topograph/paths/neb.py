@@ -134,7 +134,7 @@ class NEBPathFinder(PathFinderSettings):
         ends, _ = evaluator.evaluate(torch.eye(2, dtype=start.dtype, device=start.device),
                                      torch.stack([start, end]), split=self.split)
         e_ends = ends.to(start)
-        history: dict[str, list[float]] = {"objective": [], "max_loss": []}
+        history: dict[str, list[float]] = {"value": [], "max_loss": []}
         steps, cycles = int(self.steps), int(self.cycles)
         total_steps = steps * cycles
         # the loop's position: `done` steps of cycle `cycle` relaxed (velocity: its momentum)
@@ -212,7 +212,7 @@ class NEBPathFinder(PathFinderSettings):
             band[1:-1] += move
             if math.isinf(self.spring_constant):
                 band = self._respace_band(band, climber)
-            history["objective"].append(float(losses.max()))
+            history["value"].append(float(losses.max()))
             history["max_loss"].append(float(losses.max()))
             done = step + 1
             overall = cycle * steps + done  # steps of all cycles so far: the checkpoint cadence counts these

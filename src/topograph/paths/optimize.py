@@ -117,7 +117,7 @@ def optimise_path(
     steps = int(steps)
     gen = torch.Generator().manual_seed(int(seed))
     deterministic = t_sampler is None and batch_size is None and gradient_noise == 0.0
-    history: dict[str, list[float]] = {"objective": [], "max_loss": []}
+    history: dict[str, list[float]] = {"value": [], "max_loss": []}
     best_value, best_control = float("inf"), None
     done = 0
     saved = checkpoint.load() if checkpoint is not None else None
@@ -157,7 +157,7 @@ def optimise_path(
             if gradient_noise:
                 path.control.grad.add_(torch.randn(path.control.shape, generator=gen).to(path.control) * gradient_noise)
             opt.step()
-            history["objective"].append(value)
+            history["value"].append(value)
             history["max_loss"].append(float(losses.max()))
             if checkpoint is not None and step < steps and step % checkpoint.every == 0:
                 save(step)

@@ -1,7 +1,7 @@
 """One call for the common question "is there a barrier between these two solutions?".
 
 :func:`compare_solutions` computes the straight-line barrier and a low path found by a path
-method (FourierPathFinder with the soft-max objective by default), both densely evaluated on
+method (FourierPathFinder with the soft-max reduction by default), both densely evaluated on
 train and test data, saves the plot of the loss along both paths and a JSON/NPZ record, and
 returns the two results.  ``topograph quickstart`` and ``topograph paths`` use it.
 """
@@ -27,11 +27,11 @@ from topograph.paths.result import PathResult
 METHODS = ("fourier", "bezier", "polychain", "neb", "linear")
 
 
-def make_finder(method: str, *, steps: int = 100, points: int = 51, objective: str = "softmax",
+def make_finder(method: str, *, steps: int = 100, points: int = 51, reduction: str = "softmax",
                 lr: float | None = None, progress: bool | None = None, **kwargs: Any):
     """A path finder by name with the settings a CLI exposes (``None`` for ``"linear"``)."""
     if method == "fourier":
-        return FourierPathFinder(steps=steps, points=points, objective=objective, lr=lr or 1e-3,
+        return FourierPathFinder(steps=steps, points=points, reduction=reduction, lr=lr or 1e-3,
                                  progress=progress, **kwargs)
     if method in ("bezier", "polychain"):
         return CurveFinder(curve=method, steps=steps, lr=lr or 1e-3, progress=progress, **kwargs)
@@ -51,7 +51,7 @@ def compare_solutions(
     method: str = "fourier",
     steps: int = 200,
     points: int = 51,
-    path_objective: str = "softmax",
+    reduction: str = "softmax",
     lr: float | None = None,
     straight_points: int = 101,
     title: str | None = None,
@@ -65,7 +65,7 @@ def compare_solutions(
     ``path-<method>.json/.npz`` per result and ``paths.json`` (both summaries).
     """
     results = {"straight": linear_barrier(objective, start, end, points=straight_points)}
-    finder = make_finder(method, steps=steps, points=points, objective=path_objective, lr=lr,
+    finder = make_finder(method, steps=steps, points=points, reduction=reduction, lr=lr,
                          progress=progress, **finder_kwargs)
     if finder is not None:
         results[method] = finder.find(objective, start, end)

@@ -146,7 +146,7 @@ class PathResult:
             "profiles": {k: p.summary() for k, p in self.profiles.items()},
             "work": self.work.as_dict(), "counts": dict(self.counts), "settings": _jsonable(self.settings),
             "seconds": self.seconds,
-            "final_objective": self.history.get("objective", [None])[-1] if self.history.get("objective") else None,
+            "final_value": self.history["value"][-1] if self.history.get("value") else None,
         }
 
     def save(self, directory: str | os.PathLike, name: str | None = None) -> Path:

@@ -292,7 +292,7 @@ def _barriers(ctx, sets, arms, opts) -> list[Any]:
     names = list(opts.get("barrier_sets", [f"{arms[0]}/train", f"{arms[0]}/test", f"{arms[1]}/train",
                                              f"{arms[1]}/test"]))
     landscapes = list(opts.get("landscapes", ["train", "test"]))
-    objectives = list(opts.get("path_objectives", ["sum", "softmax"]))
+    objectives = list(opts.get("path_reductions", ["sum", "softmax"]))
     k_pairs, seed = int(opts.get("pairs", 300)), int(opts.get("pair_seed", 0))
     base = FourierPathFinder(points=int(opts.get("path_points", 50)), steps=int(opts.get("path_steps", 100)),
                              lr=float(opts.get("path_lr", 1e-3)), reg=float(opts.get("path_reg", 1e-4)),
@@ -311,7 +311,7 @@ def _barriers(ctx, sets, arms, opts) -> list[Any]:
     rows = []
     for landscape in landscapes:
         for obj_kind in objectives:
-            finder = replace(base, objective=obj_kind)
+            finder = replace(base, reduction=obj_kind)
             fig, ax = plt.subplots(figsize=(6.4, 3.6))
             all_h = {}
             for name in names:
