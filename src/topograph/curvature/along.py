@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from topograph.core import ObjectiveLike
 from topograph.curvature._plotting import new_figure
 from topograph.curvature.measures import PointMeasures, measure_point
 from topograph.errors import UsageError
@@ -71,7 +72,7 @@ def arc_length_positions(points: Tensor) -> Tensor:
 
 
 def measures_along(
-    objective: Any,
+    objective: ObjectiveLike,
     points: Tensor,
     *,
     positions: Tensor | list[float] | None = None,
@@ -117,7 +118,7 @@ def snapshot_positions(snapshots: list[tuple[int, int]]) -> tuple[Tensor, str]:
 def measures_along_trajectory(
     run: Any,
     *,
-    objective: Any = None,
+    objective: ObjectiveLike = None,
     progress: bool | None = None,
     **measure_kwargs: Any,
 ) -> AlongResult:

@@ -43,6 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from topograph.core import Objective
 from topograph.core.work import Work
 from topograph.curvature.results import TraceResult
 from topograph.errors import UsageError
@@ -137,18 +138,17 @@ def _loss_kind(loss_fn: Any) -> tuple[str | None, str]:
                   "nn.CrossEntropyLoss(), torch.nn.functional.mse_loss or nn.MSELoss() (mean reduction)")
 
 
-def _check(objective: Any, *, smooth_ok: bool) -> str | None:
-    module = getattr(objective, "module", None)
-    if module is None or not hasattr(objective, "chunks") or not hasattr(objective, "loss_fn"):
+def _check(objective: Objective, *, smooth_ok: bool) -> str | None:
+    if not isinstance(objective, Objective):
         return "the objective must be a topograph.core.Objective (a network, not a plain function)"
-    problem = _structure_problem(module, smooth_ok=smooth_ok)
+    problem = _structure_problem(objective.module, smooth_ok=smooth_ok)
     if problem is not None:
         return problem
     kind, why = _loss_kind(objective.loss_fn)
     return why if kind is None else None
 
 
-def supports_exact_trace(objective: Any) -> tuple[bool, str]:
+def supports_exact_trace(objective: Objective) -> tuple[bool, str]:
     """``(True, "")`` when :func:`exact_trace` applies to ``objective``, else ``(False, why)``.
 
     Checks the model (a plain ``nn.Sequential`` of Linear layers and piecewise-linear
@@ -210,7 +210,7 @@ def _loss_root(kind: str, out: Tensor, y: Tensor, ignore_index: int | None) -> T
     return eye.unsqueeze(1).expand(d, n, d).reshape(d, *out.shape)
 
 
-def _trace(objective: Any, theta: Any, *, split: str, batch: Any, params: Sequence[str] | None,
+def _trace(objective: Objective, theta: Any, *, split: str, batch: Any, params: Sequence[str] | None,
            smooth_ok: bool, method: str) -> ExactTraceResult:
     problem = _check(objective, smooth_ok=smooth_ok)
     if problem is not None:
@@ -265,7 +265,7 @@ def _trace(objective: Any, theta: Any, *, split: str, batch: Any, params: Sequen
 
 
 def exact_trace(
-    objective: Any,
+    objective: Objective,
     theta: Any = None,
     *,
     split: str = "train",
@@ -289,7 +289,7 @@ def exact_trace(
 
 
 def ggn_trace(
-    objective: Any,
+    objective: Objective,
     theta: Any = None,
     *,
     split: str = "train",

@@ -23,6 +23,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from topograph.core import ObjectiveLike
+from topograph.core.linalg import LinearOperator
 from topograph.core.work import Work
 from topograph.curvature._random import generator
 from topograph.curvature.density import spectral_density
@@ -36,7 +38,7 @@ from topograph.errors import UsageError
 TRACE_METHODS = ("hutch++", "hutchinson", "exact", "auto")
 
 
-def _flat_theta(objective: Any, theta: Any) -> Tensor:
+def _flat_theta(objective: ObjectiveLike, theta: Any) -> Tensor:
     if theta is None:
         return objective.flat_params()
     return objective.spec.as_flat(theta).detach().to(objective.device)
@@ -83,7 +85,7 @@ class EpsilonSharpness:
 
 
 def epsilon_sharpness(
-    objective: Any,
+    objective: ObjectiveLike,
     theta: Any = None,
     *,
     epsilon: float = 1e-3,
@@ -169,7 +171,7 @@ def negative_curvature_from_density(density: DensityResult, *, threshold: float 
 
 
 def negative_curvature(
-    op_or_objective: Any,
+    op_or_objective: LinearOperator | ObjectiveLike,
     theta: Any = None,
     *,
     split: str = "train",
@@ -184,7 +186,7 @@ def negative_curvature(
     One SLQ estimate (``runs × steps`` products; :func:`spectral_density`) gives both the
     spectral mass below zero and the extreme Ritz values.  Accepts an operator or an objective.
     """
-    op = op_or_objective if hasattr(op_or_objective, "matvec") else HessianOperator(
+    op = op_or_objective if isinstance(op_or_objective, LinearOperator) else HessianOperator(
         op_or_objective, theta, split=split, batch=batch)
     return negative_curvature_from_density(
         spectral_density(op, steps=steps, runs=runs, seed=seed), threshold=threshold)
@@ -208,7 +210,7 @@ class LayerCurvature:
         return asdict(self)
 
 
-def default_layer_groups(objective: Any) -> dict[str, list[str]]:
+def default_layer_groups(objective: ObjectiveLike) -> dict[str, list[str]]:
     """Parameter tensors grouped by the module that owns them (``fc.weight`` + ``fc.bias``)."""
     groups: dict[str, list[str]] = {}
     for name in objective.spec.names:
@@ -218,7 +220,7 @@ def default_layer_groups(objective: Any) -> dict[str, list[str]]:
 
 
 def layer_curvature(
-    objective: Any,
+    objective: ObjectiveLike,
     theta: Any = None,
     *,
     split: str = "train",
@@ -261,7 +263,7 @@ def layer_curvature(
 
 # ---------------------------------------------------------------------------- all at a point
 def curvature_summary(
-    objective: Any,
+    objective: ObjectiveLike,
     theta: Any = None,
     *,
     split: str = "train",
@@ -319,7 +321,7 @@ class PointMeasures:
 
 
 def measure_point(
-    objective: Any,
+    objective: ObjectiveLike,
     theta: Any = None,
     *,
     split: str = "train",

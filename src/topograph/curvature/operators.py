@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from topograph.core import Objective, ObjectiveLike
 from topograph.core.linalg import LinearOperator
 from topograph.errors import UsageError
 
@@ -97,7 +98,7 @@ class HessianOperator:
 
     def __init__(
         self,
-        objective: Any,
+        objective: ObjectiveLike,
         theta: Tensor | dict | None = None,
         *,
         split: str = "train",
@@ -182,7 +183,7 @@ class GaussNewtonOperator:
 
     def __init__(
         self,
-        objective: Any,
+        objective: Objective,
         theta: Tensor | dict | None = None,
         *,
         split: str = "train",
@@ -217,7 +218,7 @@ class GaussNewtonOperator:
         if self._chunks is not None:
             return
         obj = self.objective
-        if not hasattr(obj, "forward") or not hasattr(obj, "loss_fn"):
+        if not isinstance(obj, Objective):
             raise UsageError("GaussNewtonOperator needs a network Objective (module + loss); "
                              "use HessianOperator for a FunctionObjective")
         theta = self._theta()

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from topograph.core import ObjectiveLike
 from topograph.core.directions import NORMS, random_direction
 from topograph.core.params import ParamSpec
 from topograph.errors import UsageError
@@ -85,14 +86,14 @@ class Directions:
         }
 
 
-def _spec_center(objective: Any, center: Tensor | Mapping[str, Tensor] | None) -> tuple[ParamSpec, Tensor]:
+def _spec_center(objective: ObjectiveLike, center: Tensor | Mapping[str, Tensor] | None) -> tuple[ParamSpec, Tensor]:
     spec = objective.spec
     if center is None:
         return spec, objective.flat_params().detach()
     return spec, _as_flat_point(spec, center, "center", objective)
 
 
-def _as_flat_point(spec: ParamSpec, value: Any, name: str, objective: Any) -> Tensor:
+def _as_flat_point(spec: ParamSpec, value: Any, name: str, objective: ObjectiveLike) -> Tensor:
     """A flat point of the model from a flat tensor or a name → tensor dict (shape-checked)."""
     if isinstance(value, Mapping):
         missing = [n for n in spec.names if n not in value]
@@ -109,12 +110,12 @@ def _as_flat_point(spec: ParamSpec, value: Any, name: str, objective: Any) -> Te
         if flat.ndim != 1 or flat.shape[0] != spec.size:
             raise UsageError(f"{name} has shape {tuple(flat.shape)}; it must be a flat vector of "
                              f"length {spec.size} (the model's parameter count) or a dict of tensors")
-    ref = objective.flat_params() if not hasattr(objective, "x0") else objective.x0
+    ref = objective.flat_params()
     return flat.to(device=ref.device, dtype=ref.dtype)
 
 
 def random_directions(
-    objective: Any,
+    objective: ObjectiveLike,
     center: Tensor | Mapping[str, Tensor] | None = None,
     *,
     dim: int = 2,
@@ -143,7 +144,7 @@ def random_directions(
     return Directions(c, vecs, "random", int(seed), {"norm": norm, "ignore_1d": bool(ignore_1d)})
 
 
-def interpolation_directions(objective: Any, theta_a: Any, theta_b: Any) -> Directions:
+def interpolation_directions(objective: ObjectiveLike, theta_a: Any, theta_b: Any) -> Directions:
     """The line θ(t) = θ_a + t (θ_b − θ_a): t = 0 is θ_a, t = 1 is θ_b."""
     spec = objective.spec
     a = _as_flat_point(spec, theta_a, "theta_a", objective)
@@ -151,7 +152,7 @@ def interpolation_directions(objective: Any, theta_a: Any, theta_b: Any) -> Dire
     return Directions(a, (b - a).unsqueeze(0), "interpolation", None, {})
 
 
-def plane_directions(objective: Any, theta_0: Any, theta_1: Any, theta_2: Any) -> Directions:
+def plane_directions(objective: ObjectiveLike, theta_0: Any, theta_1: Any, theta_2: Any) -> Directions:
     """The plane through three points: centre θ_0, δ_1 = θ_1 − θ_0, δ_2 = θ_2 − θ_0.
 
     (0, 0), (1, 0) and (0, 1) are the three models.
@@ -164,7 +165,7 @@ def plane_directions(objective: Any, theta_0: Any, theta_1: Any, theta_2: Any) -
 
 
 def pca_directions(
-    objective: Any,
+    objective: ObjectiveLike,
     snapshots: Tensor,
     center: Tensor | Mapping[str, Tensor] | None = None,
     *,
@@ -196,7 +197,7 @@ def pca_directions(
                 rows[:, sl] = 0.0
     pca = PCA(n_components=int(dim))
     pca.fit(rows.numpy())
-    ref = objective.flat_params() if not hasattr(objective, "x0") else objective.x0
+    ref = objective.flat_params()
     comps = torch.from_numpy(np.ascontiguousarray(pca.components_)).to(device=ref.device, dtype=ref.dtype)
     ratios = tuple(float(r) for r in pca.explained_variance_ratio_)
     return Directions(c.to(device=ref.device, dtype=ref.dtype), comps, "pca", None,
@@ -204,7 +205,7 @@ def pca_directions(
 
 
 def user_directions(
-    objective: Any,
+    objective: ObjectiveLike,
     vectors: Sequence[Any] | Tensor,
     center: Tensor | Mapping[str, Tensor] | None = None,
 ) -> Directions:

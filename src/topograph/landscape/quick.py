@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import Tensor
 
+from topograph.core import ObjectiveLike
 from topograph.errors import UsageError
 from topograph.landscape.directions import pca_directions, random_directions
 from topograph.landscape.plots import contour_plot
@@ -33,7 +33,7 @@ class TrajectoryMap:
 
 
 def trajectory_map(
-    objective: Any,
+    objective: ObjectiveLike,
     trajectories: list[tuple[str, Tensor]],
     *,
     path: str | Path | None = None,

@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from topograph.core import FunctionObjective, Objective, ObjectiveLike
 from topograph.errors import UsageError
 from topograph.io import temp_file_beside
 
@@ -49,9 +50,10 @@ def tensor_digest(*tensors: Tensor) -> str:
     return h.hexdigest()[:32]
 
 
-def model_fingerprint(objective: Any, center: Tensor) -> str:
+def model_fingerprint(objective: ObjectiveLike, center: Tensor) -> str:
     """Hash of the centre's flat parameters and the architecture (``repr`` of the module)."""
-    arch = repr(getattr(objective, "module", None) or getattr(objective, "fn", ""))
+    arch = repr(objective.module if isinstance(objective, Objective) else
+                objective.fn if isinstance(objective, FunctionObjective) else "")
     h = hashlib.sha256(tensor_digest(center).encode())
     h.update(arch.encode())
     return h.hexdigest()[:32]

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from topograph.core import Work
+from topograph.core import Objective, ObjectiveLike, Work
 from topograph.core.subspace import SubspaceEvaluator
 from topograph.errors import UsageError
 from topograph.landscape import storage
@@ -118,13 +118,14 @@ def grid_axes(dim: int, range: Any = (-1.0, 1.0), resolution: Any = 31) -> list[
     return axes
 
 
-def fixed_batch(objective: Any, batch_size: int, *, split: str = "train", seed: int = 0):
+def fixed_batch(objective: ObjectiveLike, batch_size: int, *, split: str = "train", seed: int = 0):
     """``batch_size`` samples of ``split`` drawn without replacement with ``seed``."""
     if int(batch_size) < 1:
         raise UsageError(f"batch_size={batch_size}: must be a positive integer")
-    x, y = objective.splits[split] if split in getattr(objective, "splits", {}) else (None, None)
+    splits = objective.splits if isinstance(objective, Objective) else {}
+    x, y = splits[split] if split in splits else (None, None)
     if x is None:
-        known = ", ".join(getattr(objective, "splits", {})) or "none"
+        known = ", ".join(splits) or "none"
         raise UsageError(f"split {split!r} is not in the objective's data; known: {known}")
     n = x.shape[0]
     if int(batch_size) > n:
@@ -135,10 +136,10 @@ def fixed_batch(objective: Any, batch_size: int, *, split: str = "train", seed: 
     return x[idx], y[idx]
 
 
-def _data_digest(objective: Any, split: str, batch) -> str:
+def _data_digest(objective: ObjectiveLike, split: str, batch) -> str:
     if batch is not None:
         return storage.tensor_digest(*batch)
-    if split in getattr(objective, "splits", {}):
+    if isinstance(objective, Objective) and split in objective.splits:
         return storage.tensor_digest(*objective.splits[split])
     return "no-data"
 
@@ -159,7 +160,7 @@ def _progress(enabled: bool, total: int):
 
 # ---------------------------------------------------------------------- the grid
 def compute_surface(
-    objective: Any,
+    objective: ObjectiveLike,
     directions: Directions,
     *,
     range: Any = (-1.0, 1.0),
@@ -207,8 +208,8 @@ def compute_surface(
     mesh = np.meshgrid(*axes, indexing="ij")
     coef = torch.from_numpy(np.stack([m.reshape(-1) for m in mesh], axis=1))  # (G, m) row-major
     batch = None if batch_size is None else fixed_batch(objective, batch_size, split=split, seed=batch_seed)
-    if batch is None and split not in getattr(objective, "splits", {split: None}):
-        known = ", ".join(getattr(objective, "splits", {})) or "none"
+    if batch is None and isinstance(objective, Objective) and split not in objective.splits:
+        known = ", ".join(objective.splits) or "none"
         raise UsageError(f"split {split!r} is not in the objective's data; known: {known}")
     evaluator = SubspaceEvaluator(objective, directions.center, directions.vectors, engine=engine,
                                   memory_budget=memory_budget)
@@ -219,7 +220,7 @@ def compute_surface(
         "batch_size": None if batch_size is None else int(batch_size),
         "batch_seed": None if batch_size is None else int(batch_seed),
         "directions": directions.metadata(),
-        "batchnorm": getattr(objective, "batchnorm", None),
+        "batchnorm": objective.batchnorm if isinstance(objective, Objective) else None,
     }
     model_fp = storage.model_fingerprint(objective, directions.center)
     data_fp = _data_digest(objective, split, batch)

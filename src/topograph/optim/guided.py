@@ -85,6 +85,7 @@ from topograph.core.linalg import lanczos_tridiagonal
 from topograph.core.params import ParamSpec
 from topograph.errors import UsageError
 from topograph.optim.closure import accepts_backward, closure_span, evaluate_closure, require_closure
+from topograph.optim.guided_settings import BIAS_KINDS, check_settings
 from topograph.optim.probes import (
     MinibatchHessian,
     ProbeResult,
@@ -95,7 +96,6 @@ from topograph.optim.probes import (
     set_grads,
     write_flat,
 )
-from topograph.optim.guided_settings import BIAS_KINDS, check_settings
 
 __all__ = ["BIAS_KINDS", "MODES", "GuidedCounts", "GuidedExploration", "ProbeResult"]
 

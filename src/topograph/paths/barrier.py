@@ -138,9 +138,7 @@ def _flat_point(objective: ObjectiveLike, theta, name: str) -> Tensor:
     theta = torch.as_tensor(theta).detach().reshape(-1)
     if theta.numel() != objective.size:
         raise UsageError(f"{name} has {theta.numel()} parameters; the objective's model has {objective.size}")
-    dtype = getattr(objective, "dtype", None)
-    if dtype is None:
-        dtype = objective.flat_params().dtype
+    dtype = objective.flat_params().dtype
     return theta.to(dtype=dtype, device=objective.device)
 
 

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from topograph.core import Objective, ObjectiveLike
+from topograph.core import FunctionObjective, Objective, ObjectiveLike
 from topograph.errors import UsageError
 from topograph.io import atomic_torch_save, safe_torch_load
 
@@ -64,14 +64,14 @@ def model_digest(objective: ObjectiveLike) -> str:
         h.update(_callable_name(objective.loss_fn).encode())
         h.update(objective.batchnorm.encode())
     else:
-        fn = getattr(objective, "fn", None)
-        h.update(f"{_callable_name(fn)}|{getattr(objective, 'size', '')}|{getattr(objective, 'dtype', '')}".encode())
+        fn = objective.fn if isinstance(objective, FunctionObjective) else None
+        h.update(f"{_callable_name(fn)}|{objective.size}|{objective.flat_params().dtype}".encode())
     return h.hexdigest()[:32]
 
 
-def data_digest(objective: Any) -> str:
+def data_digest(objective: ObjectiveLike) -> str:
     """The data an objective holds: every split's tensors (``"none"`` for an analytic function)."""
-    splits = getattr(objective, "splits", None)
+    splits = objective.splits if isinstance(objective, Objective) else None
     if not splits:
         return "none"
     h = hashlib.sha256()
@@ -97,7 +97,7 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def search_fingerprint(method: str, settings: Mapping[str, Any], objective: Any, start: Tensor, end: Tensor,
+def search_fingerprint(method: str, settings: Mapping[str, Any], objective: ObjectiveLike, start: Tensor, end: Tensor,
                        *, data: str | None = None) -> dict[str, Any]:
     """The parts that identify a search: ``method``, ``settings`` (without progress and checkpoint
     settings), ``endpoints``, ``model`` and ``data`` digests (``data`` may be given when the
@@ -141,7 +141,7 @@ class SearchCheckpoint:
 
     @classmethod
     def for_search(cls, location: str | os.PathLike | None, *, method: str, settings: Mapping[str, Any],
-                   objective: Any, start: Tensor, end: Tensor, every: int = 10) -> SearchCheckpoint | None:
+                   objective: ObjectiveLike, start: Tensor, end: Tensor, every: int = 10) -> SearchCheckpoint | None:
         """The checkpoint of a search at ``location`` (``None``: no checkpoint).
 
         ``location`` is a file (with a suffix, e.g. ``search.pt``), or a directory — an existing

@@ -27,6 +27,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from topograph.core import ObjectiveLike
 from topograph.errors import UsageError
 from topograph.paths.barrier import _flat_point
 from topograph.paths.evaluate import PathEvaluator
@@ -59,7 +60,7 @@ class CurveFinder(PathFinderSettings):
     optimizer: str = "adam"
     reg: float = 0.0
 
-    def find(self, objective, start: Tensor, end: Tensor, *,
+    def find(self, objective: ObjectiveLike, start: Tensor, end: Tensor, *,
              on_step: Callable[[int, int], None] | None = None) -> PathResult:
         """Train the curve from ``start`` to ``end``; ``on_step(k, steps)`` after each step k."""
         if self.curve not in CURVES:

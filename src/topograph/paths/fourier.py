@@ -58,6 +58,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from topograph.core import ObjectiveLike
 from topograph.errors import UsageError
 from topograph.paths.barrier import _flat_point
 from topograph.paths.evaluate import PathEvaluator
@@ -167,7 +168,7 @@ class FourierPathFinder(PathFinderSettings):
         if self.batch_size is not None and int(self.batch_size) < 1:
             raise UsageError(f"batch_size must be a positive integer, got {self.batch_size}")
 
-    def find(self, objective, start: Tensor, end: Tensor, *,
+    def find(self, objective: ObjectiveLike, start: Tensor, end: Tensor, *,
              on_step: Callable[[int, int], None] | None = None) -> PathResult:
         """Optimise a Fourier path from ``start`` to ``end`` (flat vectors or parameter dicts).
 

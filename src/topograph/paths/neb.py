@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from topograph.core import Work
+from topograph.core import ObjectiveLike, Work
 from topograph.errors import UsageError
 from topograph.paths.barrier import _flat_point
 from topograph.paths.evaluate import PathEvaluator
@@ -114,7 +114,7 @@ class NEBPathFinder(PathFinderSettings):
         if not 0.0 <= self.climb_after <= 1.0:
             raise UsageError(f"climb_after must be a fraction in [0, 1], got {self.climb_after}")
 
-    def find(self, objective, start: Tensor, end: Tensor, *,
+    def find(self, objective: ObjectiveLike, start: Tensor, end: Tensor, *,
              on_step: Callable[[int, int], None] | None = None) -> PathResult:
         """Relax a band from ``start`` to ``end``; return the densely evaluated polyline.
 

@@ -18,7 +18,7 @@ from contextlib import nullcontext
 import torch
 from torch import Tensor
 
-from topograph.core import Work
+from topograph.core import Objective, ObjectiveLike, Work
 from topograph.errors import UsageError
 from topograph.paths.checkpoint import SearchCheckpoint
 from topograph.paths.evaluate import PathEvaluator
@@ -53,7 +53,7 @@ def _progress(enabled: bool | None, total: int, description: str, completed: int
 
 def random_batch(objective, split: str, batch_size: int | None, generator: torch.Generator):
     """A random minibatch of ``batch_size`` samples of ``split`` (None: the full split)."""
-    if batch_size is None or not hasattr(objective, "splits"):
+    if batch_size is None or not isinstance(objective, Objective):
         return None
     x, y = objective.splits[split]
     n = x.shape[0]
@@ -65,7 +65,7 @@ def random_batch(objective, split: str, batch_size: int | None, generator: torch
 
 def optimise_path(
     path: LinearPath,
-    objective,
+    objective: ObjectiveLike,
     evaluator: PathEvaluator,
     *,
     reduce: Callable[[Tensor], Tensor],

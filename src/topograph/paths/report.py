@@ -15,6 +15,7 @@ from typing import Any
 
 from torch import Tensor
 
+from topograph.core import ObjectiveLike
 from topograph.errors import UsageError
 from topograph.io import atomic_write_text
 from topograph.paths.barrier import linear_barrier
@@ -43,7 +44,7 @@ def make_finder(method: str, *, steps: int = 100, points: int = 51, reduction: s
 
 
 def compare_solutions(
-    objective,
+    objective: ObjectiveLike,
     start: Tensor,
     end: Tensor,
     out_dir: str | os.PathLike | None = None,

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from torch import Tensor
 
+from topograph.core import ObjectiveLike
 from topograph.errors import UsageError
 from topograph.paths.barrier import _flat_point, linear_barrier
 from topograph.paths.checkpoint import data_digest, fingerprint_key, search_fingerprint
@@ -77,7 +78,7 @@ class BarrierMatrix:
 
 
 def barrier_matrix(
-    objective,
+    objective: ObjectiveLike,
     solutions: Sequence[Tensor],
     *,
     finder=None,
