@@ -36,6 +36,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from topograph.core.allocator import keep_freed_memory
 from topograph.core.batchnorm import BatchNormPolicy, check_policy, policy_flags, recomputed_statistics
 from topograph.core.hvp import HVP_METHODS, HessianVectorProduct, HVPMethod
 from topograph.core.modules import activations_per_sample, batchnorm_layers, chunk_size_for, has_convolutions
@@ -231,6 +232,8 @@ class Objective:
 
     def chunks(self, split: str = "train", batch: Batch | None = None) -> Iterator[Batch]:
         """The (inputs, targets) chunks that one evaluation runs over."""
+        if self._channels_last:  # a conv net on the CPU: freed activation buffers are reused
+            keep_freed_memory()
         if batch is not None:
             x, y = batch
             yield self.layout(x.to(self.device)), y.to(self.device)
