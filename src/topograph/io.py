@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 
 from topograph.errors import DamagedFileError, UsageError
@@ -188,6 +189,12 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", **kwargs: Any) -> Iter
         raise
 
 
+def new_figure(width: float = 6.0, height: float = 4.0, **kwargs: Any) -> Figure:
+    """A bare :class:`matplotlib.figure.Figure` (no pyplot state, no backend change: safe inside
+    notebooks, scripts and threads); :func:`save_figure` writes it."""
+    return Figure(figsize=(width, height), **kwargs)
+
+
 def save_figure(fig: Any, path: str | os.PathLike, *, dpi: int = 130) -> list[Path]:
     """Write a matplotlib figure to ``<stem>.png`` and ``<stem>.svg`` atomically.
 
@@ -206,6 +213,6 @@ def save_figure(fig: Any, path: str | os.PathLike, *, dpi: int = 130) -> list[Pa
     return written
 
 
-__all__ = ["DEFAULT_REMEDY", "atomic_open", "atomic_torch_save", "atomic_write_bytes", "atomic_write_json",
+__all__ = ["DEFAULT_REMEDY", "atomic_open", "new_figure", "atomic_torch_save", "atomic_write_bytes", "atomic_write_json",
            "atomic_write_text", "load_weights", "safe_torch_load", "save_figure",
            "state_dict_mismatch", "temp_file_beside"]

@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from topograph.optim.guided import GuidedExploration
-from topograph.optim.quasi_newton import QuasiNewton
 from topograph.core.shortcut import combine
 from topograph.optim.closure import MinibatchClosure, Span, mode_free
+from topograph.optim.guided import GuidedExploration
+from topograph.optim.quasi_newton import QuasiNewton
 
 
 def mlp(seed: int = 0) -> nn.Sequential:

@@ -10,9 +10,8 @@ import torch
 
 from topograph.cli.main import main
 from topograph.data.analytic import get_landscape
-from topograph.optim.demos import (
-    basin_map, demo_optimizers, label_points, plot_basins, run_many, run_trajectories, sgdr_escape,
-)
+from topograph.optim.demo_report import plot_basins
+from topograph.optim.demos import basin_map, demo_optimizers, label_points, run_many, run_trajectories, sgdr_escape
 
 DT = torch.float64
 

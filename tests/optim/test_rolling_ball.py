@@ -10,8 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from topograph.errors import UsageError
 from topograph.core import freeze_bn_stats
+from topograph.errors import UsageError
 from topograph.optim.rolling_ball import RollingBall
 
 DT = torch.float64

@@ -37,7 +37,8 @@ def command(landscapes, out, quick):
     less). Progress: bars on a terminal, else one line on stderr per finished part.
     """
     from topograph.data.analytic import get_landscape
-    from topograph.optim.demos import DEMO_LANDSCAPES, run_demo
+    from topograph.optim.demo_report import run_demo
+    from topograph.optim.demos import DEMO_LANDSCAPES
 
     names = list(landscapes) or list(DEMO_LANDSCAPES)
     for name in names:

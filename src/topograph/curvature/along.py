@@ -18,10 +18,9 @@ import torch
 from torch import Tensor
 
 from topograph.core import ObjectiveLike
-from topograph.curvature._plotting import new_figure
 from topograph.curvature.measures import PointMeasures, measure_point
 from topograph.errors import UsageError
-from topograph.io import save_figure
+from topograph.io import new_figure, save_figure
 
 PLOTTED = ("loss", "top_eigenvalue", "trace", "epsilon_sharpness", "negative_fraction")
 LABELS = {

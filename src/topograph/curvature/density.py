@@ -25,14 +25,13 @@ import torch
 from torch import Tensor
 
 from topograph.core.work import Work
-from topograph.curvature._plotting import new_figure
 from topograph.curvature._random import generator
 from topograph.curvature._random import probes as draw_probes
 from topograph.curvature.lanczos import lanczos_tridiagonal
 from topograph.curvature.operators import LinearOperator
 from topograph.curvature.results import DensityResult
 from topograph.errors import UsageError
-from topograph.io import save_figure
+from topograph.io import new_figure, save_figure
 
 
 def gaussian_density(nodes: Tensor, weights: Tensor, grid: Tensor, sigma: float) -> Tensor:

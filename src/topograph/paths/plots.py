@@ -16,34 +16,20 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from scipy.cluster.hierarchy import dendrogram, linkage
+from scipy.spatial.distance import squareform
 
-from topograph.io import save_figure as _save_figure
+from topograph.io import new_figure, save_figure
 from topograph.paths.result import PathResult
-
-
-def _figure():
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig, stem: str | os.PathLike) -> list[Path]:
-    """Save ``fig`` as ``<stem>.png`` and ``<stem>.svg`` atomically; close it."""
-    written = _save_figure(fig, stem)
-    _figure().close(fig)
-    return written
 
 
 def plot_profiles(results: Sequence[PathResult], stem: str | os.PathLike, *, split: str | None = None,
                   title: str | None = None, accuracy: bool = True) -> list[Path]:
     """Loss along each path (one line per result; the straight line dashed) on ``split``."""
-    plt = _figure()
     has_acc = accuracy and any(
         np.isfinite(r.profiles.get(split or r.profile.split, r.profile).accuracies).any() for r in results)
-    fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(10 if has_acc else 5.5, 4), squeeze=False)
+    fig = new_figure(10 if has_acc else 5.5, 4)
+    axes = fig.subplots(1, 2 if has_acc else 1, squeeze=False)
     for r in results:
         p = r.profiles.get(split, r.profile) if split else r.profile
         style = "--" if r.method == "straight" else "-"
@@ -63,9 +49,9 @@ def plot_profiles(results: Sequence[PathResult], stem: str | os.PathLike, *, spl
 
 def plot_barrier_matrix(heights: np.ndarray, stem: str | os.PathLike, *, labels: Sequence[str] | None = None,
                         title: str = "pairwise path heights H") -> list[Path]:
-    plt = _figure()
     n = len(heights)
-    fig, ax = plt.subplots(figsize=(1.2 + 0.45 * n + 2, 0.45 * n + 2))
+    fig = new_figure(1.2 + 0.45 * n + 2, 0.45 * n + 2)
+    ax = fig.subplots()
     im = ax.imshow(heights, cmap="viridis")
     fig.colorbar(im, ax=ax, label="H")
     labels = list(labels) if labels is not None else [str(i) for i in range(n)]
@@ -78,10 +64,6 @@ def plot_barrier_matrix(heights: np.ndarray, stem: str | os.PathLike, *, labels:
 def plot_disconnectivity(heights: np.ndarray, stem: str | os.PathLike, *, labels: Sequence[str] | None = None,
                          title: str = "disconnectivity (single linkage on H)") -> list[Path]:
     """Dendrogram whose merge heights are the minimum-spanning-tree heights."""
-    from scipy.cluster.hierarchy import dendrogram, linkage
-    from scipy.spatial.distance import squareform
-
-    plt = _figure()
     h = np.array(heights, dtype=float)
     off = h[~np.eye(len(h), dtype=bool)]
     fill = np.nanmax(off) if np.isfinite(off).any() else 1.0
@@ -92,7 +74,8 @@ def plot_disconnectivity(heights: np.ndarray, stem: str | os.PathLike, *, labels
     np.fill_diagonal(d, 0.0)
     z = linkage(squareform(d, checks=False), method="single")
     z[:, 2] += shift
-    fig, ax = plt.subplots(figsize=(max(5, 0.4 * len(h)), 4))
+    fig = new_figure(max(5, 0.4 * len(h)), 4)
+    ax = fig.subplots()
     dendrogram(z, labels=list(labels) if labels is not None else None, ax=ax)
     ax.set_ylabel("path height H")
     ax.set_title(title)
@@ -101,8 +84,8 @@ def plot_disconnectivity(heights: np.ndarray, stem: str | os.PathLike, *, labels
 
 def plot_embedding(scores: np.ndarray, stem: str | os.PathLike, *, groups: Sequence[str] | None = None,
                    title: str = "kernel PCA (RBF, γ = 1/N_prm)") -> list[Path]:
-    plt = _figure()
-    fig, ax = plt.subplots(figsize=(5, 4.5))
+    fig = new_figure(5, 4.5)
+    ax = fig.subplots()
     groups = list(groups) if groups is not None else ["solutions"] * len(scores)
     g = np.asarray(groups)
     y = scores[:, 1] if scores.shape[1] > 1 else np.zeros(len(scores))
@@ -116,4 +99,4 @@ def plot_embedding(scores: np.ndarray, stem: str | os.PathLike, *, groups: Seque
     return save_figure(fig, stem)
 
 
-__all__ = ["plot_barrier_matrix", "plot_disconnectivity", "plot_embedding", "plot_profiles", "save_figure"]
+__all__ = ["plot_barrier_matrix", "plot_disconnectivity", "plot_embedding", "plot_profiles"]

@@ -27,7 +27,8 @@ import topograph
 from topograph.curvature import measures_along_trajectory
 from topograph.data.analytic import get_landscape
 from topograph.landscape.directions import pca_directions, random_directions
-from topograph.optim.demos import basin_map, demo_optimizers, plot_basins, plot_sgdr, sgdr_escape
+from topograph.optim.demo_report import plot_basins, plot_sgdr
+from topograph.optim.demos import basin_map, demo_optimizers, sgdr_escape
 from topograph.report import Code, Figure, Heading, Image, Note, Plotly, Report, Table
 from topograph.studies.context import StudyContext, fb_cost
 from topograph.studies.solution_report import loss_curves, solutions
