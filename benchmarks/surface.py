@@ -21,7 +21,11 @@ Baselines for every case:
 Printed: seconds, points/s, the ratios on lines naming the baseline, and a correctness check
 (the engine's losses against the loop's on a few points).
 
+On a GPU (``--device cuda``) the engine evaluates the points in vmap-ed groups (grouped
+convolutions over 64 points at a time): the way to check that path's speed where one is lent.
+
 Run:  python benchmarks/surface.py [--case mlp|cnn|resnet] [--quick] [--rounds R] [--skip-peer]
+      [--device cuda]
 """
 
 from __future__ import annotations
@@ -54,6 +58,11 @@ class Case:
     y: torch.Tensor
     steps: int           # grid points per axis
     loop_batch: int      # the plain loop's batch size
+
+
+def sync(x: torch.Tensor) -> None:
+    if x.device.type == "cuda":
+        torch.cuda.synchronize(x.device)
 
 
 def make_case(name: str, quick: bool) -> Case:
@@ -121,11 +130,13 @@ def forward_rate(case: Case, seconds: float = 1.5) -> tuple[float, str]:
             m = copy.deepcopy(model).to(memory_format=torch.channels_last) if channels_last else model
             x = case.x.contiguous(memory_format=torch.channels_last) if channels_last else case.x
             m(x[:chunk])  # warm-up
+            sync(x)
             done, t0 = 0, time.perf_counter()
             while time.perf_counter() - t0 < seconds / (6 * len(layouts)):
                 for j in range(0, x.shape[0], chunk):
                     m(x[j:j + chunk])
                 done += x.shape[0]
+            sync(x)
             rate = done / (time.perf_counter() - t0)
             if rate > best:
                 best, how = rate, f"chunks of {min(chunk, x.shape[0])}, {'channels-last' if channels_last else 'contiguous'}"
@@ -158,6 +169,7 @@ def measure(case: Case, rounds: int, skip_peer: bool) -> None:
             t0 = time.perf_counter()
             try:
                 fn()
+                sync(case.x)
             except Exception as err:  # the peer's crash is a result, printed below
                 failed[name] = f"{type(err).__name__}: {str(err).splitlines()[0][:90] if str(err) else ''}"
                 continue
@@ -193,11 +205,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=None, help="interleaved rounds (default 3, quick 1)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     ap.add_argument("--skip-peer", action="store_true", help="do not run loss-landscapes")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rounds = args.rounds or (1 if args.quick else 3)
     for name in args.case or ("mlp", "cnn", "resnet"):
-        measure(make_case(name, args.quick), rounds, args.skip_peer)
+        case = make_case(name, args.quick)
+        case.model, case.x, case.y = case.model.to(args.device), case.x.to(args.device), case.y.to(args.device)
+        measure(case, rounds, args.skip_peer)
 
 
 if __name__ == "__main__":

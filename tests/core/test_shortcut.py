@@ -124,3 +124,20 @@ def test_the_probe_finds_the_first_layer_of_any_module_and_refuses_what_it_canno
     twice = Twice()
     found, why = find_first_layer(twice, ParamSpec.from_module(twice), torch.randn(2, 4))
     assert found is None and "more than once" in why
+
+
+@pytest.mark.parametrize("engine", ["generic", "first-layer"])
+def test_points_vmapped_in_groups_equal_points_one_by_one(engine):
+    """The grouped evaluation a GPU uses (``vectorize``: grouped convolutions over the points)
+    gives the per-point values, on a conv net with eval-mode BatchNorm."""
+    torch.manual_seed(2)
+    model = tiny_conv_bn(channels=3).to(DT)
+    x, y = classification_data(20, (3, 6, 6), 3)
+    obj = Objective(model, F.cross_entropy, (x.to(DT), y), chunk_size=8)
+    vectors = torch.randn(2, obj.size, dtype=DT) * 0.05
+    coef = torch.rand(7, 2, dtype=DT)
+    one = SubspaceEvaluator(obj, obj.flat_params(), vectors, engine=engine, vectorize=False).evaluate(coef)
+    many = SubspaceEvaluator(obj, obj.flat_params(), vectors, engine=engine, vectorize=True,
+                             points_per_pass=3).evaluate(coef)
+    torch.testing.assert_close(many[0], one[0], rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(many[1], one[1])

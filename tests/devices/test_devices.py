@@ -1,11 +1,12 @@
-"""The landscape-aware optimizers and their fast paths on an accelerator, against the CPU.
+"""The evaluation engine and the landscape-aware optimizers on an accelerator, against the CPU.
 
 Each test runs the same float64 computation on the CPU and on ``TOPOGRAPH_TEST_DEVICE``
 (default ``cuda``) and asks for the same numbers to rounding: the optimizers' state, their
 probe directions (drawn on the CPU by design), the first-layer span of the probes and line
 searches, the quasi-Newton carry, checkpoints moved between devices, and the trainer.  Where
 no GPU is present the module is skipped; ``TOPOGRAPH_TEST_DEVICE=cpu`` runs it on the CPU to
-check the tests themselves.
+check the tests themselves.  On a GPU machine: ``python -m pytest tests/devices`` (≈ 10 s), then
+``python benchmarks/surface.py --device cuda`` for the grouped (vmap-ed) evaluation's speed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tests.helpers import classification_data, tiny_conv_bn
+from topograph.core import Objective, SubspaceEvaluator
 from topograph.optim.guided import GuidedExploration
 from topograph.optim.quasi_newton import QuasiNewton
 from topograph.optim.rolling_ball import RollingBall
@@ -178,3 +181,20 @@ def test_trainer_runs_the_optimizer_on_the_device(tmp_path, optimizer):
     for key, value in cpu["final"].items():  # float32 training: the same run to rounding, not bitwise
         if key.endswith("_loss"):  # (an accuracy moves in steps of one sample)
             assert dev["final"][key] == pytest.approx(value, rel=1e-2), key
+
+
+@pytest.mark.parametrize("engine", ["generic", "first-layer"])
+def test_grouped_conv_evaluation_on_the_device_matches_the_cpu(engine):
+    """On a GPU the engine evaluates points in vmap-ed groups (grouped convolutions over the points,
+    the device default): the same losses as the CPU's point-by-point passes, BatchNorm in eval mode."""
+    x, y = classification_data(40, (3, 6, 6), 3)
+    results = []
+    for device in ("cpu", DEVICE):
+        model = tiny_conv_bn(channels=3).to(DT).to(device)
+        obj = Objective(model, F.cross_entropy, (x.to(DT), y), chunk_size=16, device=device)
+        vectors = torch.randn(2, obj.size, generator=torch.Generator().manual_seed(4), dtype=DT).to(device) * 0.05
+        coef = torch.rand(9, 2, generator=torch.Generator().manual_seed(5), dtype=DT)
+        losses, accuracies = SubspaceEvaluator(obj, obj.flat_params(), vectors, engine=engine).evaluate(coef)
+        results.append((losses, accuracies))
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(results[1][1], results[0][1])

@@ -40,6 +40,7 @@ import torch
 from torch import Tensor
 from torch.func import functional_call, vmap
 
+from topograph.core.modules import batchnorm_layers
 from topograph.core.objective import Objective, default_accuracy
 from topograph.core.shortcut import ChainRunner, FirstLayer, GivenRunner, combine, later_parameters
 from topograph.errors import UsageError
@@ -69,9 +70,10 @@ class SubspaceEvaluator:
         threads sharing the row tiles of the MLP hot path on the CPU (default: torch's
         intra-op threads, at most 8); each runs on its share of the threads.
     vectorize:
-        generic engine: ``torch.func.vmap`` the forward over groups of ``points_per_pass`` points
-        (grouped convolutions for conv nets) — the default on GPUs, which it fills; on a CPU one
-        point's pass already fills the cores, so the default there is a pass per point.
+        ``torch.func.vmap`` the forward over groups of ``points_per_pass`` points (grouped
+        convolutions for conv nets; both engines) — the default on GPUs, which it fills; on a CPU
+        one point's pass already fills the cores, so the default there is a pass per point.
+        Never under ``batchnorm="batch"`` with BatchNorm (each point's statistics are its own).
 
     Nothing is computed at construction.
     """
@@ -209,17 +211,23 @@ class SubspaceEvaluator:
     def _evaluate_generic(self, coef: Tensor, split: str, batch) -> tuple[Tensor, Tensor]:
         per_point = self.vectors.shape[1] * self.vectors.element_size()
         block = max(1, min(coef.shape[0], self.memory_budget // max(per_point, 1) // 2))
-        vectorize = self.vectorize if self.vectorize is not None else self.vectors.device.type != "cpu"
         losses, accs = [], []
         for i in range(0, coef.shape[0], block):
             thetas = self.points(coef[i:i + block])
-            if vectorize and isinstance(self.objective, Objective):
+            if self._vectorized():
                 lo, ac = self._evaluate_vmapped(thetas, split, batch)
             else:
                 lo, ac = self.objective.evaluate_many(thetas, split=split, batch=batch)
             losses.append(lo.double().cpu())
             accs.append(ac.double().cpu())
         return torch.cat(losses), torch.cat(accs)
+
+    def _vectorized(self) -> bool:
+        """Whether points are evaluated in vmap-ed groups (see ``vectorize``)."""
+        obj = self.objective
+        if not isinstance(obj, Objective) or (obj.batchnorm != "eval" and batchnorm_layers(obj.module)):
+            return False
+        return self.vectorize if self.vectorize is not None else self.vectors.device.type != "cpu"
 
     def _evaluate_vmapped(self, thetas: Tensor, split: str, batch) -> tuple[Tensor, Tensor]:
         """``torch.func.vmap`` of the forward over groups of points: one batched pass per group
@@ -260,17 +268,23 @@ class SubspaceEvaluator:
         losses = torch.zeros(k, dtype=torch.float64, device=self.vectors.device)
         correct = torch.zeros(k, dtype=torch.float64, device=self.vectors.device)
         has_acc = True
-        points = [obj.layout_params({n: v[i] for n, v in later.items()}) for i in range(k)]
+        group = max(1, self.points_per_pass or 64) if self._vectorized() else 1
         for g, (x, y) in zip(products, chunks):
-            for i in range(k):
-                z = self._pre_activations(first, full[i:i + 1], g, g.shape[1:])[0]
-                out = runner.run(points[i], obj.layout(z), x)
-                losses[i] += obj.loss_fn(out, y).double() * y.shape[0]
-                c = obj.accuracy_fn(out, y) if obj.accuracy_fn is not None else None
-                if c is None:
-                    has_acc = False
+            for i0 in range(0, k, group):
+                i1 = min(i0 + group, k)
+                z = self._pre_activations(first, full[i0:i1], g, g.shape[1:])
+                if group > 1:  # one vmap-ed pass over the group's points
+                    outs = runner.run_many({n: v[i0:i1] for n, v in later.items()}, z, x)
                 else:
-                    correct[i] += c
+                    outs = runner.run(obj.layout_params({n: v[i0] for n, v in later.items()}),
+                                      obj.layout(z[0]), x).unsqueeze(0)
+                for i, out in zip(range(i0, i1), outs):
+                    losses[i] += obj.loss_fn(out, y).double() * y.shape[0]
+                    c = obj.accuracy_fn(out, y) if obj.accuracy_fn is not None else None
+                    if c is None:
+                        has_acc = False
+                    else:
+                        correct[i] += c
         return losses, correct, has_acc
 
     # ------------------------------------------------------------------ the MLP hot path
