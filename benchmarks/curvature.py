@@ -1,21 +1,25 @@
-"""W3 of perf-baseline.md: top Hessian eigenvalue and trace of MLP 784-128-64-10 on 2,000 samples.
+"""Top Hessian eigenvalue and trace: topograph against PyHessian and hessian-eigenthings.
 
-topograph against PyHessian 0.1 and hessian-eigenthings 1.0.0a5 (PyPI), in one process, with
-interleaved rounds and medians (perf-baseline §5), torch.set_num_threads(2).
+Workloads (``--case``): ``mlp`` — MLP 784-128-64-10 on 2,000 Gaussian samples (W3); ``resnet`` —
+CIFAR ResNet-20 with BatchNorm in eval mode on 256 images 3×32×32 (its running statistics
+from a few training-mode batches).  topograph against PyHessian 0.1 and hessian-eigenthings
+1.0.0a5 (PyPI), in one process, with interleaved rounds and medians, torch.set_num_threads(2).
 
 * top eigenvalue to 1e-3 relative error against a converged reference (100-step Lanczos):
   topograph = Lanczos with full reorthogonalisation started at the loss gradient (free from the
   kept graph) and PyHessian's own relative-change stopping rule at 1e-3 (the measured error is
   printed); PyHessian = power iteration at its baseline setting (maxIter=20,
-  tol=-1, perf-baseline §7), at the fewest iterations that reach 1e-3 in hindsight ("oracle",
+  tol=-1, PyHessian's example setting), at the fewest iterations that reach 1e-3 in hindsight ("oracle",
   found here on seeds 0-2), and with its own stopping rule tol=1e-3.
 * trace at equal (or lower) variance than Hutchinson-50 (the baseline setting): topograph =
   the exact trace of a piecewise-linear network (tr H = tr GGN, variance 0: 1 forward and C
   backward passes to the activations, no HVP; ``topograph.curvature.exact_trace``), and for
   reference the same Hutchinson-50 estimator with batched Hessian-vector products; Hutch++ is
-  measured over seeds and the number of matvecs it needs for the same variance is printed.
+  measured over seeds and the number of HVPs it needs for the same variance is printed.  The
+  exact trace needs a piecewise-linear network without BatchNorm: on the ResNet it does not
+  apply and the batched Hutchinson estimator is topograph's trace.
 
-Run:  python benchmarks/curvature.py [--quick] [--rounds R]
+Run:  python benchmarks/curvature.py [--case mlp|resnet] [--quick] [--rounds R]
 """
 
 from __future__ import annotations
@@ -29,20 +33,28 @@ import torch
 import torch.nn.functional as F
 
 from topograph.core import Objective
-from topograph.curvature import HessianOperator, exact_trace, hutchinson, hutchpp, lanczos
+from topograph.curvature import HessianOperator, exact_trace, hutchinson, hutchpp, lanczos, supports_exact_trace
 from topograph.models import build_model
 
 warnings.filterwarnings("ignore")
 TARGET = 1e-3
 
 
-def workload():
+def workload(case: str):
     torch.manual_seed(0)
-    model = build_model("mlp-784-128-64-10")
-    torch.manual_seed(0)
-    x = torch.randn(10000, 784)
-    y = torch.randint(0, 10, (10000,))
-    return model, x[:2000], y[:2000]
+    if case == "mlp":
+        model = build_model("mlp-784-128-64-10")
+        torch.manual_seed(0)
+        x = torch.randn(10000, 784)
+        y = torch.randint(0, 10, (10000,))
+        return model, x[:2000], y[:2000]
+    model = build_model("resnet20", seed=0)
+    model.train()
+    with torch.no_grad():  # running statistics of real batches, not the initial 0/1
+        for _ in range(3):
+            model(torch.randn(64, 3, 32, 32))
+    model.eval()
+    return model, torch.randn(256, 3, 32, 32), torch.randint(0, 10, (256,))
 
 
 def main() -> None:
@@ -50,18 +62,19 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="3 rounds, 6 seeds for variances")
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--block", type=int, default=25, help="probes per batched HVP")
+    ap.add_argument("--case", choices=("mlp", "resnet"), default="mlp")
     args = ap.parse_args()
     rounds = args.rounds or (3 if args.quick else 5)
     seeds = 6 if args.quick else 16
     torch.set_num_threads(2)
-    model, x, y = workload()
+    model, x, y = workload(args.case)
     obj = Objective(model, F.cross_entropy, (x, y))
 
     # ------------------------------------------------------------- reference and calibration
     ref_op = HessianOperator(obj)
     ref = lanczos(ref_op, k=1, tol=0.0, max_steps=100)
     lam = ref.top
-    print(f"reference: 100-step Lanczos λ_max = {lam:.6f}  ({ref.matvecs} HVPs)")
+    print(f"reference: 100-step Lanczos λ_max = {lam:.6f}  ({ref.work.hvps} HVPs)")
 
     def ours_top(seed):
         op = HessianOperator(Objective(model, F.cross_entropy, (x, y)))
@@ -69,7 +82,7 @@ def main() -> None:
 
     cal = [ours_top(s) for s in range(3)]
     print("topograph Lanczos (gradient start, change rule, tol 1e-3), seeds 0-2: HVPs "
-          f"{[r.matvecs for r in cal]}, rel. errors {[f'{abs(r.top - lam) / lam:.1e}' for r in cal]}")
+          f"{[r.work.hvps for r in cal]}, rel. errors {[f'{abs(r.top - lam) / lam:.1e}' for r in cal]}")
 
     peers = {}
     try:
@@ -114,12 +127,12 @@ def main() -> None:
     probe_var = float(torch.cat([h.samples for h in hs]).var())
     var50 = probe_var / 50
     hpp_m = 75
-    hpp = torch.tensor([hutchpp(tr_op, matvecs=hpp_m, seed=s).estimate for s in range(seeds)])
+    hpp = torch.tensor([hutchpp(tr_op, hvps=hpp_m, seed=s).estimate for s in range(seeds)])
     hpp_var = float(hpp.var())
     need = hpp_m * hpp_var / var50  # variance ∝ 1/m at a fixed split
     print(f"trace: Hutchinson per-probe variance {probe_var:.2f} → Var(50 probes) = {var50:.3f}; "
-          f"Hutch++ with {hpp_m} matvecs: variance over {seeds} seeds {hpp_var:.3f} "
-          f"→ ≈ {need:.0f} matvecs for equal variance")
+          f"Hutch++ with {hpp_m} HVPs: variance over {seeds} seeds {hpp_var:.3f} "
+          f"→ ≈ {need:.0f} HVPs for equal variance")
     trace_mean = float(torch.tensor([h.estimate for h in hs]).mean())
 
     # ------------------------------------------------------------- timed, interleaved rounds
@@ -128,18 +141,20 @@ def main() -> None:
     def case(name, fn):
         cases[name] = fn
 
-    case("topograph Lanczos (tol 1e-3)", lambda s: (lambda r: (r.top, r.matvecs))(ours_top(s)))
+    case("topograph Lanczos (tol 1e-3)", lambda s: (lambda r: (r.top, r.work.hvps))(ours_top(s)))
 
     def ours_trace(s, block):
         op = HessianOperator(Objective(model, F.cross_entropy, (x, y)))
         r = hutchinson(op, probes=50, seed=s, block=block)
-        return r.estimate, r.matvecs
+        return r.estimate, r.work.hvps
 
     def ours_exact(s):
         r = exact_trace(Objective(model, F.cross_entropy, (x, y)))
         return r.estimate, 0
 
-    case("topograph exact trace (GGN, piecewise-linear)", ours_exact)
+    exact_ok = supports_exact_trace(obj)[0]
+    if exact_ok:
+        case("topograph exact trace (GGN, piecewise-linear)", ours_exact)
     case("topograph Hutchinson-50, batched", lambda s: ours_trace(s, args.block))
     case("topograph Hutchinson-50, one HVP per probe", lambda s: ours_trace(s, None))
     if "pyhessian" in peers:
@@ -187,7 +202,7 @@ def main() -> None:
             values[name].append((val, hvps))
 
     med = {n: statistics.median(t) for n, t in times.items()}
-    print(f"\nW3, {rounds} interleaved rounds, medians, torch threads = {torch.get_num_threads()}")
+    print(f"\n{args.case}, {rounds} interleaved rounds, medians, torch threads = {torch.get_num_threads()}")
     print(f"{'method':46s} {'median s':>9s} {'HVPs':>6s} {'value':>10s} {'rel.err / note':>16s}")
     for name in cases:
         vals = [v for v, _ in values[name]]
@@ -199,10 +214,14 @@ def main() -> None:
         print(f"{name:46s} {med[name]:9.3f} {hv if hv is not None else '?':>6} {v:10.5f} {note:>16s}")
 
     ours_t = med["topograph Lanczos (tol 1e-3)"]
-    ours_tr = min(med["topograph Hutchinson-50, batched"], med["topograph exact trace (GGN, piecewise-linear)"])
-    exact_v = values["topograph exact trace (GGN, piecewise-linear)"][0][0]
-    print(f"\nexact trace {exact_v:.4f} (variance 0) vs Hutchinson-50 mean over {seeds} seeds {trace_mean:.4f} "
-          f"± {var50 ** 0.5 / seeds ** 0.5:.4f} (standard error of that mean)")
+    ours_tr = med["topograph Hutchinson-50, batched"]
+    if exact_ok:
+        ours_tr = min(ours_tr, med["topograph exact trace (GGN, piecewise-linear)"])
+        exact_v = values["topograph exact trace (GGN, piecewise-linear)"][0][0]
+        print(f"\nexact trace {exact_v:.4f} (variance 0) vs Hutchinson-50 mean over {seeds} seeds {trace_mean:.4f} "
+              f"± {var50 ** 0.5 / seeds ** 0.5:.4f} (standard error of that mean)")
+    else:
+        print("\nexact trace: does not apply (BatchNorm); topograph's trace is the batched Hutchinson-50")
     print()
     for name in cases:
         if name.startswith("topograph"):
