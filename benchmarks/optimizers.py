@@ -1,6 +1,6 @@
 """Benchmark: the landscape-aware optimizers against their bases on the Fashion-MNIST MLP.
 
-Workload (issue 5 item 7): model ``mlp-fmnist`` (784-64-64-32-10), a seeded subset of
+Workload: model ``mlp-fmnist`` (784-64-64-32-10), a seeded subset of
 ``--limit`` Fashion-MNIST training images (default 10,000), cross-entropy.  Measured in the
 same run, each optimizer next to its base:
 
@@ -14,7 +14,7 @@ same run, each optimizer next to its base:
   at equal history (m = 10), time per iteration over ``--iters`` iterations; LBFGS both
   without line search and with its strong-Wolfe search.
 
-Forward and backward passes are counted by the closure.  Targets from the issue: GE at
+Forward and backward passes are counted by the closure.  Targets: GE at
 defaults ≤ 1.5× its base per epoch; QuasiNewton's time per iteration within 1.3× of
 torch.optim.LBFGS.  Timing needs a quiet machine; the ratios are what to read.
 

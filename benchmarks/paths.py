@@ -1,23 +1,23 @@
 """Benchmark: one FourierPathFinder optimisation between two Fashion-MNIST MLP solutions.
 
-Workload (issue 6): model ``mlp-fmnist`` (784-64-64-32-10), the first 10,000 training images of
+Workload: model ``mlp-fmnist`` (784-64-64-32-10), the first 10,000 training images of
 Fashion-MNIST, two solutions = two random initialisations (seeds 0 and 1) each trained for ONE
 epoch of plain SGD (lr 0.1, batch 64) on those 10,000 images; FourierPathFinder with N = 10 terms,
-M = 51 points, 100 Adam steps (lr 1e-3), λ = 1e-4, soft-max objective, full batch.
+M = 51 points, 100 Adam steps (lr 1e-3), λ = 1e-4, soft-max reduction, full batch.
 
 Compared in the same run, per optimisation step (each step costs the same: full batch):
 
 * ``point-by-point loop`` — the baseline: for each of the 51 points one
   ``Objective.value_and_grad`` call (the way the authors' notebook accumulates Algorithm 2),
   then ∂J/∂b_n = Σ_m w_m g_m sin(nπt_m) + regulariser; run for ``--baseline-steps`` steps;
-* ``batched, core engine`` — all 51 points per data chunk through ``Objective.losses``;
+* ``batched, generic engine`` — all 51 points per data chunk through ``Objective.losses``;
 * ``batched, first-layer engine`` — the first layer's pre-activations computed once per chunk
   for the 12 path vectors (ω¹, ω², b_1..b_10) instead of once per point.
 
 Prints a table and ``N x`` ratios naming the baseline, and checks that the first steps' objective
 values agree between the baseline and the batched engines.
 
-    python benchmarks/paths.py            # the issue's workload
+    python benchmarks/paths.py            # the workload above
     python benchmarks/paths.py --quick    # 10 steps, for a smoke check
 """
 
@@ -132,7 +132,7 @@ def main() -> None:
     base_hist = naive_fpf(objective, a, b, steps=base_steps)
     base_per_step = (time.perf_counter() - t0) / base_steps
     rows.append(("point-by-point loop (baseline)", base_per_step, None, None))
-    for engine in ("core", "first-layer"):
+    for engine in ("generic", "first-layer"):
         finder = FourierPathFinder(points=51, steps=steps, lr=1e-3, reg=1e-4, reduction="softmax",
                                    engine=engine, dense_points=51, eval_splits=("train",), keep_best=False,
                                    progress=False)
