@@ -324,7 +324,7 @@ class Objective:
         losses = torch.zeros(k, dtype=torch.float64, device=self.device)
         correct = torch.zeros(k, dtype=torch.float64, device=self.device)
         has_acc = True
-        points = [self.spec.unflatten(thetas[i]) for i in range(k)]
+        points = [self.layout_params(self.spec.unflatten(thetas[i])) for i in range(k)]  # laid out once
         with self.mode():
             buffers = [self.buffers_at(p) for p in points]
             for x, y in self.chunks(split, batch):
