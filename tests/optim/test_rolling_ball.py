@@ -250,6 +250,26 @@ def test_same_dropout_masks_for_all_inner_evaluations():
         assert (len(set(losses)) == 1) is expect_equal
 
 
+def test_a_step_advances_the_callers_generator_by_one_draw_and_steps_differ():
+    """The step's seed is one draw from the caller's generator (its evaluations run inside
+    fork_rng and leave it alone), so the generator advances as by one draw, and two steps on the
+    same batch see different masks."""
+    torch.manual_seed(0)
+    model = Net(dropout=0.5)
+    opt = RollingBall(model.parameters(), lr=0.0, proj_lr=0.0, proj_steps=3)
+    log: list = []
+    batch = make_batches(1)
+    torch.manual_seed(123)
+    train(model, opt, batch, log)
+    after_one_step = torch.get_rng_state()
+    torch.manual_seed(123)
+    torch.randint(0, 2**62, (1,))  # what the step draws
+    assert torch.equal(after_one_step, torch.get_rng_state())
+    train(model, opt, batch, log)  # lr 0: the same θ, the same batch — only the masks change
+    first, second = log[0][1], log[-1][1]
+    assert first != second
+
+
 def test_batchnorm_statistics_updated_once_per_step():
     torch.manual_seed(0)
     model = Net(batchnorm=True)

@@ -49,9 +49,12 @@ Departures from ``algorithms.md`` and the authors' code, and why:
 * ``proj_tol`` (optional early stop of the inner loop when ‖∇E‖ ≤ tol·(‖φ − θ̃‖ + |f(φ) − ỹ|))
   is ours; it costs one host synchronisation per inner step.  The default ``None`` runs the
   authors' fixed K steps with no synchronisation.
-* Dropout: every evaluation of one step runs under the same random seed (drawn once per step
-  from the global generator inside ``torch.random.fork_rng``), so all 1 + K evaluations see
-  the same dropout masks and the same function f.  ``same_randomness=False`` turns this off.
+* Dropout: every evaluation of one step runs under the same random seed, so all 1 + K
+  evaluations see the same dropout masks and the same function f.  The seed is drawn once per
+  step from the caller's global generator (which therefore advances by one draw per step, as a
+  training step with dropout would advance it — and so consecutive steps get different masks);
+  the evaluations then run inside ``torch.random.fork_rng``, so what they draw leaves the
+  caller's generators untouched.  ``same_randomness=False`` turns this off.
 * BatchNorm: running statistics are updated by the first evaluation of each step only; the
   K inner evaluations run inside :func:`freeze_bn_stats`, which restores the running
   statistics (and ``num_batches_tracked``) afterwards.  The optimizer only sees parameters,
