@@ -451,3 +451,23 @@ def test_gradient_norm_ema_equals_a_naive_ema_of_the_step_gradients():
     assert opt.counts.grad_norm_ema == pytest.approx(ema, rel=1e-6)
     state = opt.state_dict()["guided"]
     assert float(state["grad_norm_ema"]) == pytest.approx(ema, rel=1e-6)
+
+
+def test_a_saddle_seen_only_by_lanczos_takes_no_jump_that_does_not_improve():
+    """At a critical point whose only negative curvature is along e_0 and is outweighed at the
+    probe radius by a quartic term, neither the Lanczos v_min move nor the best finite-difference
+    probe improves on L₀: GE classifies a saddle and takes no jump (it must not move uphill)."""
+    d = 12
+    eig = torch.full((d,), 2.0, dtype=DT)
+    eig[0] = -1e-3
+
+    def f(v):
+        return 0.5 * (eig * v * v).sum() + 50.0 * v[0] ** 4
+
+    x = nn.Parameter(torch.zeros(d, dtype=DT))
+    opt = GuidedExploration(torch.optim.SGD([x], lr=0.1), explore_every=1, hvp_iters=d, sigma=0.05, **TOY)
+    opt.step(function_closure(opt, x, f))
+    assert opt.last_probe.lanczos_min == pytest.approx(-1e-3, rel=1e-6)
+    assert min(opt.last_probe.kappas) > 0  # the probes see positive curvature only
+    assert opt.counts.mode_counts["saddle"] == 1 and opt.counts.jumps == 0
+    assert torch.equal(x.detach(), torch.zeros(d, dtype=DT))  # g = 0 and no jump: θ stays
