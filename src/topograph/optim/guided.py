@@ -96,6 +96,7 @@ from topograph.optim.probes import (
     set_grads,
     write_flat,
 )
+from topograph.optim.wrapper import WrappingOptimizer
 
 __all__ = ["BIAS_KINDS", "MODES", "GuidedCounts", "GuidedExploration", "ProbeResult"]
 
@@ -123,7 +124,7 @@ class GuidedCounts:
     last_mode: str | None
 
 
-class GuidedExploration(Optimizer):
+class GuidedExploration(WrappingOptimizer):
     """Guided Exploration (seed 000) around ``base_optimizer``; the math is in the module docstring.
 
     Args:
@@ -166,26 +167,17 @@ class GuidedExploration(Optimizer):
     (2, 18)
     """
 
+    STATE_KEY = "guided"
+
     def __init__(self, base_optimizer: Optimizer, *, explore_every: int = 10, n_dirs: int = 4,
                  sigma: float = 0.02, beta: float = 0.3, margin: float = 0.0, temperature: float | None = None,
                  tau_g: float = 0.1, tau_c: float = 0.0, sigma_growth: float = 2.0, sigma_max: float = 0.5,
                  filter_norm: bool = True, ignore_1d: bool = True, hvp_iters: int = 0,
                  lookahead_alpha: float = 0.0, bias: str = "probes", seed: int = 0, enabled: bool = True,
                  modules: nn.Module | Iterable[nn.Module] | None = None) -> None:
-        if not isinstance(base_optimizer, Optimizer) or isinstance(base_optimizer, GuidedExploration):
-            raise UsageError("GuidedExploration: base_optimizer must be a torch.optim.Optimizer (not a "
-                             f"GuidedExploration), got {type(base_optimizer).__name__}")
         check_settings(explore_every=explore_every, n_dirs=n_dirs, hvp_iters=hvp_iters, seed=seed, sigma=sigma,
                         sigma_max=sigma_max, sigma_growth=sigma_growth, beta=beta, margin=margin, tau_g=tau_g,
                         tau_c=tau_c, temperature=temperature, lookahead_alpha=lookahead_alpha, bias=bias)
-        # torch.optim.Optimizer's machinery (step hooks); the groups are then the base's, so that
-        # schedulers, zero_grad and add_param_group act on it
-        super().__init__([{"params": list(g["params"])} for g in base_optimizer.param_groups],
-                         dict(base_optimizer.defaults))
-        self.base_optimizer = base_optimizer
-        self.param_groups = base_optimizer.param_groups
-        self.defaults = base_optimizer.defaults
-        self.state = base_optimizer.state
         self.explore_every, self.n_dirs, self.hvp_iters, self.seed = int(explore_every), int(n_dirs), \
             int(hvp_iters), int(seed)
         self.sigma, self.beta, self.margin = float(sigma), float(beta), float(margin)
@@ -195,36 +187,13 @@ class GuidedExploration(Optimizer):
         self.filter_norm, self.ignore_1d = bool(filter_norm), bool(ignore_1d)
         self.lookahead_alpha, self.bias, self.enabled = float(lookahead_alpha), str(bias), bool(enabled)
         self.modules = modules
-        self.ge_state: dict = self._fresh_state()
         self.last_probe: ProbeResult | None = None
-
-    # ------------------------------------------------------------------ torch.optim contract
-    def add_param_group(self, param_group: dict) -> None:
-        if "base_optimizer" in self.__dict__:
-            self.base_optimizer.add_param_group(param_group)
-        else:  # during Optimizer.__init__ only
-            super().add_param_group(param_group)
+        super().__init__(base_optimizer)
 
     def _fresh_state(self) -> dict:
         return {"step": 0, "events": 0, "sigma": self.sigma, "grad_norm_ema": None,
                 "forward_passes": 0, "backward_passes": 0, "hvps": 0, "probe_forwards": 0, "jumps": 0,
                 "mode_counts": {m: 0 for m in MODES}, "last_mode": None, "lanczos_v0": None}
-
-    def state_dict(self) -> dict:
-        """``{"base": base_optimizer.state_dict(), "guided": GE's own state}``."""
-        return {"base": self.base_optimizer.state_dict(), "guided": _copied(self.ge_state)}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        if not isinstance(state_dict, dict) or "base" not in state_dict or "guided" not in state_dict:
-            raise UsageError("GuidedExploration.load_state_dict: expected a dict with keys 'base' and 'guided' "
-                             "(from GuidedExploration.state_dict())")
-        fresh = self._fresh_state()
-        unknown = set(state_dict["guided"]) - set(fresh)
-        if unknown:
-            raise UsageError(f"GuidedExploration.load_state_dict: unknown key {sorted(unknown)[0]!r} in 'guided'")
-        self.base_optimizer.load_state_dict(state_dict["base"])
-        self.state = self.base_optimizer.state
-        self.ge_state = {**fresh, **_copied(state_dict["guided"])}
 
     def __repr__(self) -> str:
         return (f"GuidedExploration(base={type(self.base_optimizer).__name__}, explore_every={self.explore_every}, "
@@ -234,13 +203,13 @@ class GuidedExploration(Optimizer):
     @property
     def work(self) -> Work:
         """Forward passes, backward passes and HVPs made through the wrapper."""
-        s = self.ge_state
+        s = self.own_state
         return Work(int(s["forward_passes"]), int(s["backward_passes"]), int(s["hvps"]))
 
     @property
     def counts(self) -> GuidedCounts:
         """Cumulative counters and the current σ and ḡ (floats)."""
-        s = self.ge_state
+        s = self.own_state
         return GuidedCounts(steps=int(s["step"]), events=int(s["events"]), work=self.work,
                             probe_forwards=int(s["probe_forwards"]), jumps=int(s["jumps"]),
                             mode_counts=dict(s["mode_counts"]), sigma=float(s["sigma"]),
@@ -274,7 +243,7 @@ class GuidedExploration(Optimizer):
         if not self.enabled:
             return self.base_optimizer.step(None if closure is None else self._counted(closure))
         closure = require_closure(closure, "GuidedExploration")
-        st = self.ge_state
+        st = self.own_state
         loss = self._call(closure, backward=True)  # g = ∇L(θ_t), 1 F/B
         params = self._params()
         if params:
@@ -305,12 +274,12 @@ class GuidedExploration(Optimizer):
 
     def _call(self, closure: Callable, *, backward: bool) -> Tensor:
         loss, did_backward = evaluate_closure(closure, backward=backward, forward_only_ok=accepts_backward(closure))
-        self.ge_state["forward_passes"] += 1
-        self.ge_state["backward_passes"] += int(did_backward)
+        self.own_state["forward_passes"] += 1
+        self.own_state["backward_passes"] += int(did_backward)
         return loss
 
     def _explore(self, closure, params: list[Tensor], grads: list[Tensor], grad_norm: float) -> None:
-        st = self.ge_state
+        st = self.own_state
         theta0 = torch.cat([p.detach().reshape(-1) for p in params])
         saved = [g.detach().clone() for g in grads]  # the probes' closure calls zero the gradients
         result, dirs = self._probe(closure, params, theta0)
@@ -382,8 +351,8 @@ class GuidedExploration(Optimizer):
 
     def _jump(self, params: list[Tensor], point: Tensor) -> None:
         write_flat(params, point)
-        self.ge_state["jumps"] += 1
-        self.ge_state["sigma"] = self.sigma
+        self.own_state["jumps"] += 1
+        self.own_state["sigma"] = self.sigma
 
     def _jump_along(self, closure, params, theta0, v_min: Tensor, result: ProbeResult, event: int) -> bool:
         """SADDLE with Lanczos: move to the better of θ ± σ r v_min if it improves on L₀."""
@@ -399,7 +368,7 @@ class GuidedExploration(Optimizer):
             finally:
                 write_flat(params, theta0)
                 set_grads(params, saved)
-        self.ge_state["probe_forwards"] += 2
+        self.own_state["probe_forwards"] += 2
         value, sign = min(candidates)  # (loss, −sign): a tie goes to +
         sign = -sign
         if value < result.loss0:
@@ -433,7 +402,7 @@ class GuidedExploration(Optimizer):
 
     def _probe(self, closure, params: list[Tensor], theta0: Tensor) -> tuple[ProbeResult, Tensor]:
         """The event's loss map at ``theta0`` and its (n, P) directions; advances the event counter."""
-        st = self.ge_state
+        st = self.own_state
         event, sigma = int(st["events"]), float(st["sigma"])
         dir_seed = self.event_seeds(event)[1]
         dirs = self.directions(theta0, [dir_seed + i for i in range(self.n_dirs)])
@@ -469,7 +438,7 @@ class GuidedExploration(Optimizer):
         """(λ_min, v_min, λ_max) of the minibatch Hessian by ``hvp_iters`` Lanczos steps."""
         if not accepts_backward(closure):
             raise UsageError("GuidedExploration: hvp_iters > 0 needs closure(backward=False) support")
-        event = int(self.ge_state["events"]) - 1
+        event = int(self.own_state["events"]) - 1
         with self._probe_context(params, event) as reseed, torch.enable_grad():
             reseed()
             loss = closure(backward=False)
@@ -478,21 +447,16 @@ class GuidedExploration(Optimizer):
                                  "attached to the autograd graph when gradients are enabled")
             grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
             hessian = MinibatchHessian(params, [g if g is not None else torch.zeros_like(p)
-                                                 for g, p in zip(grads, params)], self.ge_state)
-            self.ge_state["forward_passes"] += 1
-            self.ge_state["backward_passes"] += 1
-            v0 = self.ge_state["lanczos_v0"]
+                                                 for g, p in zip(grads, params)], self.own_state)
+            self.own_state["forward_passes"] += 1
+            self.own_state["backward_passes"] += 1
+            v0 = self.own_state["lanczos_v0"]
             if not (isinstance(v0, Tensor) and v0.shape == theta0.shape):
                 v0 = torch.randn(theta0.numel(), generator=torch.Generator().manual_seed(self.event_seeds(event)[0]))
             tri = lanczos_tridiagonal(hessian, v0.to(theta0), self.hvp_iters)
         evals, evecs = torch.linalg.eigh(tri.matrix())
         v_min = tri.basis.T @ evecs[:, 0].to(tri.basis)
-        self.ge_state["lanczos_v0"] = v_min.detach().clone()
+        self.own_state["lanczos_v0"] = v_min.detach().clone()
         return float(evals[0]), v_min / v_min.norm().clamp_min(1e-30), float(evals[-1])
-
-
-def _copied(state: dict) -> dict:
-    return {k: (v.clone() if isinstance(v, Tensor) else (dict(v) if isinstance(v, dict) else v))
-            for k, v in state.items()}
 
 

@@ -51,6 +51,7 @@ from torch.optim import Optimizer
 from topograph.core import Work, freeze_bn_stats
 from topograph.errors import UsageError
 from topograph.optim.closure import accepts_backward, evaluate_closure, require_closure
+from topograph.optim.wrapper import WrappingOptimizer
 
 __all__ = ["SAM", "SAMCounts"]
 
@@ -70,7 +71,7 @@ class SAMCounts:
     last_eps_norm: float
 
 
-class SAM(Optimizer):
+class SAM(WrappingOptimizer):
     """Sharpness-Aware Minimization (Foret et al. 2021) around ``base_optimizer``.
 
     Args:
@@ -102,6 +103,8 @@ class SAM(Optimizer):
     6
     """
 
+    STATE_KEY = "sam"
+
     def __init__(
         self,
         base_optimizer: Optimizer,
@@ -111,81 +114,42 @@ class SAM(Optimizer):
         eta: float = 0.0,
         modules: nn.Module | Iterable[nn.Module] | None = None,
     ) -> None:
-        if not isinstance(base_optimizer, Optimizer):
-            raise UsageError(
-                f"SAM: base_optimizer must be a torch.optim.Optimizer, got {type(base_optimizer).__name__}"
-            )
-        if isinstance(base_optimizer, SAM):
-            raise UsageError("SAM: base_optimizer is already a SAM; wrap a plain optimizer")
         for name, value in (("rho", rho), ("eta", eta)):
             if not (isinstance(value, (int, float)) and not isinstance(value, bool)
                     and math.isfinite(value) and value >= 0):
                 raise UsageError(f"SAM: {name} must be a finite number >= 0, got {value!r}")
         if not isinstance(adaptive, bool):
             raise UsageError(f"SAM: adaptive must be true or false, got {adaptive!r}")
-        # torch.optim.Optimizer's own machinery (hooks, step patching); the groups are then
-        # replaced by the base's so that schedulers, zero_grad and add_param_group act on it
-        super().__init__([{"params": list(g["params"])} for g in base_optimizer.param_groups],
-                         dict(base_optimizer.defaults))
-        self.base_optimizer = base_optimizer
-        self.param_groups = base_optimizer.param_groups
-        self.defaults = base_optimizer.defaults
-        self.state = base_optimizer.state
         self.rho = float(rho)
         self.adaptive = adaptive
         self.eta = float(eta)
         self._modules = modules
-        self.sam_state: dict = self._fresh_state()
-
-    # ------------------------------------------------------------------ torch.optim contract
-    def add_param_group(self, param_group: dict) -> None:
-        if "base_optimizer" in self.__dict__:
-            self.base_optimizer.add_param_group(param_group)
-        else:  # during Optimizer.__init__ only
-            super().add_param_group(param_group)
-
-    def state_dict(self) -> dict:
-        """``{"base": base_optimizer.state_dict(), "sam": SAM's counters}``."""
-        return {"base": self.base_optimizer.state_dict(), "sam": dict(self.sam_state)}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        if not isinstance(state_dict, dict) or "base" not in state_dict or "sam" not in state_dict:
-            raise UsageError("SAM.load_state_dict: expected a dict with keys 'base' and 'sam' "
-                             "(from SAM.state_dict())")
-        self.base_optimizer.load_state_dict(state_dict["base"])
-        self.state = self.base_optimizer.state
-        fresh = self._fresh_state()
-        unknown = set(state_dict["sam"]) - set(fresh)
-        if unknown:
-            raise UsageError(f"SAM.load_state_dict: unknown key {sorted(unknown)[0]!r} in 'sam'")
-        fresh.update(state_dict["sam"])
-        self.sam_state = fresh
+        super().__init__(base_optimizer)
 
     def __repr__(self) -> str:
         return (f"SAM(base={type(self.base_optimizer).__name__}, rho={self.rho}, adaptive={self.adaptive}, "
                 f"eta={self.eta})")
 
-    @staticmethod
-    def _fresh_state() -> dict:
+    def _fresh_state(self) -> dict:
         return {"step": 0, "perturbed_steps": 0, "forward_passes": 0, "backward_passes": 0, "last_eps_norm": 0.0}
 
     @property
     def counts(self) -> SAMCounts:
         """Cumulative counters."""
-        s = self.sam_state
+        s = self.own_state
         return SAMCounts(steps=int(s["step"]), perturbed_steps=int(s["perturbed_steps"]), work=self.work,
                          last_eps_norm=float(s["last_eps_norm"]))
 
     @property
     def work(self) -> Work:
         """Forward and backward passes made through the wrapper."""
-        return Work(int(self.sam_state["forward_passes"]), int(self.sam_state["backward_passes"]))
+        return Work(int(self.own_state["forward_passes"]), int(self.own_state["backward_passes"]))
 
     # ------------------------------------------------------------------ the step
     def _call(self, closure: Callable, *, backward: bool, fwd_ok: bool) -> Tensor:
         loss, did_backward = evaluate_closure(closure, backward=backward, forward_only_ok=fwd_ok)
-        self.sam_state["forward_passes"] += 1
-        self.sam_state["backward_passes"] += int(did_backward)
+        self.own_state["forward_passes"] += 1
+        self.own_state["backward_passes"] += int(did_backward)
         return loss
 
     def perturbation(self, params: list[Tensor], grads: list[Tensor]) -> list[Tensor] | None:
@@ -213,7 +177,7 @@ class SAM(Optimizer):
         """One SAM step: gradient at θ, ascent to θ + ε, gradient there, restore θ, base step."""
         closure = require_closure(closure, "SAM")
         fwd_ok = accepts_backward(closure)
-        st = self.sam_state
+        st = self.own_state
         st["step"] += 1
         loss = self._call(closure, backward=True, fwd_ok=fwd_ok)  # g = ∇L(θ), 1 F/B
         params = [p for g in self.param_groups for p in g["params"] if p.grad is not None]
@@ -252,8 +216,8 @@ class SAM(Optimizer):
                 out = closure(backward=backward)
             else:
                 out, backward = closure(), True
-            self.sam_state["forward_passes"] += 1
-            self.sam_state["backward_passes"] += int(backward)
+            self.own_state["forward_passes"] += 1
+            self.own_state["backward_passes"] += int(backward)
             return out
 
         return cached
