@@ -52,7 +52,7 @@ from topograph.io import atomic_torch_save, atomic_write_json, atomic_write_text
 from topograph.optim import registry
 from topograph.optim.closure import MinibatchClosure
 from topograph.runs import schedule as sched
-from topograph.runs.build import build_run_model, load_run_dataset, resolve_device, run_loss
+from topograph.runs.build import build_run_model, check_model_fits, load_run_dataset, resolve_device, run_loss
 from topograph.runs.config import RunConfig, as_config, read_toml, result_view
 from topograph.runs.early_stopping import EarlyStopping
 from topograph.runs.store import (
@@ -207,12 +207,17 @@ class Session:
         """Data, model, optimizer, scheduler, evaluation objective and closure of the run."""
         cfg = self.config
         dataset = load_run_dataset(cfg_doc["data"], source=cfg.source)
+        if "test" not in dataset.splits:
+            raise UsageError(f"{cfg.source}: data.factory {cfg.data.factory!r} returns no 'test' split, which "
+                             "training evaluates after every epoch; return {\"train\": (x, y), \"test\": (x, y)}")
         splits = {k: (x.to(device), y.to(device)) for k, (x, y) in dataset.splits.items()}
         x_train = splits["train"][0]
         n_train = int(x_train.shape[0])
-        model = build_run_model(cfg_doc["model"], self.seed).to(device)
+        model = build_run_model(cfg_doc["model"], self.seed, source=cfg.source).to(device)
         classes = getattr(dataset, "num_classes", None) if cfg.model.loss == "cross-entropy" else None
-        _check_fits(model, x_train, cfg, cfg.source, num_classes=classes)
+        check_model_fits(model, x_train, model_label=cfg.model.label, data_label=cfg.data.label,
+                         source=cfg.source, num_classes=classes, at_least=bool(cfg.data.factory),
+                         hint="" if cfg.model.factory else f"; set model.num_classes = {classes}")
         _check_loss(model, splits["train"], cfg, cfg.source)
         loss_fn = run_loss(cfg_doc["model"])
         try:
@@ -448,7 +453,7 @@ class Session:
             "grad_samples": parts.closure.backward_samples, "seconds": st.elapsed,
             "n_params": sum(p.numel() for p in parts.model.parameters()),
             "optimizer": cfg.optimizer.name, "device": str(parts.device),
-            "dataset": {"name": cfg.data.name, "fingerprint": _fingerprint(parts.dataset),
+            "dataset": {"name": cfg.data.label, "fingerprint": _fingerprint(parts.dataset),
                         **{f"n_{k}": int(v[0].shape[0]) for k, v in parts.splits.items()}},
             "versions": _versions(),
         }
@@ -499,41 +504,20 @@ class _LoopState:
         self.rows = [dict(r) for r in d["rows"]]
 
 
-def _check_fits(model: nn.Module, x: Tensor, cfg: RunConfig, source: str,
-                num_classes: int | None = None) -> None:
-    """One forward pass on two samples: the model takes the data's inputs and has one output
-    per class of the data (else one :class:`UsageError` line naming the config)."""
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(x[:2])
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UsageError(
-            f"{source}: model {cfg.model.name!r} does not fit data {cfg.data.name!r} "
-            f"(inputs of shape {tuple(x.shape[1:])}): {first}") from None
-    finally:
-        model.train(was)
-    outputs = int(out.shape[-1]) if out.dim() >= 1 else 1
-    if num_classes and outputs != num_classes:
-        raise UsageError(
-            f"{source}: model {cfg.model.name!r} has {outputs} outputs but data {cfg.data.name!r} has "
-            f"{num_classes} classes; set model.num_classes = {num_classes}")
-
-
 def _check_loss(model: nn.Module, train: tuple[Tensor, Tensor], cfg: RunConfig, source: str) -> None:
     """The loss suits the targets: cross-entropy for class labels, MSE for real-valued targets
     of the model's output shape."""
     x, y = train
     if cfg.model.loss == "cross-entropy" and y.is_floating_point():
-        raise UsageError(f"{source}: model.loss 'cross-entropy' needs class labels, but data.targets is "
-                         f"{cfg.data.targets!r}; use model.loss = \"mse\"")
+        what = "the data's targets are real numbers" if cfg.data.factory else f"data.targets is {cfg.data.targets!r}"
+        raise UsageError(f"{source}: model.loss 'cross-entropy' needs class labels, but {what}; use "
+                         "model.loss = \"mse\"")
     if cfg.model.loss == "mse":
         if not y.is_floating_point():
+            fix = ("return float targets from data.factory" if cfg.data.factory
+                   else "set data.targets = \"inputs\" (an autoencoder)")
             raise UsageError(f"{source}: model.loss 'mse' needs real-valued targets, but data "
-                             f"{cfg.data.name!r} has class labels; set data.targets = \"inputs\" "
-                             "(an autoencoder) or use model.loss = \"cross-entropy\"")
+                             f"{cfg.data.label!r} has class labels; {fix} or use model.loss = \"cross-entropy\"")
         was = model.training
         model.eval()
         try:
@@ -542,7 +526,7 @@ def _check_loss(model: nn.Module, train: tuple[Tensor, Tensor], cfg: RunConfig, 
         finally:
             model.train(was)
         if shape != tuple(y.shape[1:]):
-            raise UsageError(f"{source}: model {cfg.model.name!r} outputs {shape} per sample but the "
+            raise UsageError(f"{source}: model {cfg.model.label!r} outputs {shape} per sample but the "
                              f"targets are {tuple(y.shape[1:])}; model.loss 'mse' needs equal shapes")
 
 
