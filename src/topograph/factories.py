@@ -130,6 +130,11 @@ def _import_file(spec: FactorySpec, label: str) -> ModuleType:
     return module
 
 
+def _short(obj: Any) -> str:
+    text = repr(obj)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def load_factory(text: Any, *, label: str) -> Callable[..., Any]:
     """The callable ``text`` names (:class:`FactorySpec`), imported; one UsageError line if the
     module cannot be imported or has no such callable."""
@@ -145,8 +150,8 @@ def load_factory(text: Any, *, label: str) -> Callable[..., Any]:
             raise UsageError(f"{label} {spec.text!r}: {where} has no attribute {part!r}; {offer}")
         obj = getattr(obj, part)
     if not callable(obj):
-        raise UsageError(f"{label} {spec.text!r}: {spec.attribute} is a {type(obj).__name__}, not a callable; "
-                         "name the function (or class) that builds it")
+        raise UsageError(f"{label} {spec.text!r}: {spec.attribute} = {_short(obj)} is not a callable; name the "
+                         "function (or class) that builds it")
     return obj
 
 

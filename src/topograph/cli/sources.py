@@ -43,6 +43,10 @@ from topograph.runs.config import LOSSES, load_config
 SAVE_STATE_DICT = "save the weights with torch.save(model.state_dict(), FILE) and give that file"
 
 
+#: the options whose field name is not their spelling
+OPTION_NAMES = {"model_args": "--model-arg", "data_args": "--data-arg"}
+
+
 @dataclass(frozen=True)
 class SourceOptions:
     """The options of :func:`source_options`, as the command received them."""
@@ -60,7 +64,8 @@ class SourceOptions:
 
     def given(self) -> list[str]:
         """The options given, as spelled on the command line."""
-        return [f"--{f.name.replace('_', '-')}" for f in fields(self) if getattr(self, f.name) not in (None, ())]
+        return [OPTION_NAMES.get(f.name, f"--{f.name.replace('_', '-')}") for f in fields(self)
+                if getattr(self, f.name) not in (None, ())]
 
 
 def source_options(command: Callable[..., Any]) -> Callable[..., Any]:
