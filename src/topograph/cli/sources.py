@@ -260,12 +260,17 @@ def weights_source(opts: SourceOptions, positional: Sequence[str], *, count: int
         build = {"source": "", "label": "--model", "how": "give them with --model-arg KEY=VALUE"}
         data_build = {"source": "", "label": "--data", "how": "give them with --data-arg KEY=VALUE"}
         remedy = "give the weights of this model, or the --model (and --model-arg) they were saved from"
-    dataset = load_run_dataset(data_table, **data_build)
-    loss_fn = run_loss(model_table)
-    models = []
+    models = []  # the model first: its mistakes show before a large data set is read
     for w in opts.weights:
         module = build_run_model(model_table, 0, **build)
         models.append(load_state(module, Path(w), model_label=repr(model_label), remedy=remedy))
+    try:
+        dataset = load_run_dataset(data_table, **data_build)
+    except UsageError as err:
+        if data_table.get("factory"):
+            raise
+        raise UsageError(f"{err} (on the command line: --data-root DIR)") from None
+    loss_fn = run_loss(model_table)
     _check_data(models[0], dataset, model_table.get("loss", "cross-entropy"), source=source,
                 model_label=model_label, data_label=data_label)
     return WeightsSource(models=models, weights=[Path(w) for w in opts.weights], dataset=dataset,
