@@ -27,7 +27,9 @@ from topograph import Objective
 from topograph.cli.main import cli
 from topograph.core import ParamSpec
 from topograph.curvature import HessianOperator, lanczos
+from topograph.data import load_dataset
 from topograph.landscape import Surface, compute_surface, random_directions
+from topograph.models import build_model
 from topograph.paths.report import compare_solutions
 
 MODULE = "own_cli_nets"
@@ -39,6 +41,9 @@ def folder(tmp_path_factory) -> Path:
     width-5 model's weights, a whole pickled module and a truncated file."""
     root = tmp_path_factory.mktemp("own-models")
     write_user_factories(root, MODULE)
+    (root / f"{MODULE}_pkg").mkdir()  # a package, as in `--model mypkg.nets:resnet20`
+    (root / f"{MODULE}_pkg/__init__.py").write_text("")
+    (root / f"{MODULE}_pkg/nets.py").write_text(f"from {MODULE} import SkipNet, net\n")
     sys.path.insert(0, str(root))
     try:
         user = importlib.import_module(MODULE)
@@ -191,6 +196,24 @@ def test_a_file_path_factory_and_limits(folder):
     invoke(["surface", "--model", f"{MODULE}.py:net", "--weights", "a.pt", "--data", f"./{MODULE}.py:data",
             "--limit-train", "20", "--resolution", "2", "--dim", "1", "--out", "f.h5"])
     assert Surface.load(folder / "f.h5").complete
+
+
+def test_a_package_module_and_a_built_in_model(folder):
+    invoke(["surface", "--model", f"{MODULE}_pkg.nets:net", "--model-arg", "width=4", "--weights", "a.pt", *DATA,
+            "--resolution", "3", "--out", "pkg.h5"])
+    invoke(["surface", *MODEL, "--weights", "a.pt", *DATA, "--resolution", "3", "--out", "mod.h5"])
+    np.testing.assert_array_equal(Surface.load(folder / "pkg.h5").loss, Surface.load(folder / "mod.h5").loss)
+
+    # a model of topograph.models by name, with weights trained elsewhere
+    model = build_model("mlp-digits", seed=3)
+    torch.save(model.state_dict(), folder / "mlp.pt")
+    result = invoke(["surface", "--model", "mlp-digits", "--weights", "mlp.pt", "--data", "digits",
+                     "--limit-train", "100", "--resolution", "3", "--dim", "1", "--out", "mlp.h5"])
+    digits = load_dataset("digits", limit_train=100)
+    objective = Objective(model, F.cross_entropy, digits)
+    expected = compute_surface(objective, random_directions(objective, dim=1, seed=0), resolution=3, progress=False)
+    np.testing.assert_array_equal(Surface.load(folder / "mlp.h5").loss, expected.loss)
+    assert "3/3 points" in result.stdout
 
 
 def test_a_real_process_from_the_users_folder(folder):
