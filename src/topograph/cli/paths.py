@@ -5,11 +5,11 @@
     topograph paths --runs RUN_1 RUN_2 RUN_3 ... [--method linear] [--out DIR]
 
 A and B are run directories or checkpoint files inside runs (``topograph.runs.load_model``); the
-data and loss are those of A's run.  Or two plain weights files of one model, named with
-``--model``/``--data`` or ``--config`` (:mod:`topograph.cli.sources`); their results go to
-``<A's folder>/paths/<A>-<B>-<method>/`` unless ``--out`` says otherwise.  The results go beside the runs unless ``--out`` says
-otherwise: ``RUN_A/paths/<B>-<method>/`` for a pair, ``<the runs' common folder>/paths-<method>/``
-for a set.  With ``--runs`` the command computes the pairwise barrier
+data and loss are those of A's run.  Or A and B are two plain weights files of one model, named
+with ``--model``/``--data`` or ``--config`` (:mod:`topograph.cli.sources`).  The results go
+beside the runs unless ``--out`` says otherwise: ``RUN_A/paths/<B>-<method>/`` for a pair,
+``<the runs' common folder>/paths-<method>/`` for a set, ``<A's folder>/paths/<A>-<B>-<method>/``
+for two weights files.  With ``--runs`` the command computes the pairwise barrier
 matrix (straight line by default), its minimum spanning tree, centroid distances, and kernel PCA
 (RBF, γ = 1/N_prm) and linear PCA of the solutions, coloured by optimizer.
 
