@@ -157,3 +157,105 @@ class PostgresServer:
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
         finally:
             shutil.rmtree(self.base, ignore_errors=True)
+
+
+#: a user's module of factories, as the tests of "your own model and data" write it to a temporary
+#: folder (tests/cli/test_own_models.py, tests/runs/test_own_models_config.py): a conv net with
+#: BatchNorm and a skip connection, data factories in every accepted form, and broken ones
+USER_FACTORIES = '''
+"""A user's models and data, unknown to topograph."""
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+
+class SkipNet(nn.Module):
+    """conv -> BatchNorm -> ReLU, a residual conv block, global average pooling, a linear head."""
+
+    def __init__(self, width=4, classes=3, channels=1):
+        super().__init__()
+        self.stem = nn.Conv2d(channels, width, 3, padding=1)
+        self.bn = nn.BatchNorm2d(width)
+        self.block = nn.Conv2d(width, width, 3, padding=1)
+        self.head = nn.Linear(width, classes)
+
+    def forward(self, x):
+        h = torch.relu(self.bn(self.stem(x)))
+        h = h + torch.relu(self.block(h))
+        return self.head(h.mean((2, 3)))
+
+
+def net(width: int = 4, classes: int = 3):
+    return SkipNet(width, classes)
+
+
+def _xy(n, seed, shape=(1, 6, 6)):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, *shape, generator=g)
+    y = (x[:, :, :3].mean((1, 2, 3)) > 0).long() + (x[:, :, 3:].mean((1, 2, 3)) > 0).long()
+    return x, y
+
+
+def data(n: int = 48, seed: int = 0):
+    return {"train": _xy(n, seed), "test": _xy(n // 2, seed + 1)}
+
+
+def data_pair(n: int = 32):
+    return _xy(n, 0)
+
+
+def data_torch(n: int = 32):
+    return {"train": TensorDataset(*_xy(n, 0)), "test": TensorDataset(*_xy(n // 2, 1))}
+
+
+def data_numpy(n: int = 32):
+    x, y = _xy(n, 0)
+    return {"train": (x.double().numpy(), y.int().numpy()), "test": (x.double().numpy(), y.int().numpy())}
+
+
+def data_five_classes(n: int = 16):
+    x, y = _xy(n, 0)
+    return {"train": (x, y + 2), "test": (x, y + 2)}
+
+
+def data_three_channels(n: int = 16):
+    return {"train": _xy(n, 0, (3, 6, 6)), "test": _xy(n, 1, (3, 6, 6))}
+
+
+def data_wrong_lengths(n: int = 10):
+    x, y = _xy(n, 0)
+    return {"train": (x, y[:-1]), "test": (x, y)}
+
+
+def data_wrong_test_shape(n: int = 10):
+    return {"train": _xy(n, 0), "test": _xy(n, 1, (1, 5, 5))}
+
+
+def data_wrong_type():
+    return [1, 2, 3]
+
+
+def not_a_model():
+    return "resnet"
+
+
+def broken_model(width: int = 4):
+    raise RuntimeError("weights server unreachable")
+
+
+def broken_data():
+    raise OSError("disk not mounted")
+
+
+NOT_CALLABLE = 3
+'''
+
+
+def write_user_factories(folder: Path, name: str) -> Path:
+    """Write :data:`USER_FACTORIES` as ``folder/name.py`` and a module ``folder/name_broken.py``
+    that fails on import; return the first file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}_broken.py").write_text("import no_such_package_for_topograph_tests\n", encoding="utf-8")
+    path = folder / f"{name}.py"
+    path.write_text(USER_FACTORIES, encoding="utf-8")
+    return path

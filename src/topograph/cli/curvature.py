@@ -1,6 +1,7 @@
 """``topograph curvature RUN_DIR_OR_CHECKPOINT``: Hessian eigenvalues, trace, density and
 sharpness of a trained model, as a table, JSON and plots (a thin layer over
-:mod:`topograph.curvature`)."""
+:mod:`topograph.curvature`).  ``topograph curvature --model M --weights FILE --data D`` (or
+``--config``) does the same for a plain weights file (:mod:`topograph.cli.sources`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from pathlib import Path
 import click
 
 from topograph.cli.checks import check_writable
+from topograph.cli.sources import SourceOptions, source_options, weights_source
+from topograph.core import Objective
 from topograph.errors import UsageError
 from topograph.io import atomic_write_text
 
@@ -19,8 +22,15 @@ def _atomic_json(path: Path, obj) -> None:
     atomic_write_text(path, json.dumps(obj, indent=2, default=float))
 
 
-@click.command("curvature")
-@click.argument("path", type=click.Path(path_type=Path))
+@click.command("curvature", epilog="""\b
+Examples:
+  topograph curvature runs/adam/seed-0 --density
+  topograph curvature --model mypkg.nets:resnet20 --weights my.pt --data mnist --limit-train 1000
+  topograph curvature --config model-and-data.toml --weights my.pt --top-k 5
+
+A weights file is a state_dict saved with torch.save (loaded with weights_only=True); its
+model and data come from --model/--data or from --config, never from a run directory.""")
+@click.argument("path", metavar="[RUN_DIR_OR_CHECKPOINT]", type=click.Path(path_type=Path), required=False)
 @click.option("--split", type=click.Choice(["train", "test"]), default="train", show_default=True,
               help="data split the loss is averaged over")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None,
@@ -34,42 +44,48 @@ def _atomic_json(path: Path, obj) -> None:
 @click.option("--along-trajectory", is_flag=True, help="measures at every snapshot of the run")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="output directory (default: <run>/curvature)")
-def command(path: Path, split: str, batch_size: int | None, top_k: int, trace_probes: int,
+              help="output directory (default: <run>/curvature, or <weights>-curvature beside --weights)")
+@source_options
+def command(path: Path | None, split: str, batch_size: int | None, top_k: int, trace_probes: int,
             density: bool, per_layer: bool, along_trajectory: bool, seed: int,
-            out: Path | None) -> None:
-    """Curvature of the loss at a saved run's final weights or at a checkpoint."""
-    if not path.exists():
+            out: Path | None, sources: SourceOptions) -> None:
+    """Curvature of the loss at a saved run's final weights or at a checkpoint, or at the
+    weights file of --weights with --model/--data or --config."""
+    if path is None and not sources.given():
+        raise UsageError("give a run directory (or a checkpoint inside one), or --weights FILE with --model "
+                         "and --data (see `topograph curvature --help`)")
+    if path is not None and not path.exists():
         raise UsageError(f"PATH {str(path)!r} does not exist; give a run directory or a checkpoint file")
+    if along_trajectory and path is None:
+        raise UsageError("--along-trajectory needs a run directory (its snapshots); a weights file has no "
+                         "trajectory")
     if out is not None:
         check_writable(out, label="--out")
+    weights = weights_source(sources, [str(path)] if path is not None else [], count=1, command="curvature")
+    from topograph.cli.console import make_console
     from rich.table import Table
 
-    from topograph.cli.console import make_console
     from topograph.curvature import (
-        HessianOperator,
-        estimate_trace,
-        lanczos,
-        layer_curvature,
-        measures_along_trajectory,
-        negative_curvature_from_density,
-        plot_along,
-        plot_density,
-        spectral_density,
+        HessianOperator, estimate_trace, lanczos, layer_curvature, measures_along_trajectory,
+        negative_curvature_from_density, plot_along, plot_density, spectral_density,
     )
     from topograph.curvature.measures import epsilon_sharpness
     from topograph.runs import Run, load_model
 
-    run = Run.open(path)
-    objective = run.objective()
-    theta = None
-    if path.is_file():  # a checkpoint: evaluate at its weights
+    run, theta = None, None
+    if weights is not None:  # a weights file with --model/--data or --config
+        objective = Objective(weights.models[0], weights.loss_fn, weights.dataset)
+        path = weights.weights[0]
+    else:
+        run = Run.open(path)
+        objective = run.objective()
+    if weights is None and path.is_file():  # a checkpoint: evaluate at its weights
         from topograph.core import ParamSpec
 
         model = load_model(path)
         theta = ParamSpec.from_module(model).flatten(dict(model.named_parameters())).detach()
     if split not in objective.split_names():
-        raise UsageError(f"--split {split!r} is not in the run's data; known: {', '.join(objective.split_names())}")
+        raise UsageError(f"--split {split!r} is not in the data; it has: {', '.join(objective.split_names())}")
     n_split = objective.num_samples(split)
     if batch_size is not None and batch_size > n_split:
         raise UsageError(f"--batch-size {batch_size}: the {split} split has only {n_split} samples; give at "
@@ -78,7 +94,10 @@ def command(path: Path, split: str, batch_size: int | None, top_k: int, trace_pr
     if batch_size is not None:
         xs, ys = objective.splits[split]
         batch = (xs[:batch_size], ys[:batch_size])
-    if out is None:
+    if out is None and run is None:
+        out = path.parent / f"{path.stem}-curvature"
+        check_writable(out, label="the default --out (beside the weights file; choose another with --out)")
+    elif out is None:
         out = Path(run.path) / "curvature"
         check_writable(out, label="the default --out (in the run directory; choose another with --out)")
     out = Path(out)

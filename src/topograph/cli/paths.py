@@ -1,12 +1,15 @@
 """``topograph paths``: barriers and low paths between solutions, or maps of a set of runs.
 
     topograph paths RUN_A RUN_B [--method fourier] [--reduction softmax] [--steps 100] [--out DIR]
+    topograph paths --model M --data D --weights A.pt --weights B.pt [--method fourier] [...]
     topograph paths --runs RUN_1 RUN_2 RUN_3 ... [--method linear] [--out DIR]
 
 A and B are run directories or checkpoint files inside runs (``topograph.runs.load_model``); the
-data and loss are those of A's run.  The results go beside the runs unless ``--out`` says
-otherwise: ``RUN_A/paths/<B>-<method>/`` for a pair, ``<the runs' common folder>/paths-<method>/``
-for a set.  With ``--runs`` the command computes the pairwise barrier
+data and loss are those of A's run.  Or A and B are two plain weights files of one model, named
+with ``--model``/``--data`` or ``--config`` (:mod:`topograph.cli.sources`).  The results go
+beside the runs unless ``--out`` says otherwise: ``RUN_A/paths/<B>-<method>/`` for a pair,
+``<the runs' common folder>/paths-<method>/`` for a set, ``<A's folder>/paths/<A>-<B>-<method>/``
+for two weights files.  With ``--runs`` the command computes the pairwise barrier
 matrix (straight line by default), its minimum spanning tree, centroid distances, and kernel PCA
 (RBF, γ = 1/N_prm) and linear PCA of the solutions, coloured by optimizer.
 
@@ -24,6 +27,8 @@ from pathlib import Path
 import click
 
 from topograph.cli.checks import check_writable
+from topograph.cli.sources import SourceOptions, WeightsSource, source_options, weights_source
+from topograph.core import Objective
 from topograph.errors import UsageError
 
 METHOD_CHOICES = ["fourier", "bezier", "polychain", "neb", "linear"]
@@ -81,8 +86,26 @@ def _load_pair(a: str, b: str):
     return objective, theta_a, theta_b
 
 
-@click.command("paths")
-@click.argument("solutions", nargs=-1, type=click.Path())
+def _weights_pair(weights: WeightsSource):
+    """The objective (model and data of the first file), and the two solutions' flat vectors."""
+    a, b = weights.weights
+    objective = Objective(weights.models[0], weights.loss_fn, weights.dataset)
+    theta_a, theta_b = (_flat(objective, m) for m in weights.models)
+    if _same_weights(theta_a, theta_b):
+        raise UsageError(f"--weights {a} and {b} hold the same weights: a path from a solution to itself has "
+                         "no barrier; give two different solutions")
+    return objective, theta_a, theta_b
+
+
+@click.command("paths", epilog="""\b
+Examples:
+  topograph paths runs/sgd/seed-0 runs/adam/seed-0
+  topograph paths --model mypkg.nets:resnet20 --data mnist --limit-train 1000 --weights a.pt --weights b.pt
+  topograph paths --config model-and-data.toml --weights a.pt --weights b.pt --method linear
+
+Weights files are state_dicts saved with torch.save (loaded with weights_only=True) of the one
+model that --model/--data or --config names; the path runs from the first to the second.""")
+@click.argument("solutions", metavar="[RUN_A RUN_B | --runs RUN ...]", nargs=-1, type=click.Path())
 @click.option("--runs", "runs", is_flag=True, help="Treat the arguments as a set of runs (barrier matrix, kPCA).")
 @click.option("--method", type=click.Choice(METHOD_CHOICES), default=None,
               help="Path method (default: fourier for a pair, linear for --runs).")
@@ -93,24 +116,38 @@ def _load_pair(a: str, b: str):
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None, help="Learning rate.")
 @click.option("--out", "out", type=click.Path(file_okay=False), default=None,
               help="Output directory [default: beside the runs: RUN_A/paths/<B>-<method> for a pair, "
-                   "<the runs' common folder>/paths-<method> for --runs].")
-def command(solutions, runs, method, path_reduction, steps, points, lr, out):
-    """Barrier and low-height path between two solutions, or maps of a set of runs."""
+                   "<the runs' common folder>/paths-<method> for --runs, <A's folder>/paths/<A>-<B>-<method> "
+                   "for two --weights].")
+@source_options
+def command(solutions, runs, method, path_reduction, steps, points, lr, out, sources: SourceOptions):
+    """Barrier and low-height path between two solutions (two runs, or two --weights files with
+    --model/--data or --config), or maps of a set of runs."""
     if out is not None:
         check_writable(out, label="--out")
+    if runs and sources.given():
+        raise UsageError(f"--runs maps a set of run directories; {sources.given()[0]} is for a pair of weights "
+                         "files (two --weights): leave out one or the other")
     if runs:
         _run_set(list(solutions), method or "linear", path_reduction, steps, points, lr,
                  Path(out) if out is not None else None)
         return
-    if len(solutions) != 2:
-        raise UsageError(f"give exactly two solutions (run directories or checkpoints), got {len(solutions)}; "
-                         "use --runs for a set")
+    weights = weights_source(sources, list(solutions), count=2, command="paths")
+    if weights is None and len(solutions) != 2:
+        raise UsageError(f"give exactly two solutions (run directories or checkpoints, or two --weights files "
+                         f"with --model/--data), got {len(solutions)}; use --runs for a set")
     from topograph.paths.report import compare_solutions
 
-    objective, a, b = _load_pair(*solutions)
-    if out is None:
-        out = _pair_out(*solutions, method or "fourier")
-        check_writable(out, label="the default --out (beside the runs; choose another with --out)")
+    if weights is not None:
+        objective, a, b = _weights_pair(weights)
+        if out is None:
+            wa, wb = weights.weights
+            out = wa.parent / "paths" / f"{wa.stem}-{wb.stem}-{method or 'fourier'}"
+            check_writable(out, label="the default --out (beside the first weights file; choose another with --out)")
+    else:
+        objective, a, b = _load_pair(*solutions)
+        if out is None:
+            out = _pair_out(*solutions, method or "fourier")
+            check_writable(out, label="the default --out (beside the runs; choose another with --out)")
     results = compare_solutions(objective, a, b, out, method=method or "fourier", steps=steps, points=points,
                                 reduction=path_reduction, lr=lr, checkpoint=Path(out) / CHECKPOINTS)
     for name, r in results.items():
@@ -126,10 +163,10 @@ def _run_set(dirs, method, path_reduction, steps, points, lr, out: Path | None) 
     for d in dirs:
         if not Path(d).exists():
             raise UsageError(f"{d}: no such run directory")
-    from topograph.io import atomic_write_text
     from topograph.paths import solutions as sol
     from topograph.paths.plots import plot_barrier_matrix, plot_disconnectivity, plot_embedding
     from topograph.paths.report import make_finder
+    from topograph.io import atomic_write_text
     from topograph.runs import Run
 
     runs = [Run.open(d) for d in dirs]

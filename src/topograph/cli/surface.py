@@ -1,11 +1,15 @@
-"""``topograph surface``: a loss/accuracy map around a saved run or checkpoint.
+"""``topograph surface``: a loss/accuracy map around a saved run, a checkpoint or a weights file.
 
     topograph surface RUN_DIR_OR_CHECKPOINT [--dim 1|2] [--range -1 1] [--resolution 31]
         [--norm filter] [--seed 0] [--split train|test] [--batch-size B] [--trajectory]
         [--out FILE.h5] [--plot]
+    topograph surface --model NAME_OR_FACTORY --weights FILE.pt --data NAME_OR_FACTORY [...]
+    topograph surface --config MODEL_AND_DATA.toml --weights FILE.pt [...]
 
 The model comes from ``topograph.runs.load_model`` (final weights of a run directory, or the
-given checkpoint), the data and loss from its run.  The grid is written block by block to the
+given checkpoint), the data and loss from its run; or from a plain weights file with the model
+and data named by ``--model``/``--data`` or ``--config`` (:mod:`topograph.cli.sources`), the
+default output then beside the weights file.  The grid is written block by block to the
 HDF5 file (default: ``surface-….h5`` in the run directory), so re-running the same command
 after a kill computes only the missing points.  ``--trajectory`` uses the PCA plane of the
 run's snapshots and overlays the path.  Under ``torchrun`` the grid is shared between the
@@ -22,6 +26,7 @@ from pathlib import Path
 import click
 
 from topograph.cli.checks import check_writable
+from topograph.cli.sources import SourceOptions, WeightsSource, source_options, weights_source
 from topograph.core.directions import NORMS
 from topograph.errors import UsageError
 
@@ -29,10 +34,11 @@ from topograph.errors import UsageError
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
 
 
-def _default_out(run_dir: Path, dim: int, norm: str, seed: int, split: str, batch_size, trajectory: bool) -> Path:
+def _default_out(run_dir: Path, dim: int, norm: str, seed: int, split: str, batch_size, trajectory: bool,
+                 prefix: str = "") -> Path:
     kind = "pca" if trajectory else f"{norm}-seed{seed}"
     data = split if batch_size is None else f"{split}-batch{batch_size}"
-    return run_dir / f"surface-{dim}d-{kind}-{data}.h5"
+    return run_dir / f"{prefix}surface-{dim}d-{kind}-{data}.h5"
 
 
 @contextlib.contextmanager
@@ -65,8 +71,16 @@ def _process_group() -> Iterator[None]:
     dist.destroy_process_group()
 
 
-@click.command("surface")
-@click.argument("source", metavar="RUN_DIR_OR_CHECKPOINT", type=click.Path())
+@click.command("surface", epilog="""\b
+Examples:
+  topograph surface runs/adam/seed-0 --plot
+  topograph surface --model mypkg.nets:resnet20 --weights my.pt --data mnist --limit-train 2000 --plot
+  topograph surface --model nets.py:Net --model-arg width=16 --weights my.pt --data mypkg.data:load
+  topograph surface --config model-and-data.toml --weights my.pt
+
+A weights file is a state_dict saved with torch.save (loaded with weights_only=True); its
+model and data come from --model/--data or from --config, never from a run directory.""")
+@click.argument("source", metavar="[RUN_DIR_OR_CHECKPOINT]", type=click.Path(), required=False)
 @click.option("--dim", type=click.Choice(["1", "2"]), default="2", show_default=True,
               help="1: a curve along one direction; 2: a plane.")
 @click.option("--range", "range_", nargs=2, type=float, default=None,
@@ -86,11 +100,17 @@ def _process_group() -> Iterator[None]:
               show_default=True, help="Evaluation engine.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None, help="HDF5 file (resumed if it exists).")
 @click.option("--plot", is_flag=True, help="Also draw the figures (PNG and SVG next to the file).")
+@source_options
 def command(source, dim, range_, resolution, norm, keep_1d, seed, split, batch_size, batch_seed,
-            trajectory, engine, out, plot):
-    """Loss and accuracy surface around a run's model (filter-normalised directions)."""
-    path = Path(source)
-    if not path.exists():
+            trajectory, engine, out, plot, sources: SourceOptions):
+    """Loss and accuracy surface around a model (filter-normalised directions): a run's
+    (RUN_DIR_OR_CHECKPOINT), or the weights file of --weights with --model/--data or --config."""
+    opts = sources
+    if source is None and not opts.given():
+        raise UsageError("give a run directory (or a checkpoint inside one), or --weights FILE with --model "
+                         "and --data (see `topograph surface --help`)")
+    path = Path(source) if source is not None else None
+    if path is not None and not path.exists():
         raise UsageError(f"{path}: no such run directory or checkpoint file")
     if resolution < 1:
         raise UsageError(f"--resolution {resolution}: must be a positive integer (points per axis)")
@@ -99,6 +119,9 @@ def command(source, dim, range_, resolution, norm, keep_1d, seed, split, batch_s
     dim = int(dim)
     if trajectory and dim != 2:
         raise UsageError("--trajectory needs --dim 2 (a PCA plane)")
+    if trajectory and path is None:
+        raise UsageError("--trajectory needs a run directory (the PCA plane of its snapshots); a weights file "
+                         "has no trajectory")
     if plot and resolution < 2:
         raise UsageError(f"--plot needs --resolution 2 or more (a curve or contour of {resolution} point "
                          "cannot be drawn); raise --resolution or leave out --plot")
@@ -108,23 +131,30 @@ def command(source, dim, range_, resolution, norm, keep_1d, seed, split, batch_s
                              "(--plot writes the figures beside it)")
         check_writable(out, label="--out", kind="file")
 
+    weights = weights_source(opts, [source] if source is not None else [], count=1, command="surface")
     with _process_group():
-        _surface(path, dim, range_, resolution, norm, keep_1d, seed, split, batch_size, batch_seed, trajectory,
-                 engine, out, plot)
+        _surface(path if weights is None else weights, dim, range_, resolution, norm, keep_1d, seed, split,
+                 batch_size, batch_seed, trajectory, engine, out, plot)
 
 
-def _surface(path, dim, range_, resolution, norm, keep_1d, seed, split, batch_size, batch_seed, trajectory,
+def _surface(path: Path | WeightsSource, dim, range_, resolution, norm, keep_1d, seed, split, batch_size, batch_seed, trajectory,
              engine, out, plot) -> None:
     from topograph.core import Objective
     from topograph.landscape import compute_surface, pca_directions, project, random_directions
     from topograph.landscape.trajectory import covering_range
     from topograph.runs import Run, load_model
 
-    run = Run.open(path)
-    module = load_model(path)
-    objective = Objective(module, run.loss_fn(), run.dataset())
+    if isinstance(path, WeightsSource):  # a weights file with --model/--data or --config
+        run, weights = None, path
+        objective = Objective(weights.models[0], weights.loss_fn, weights.dataset)
+        out_dir, prefix = weights.weights[0].parent, f"{weights.weights[0].stem}-"
+    else:
+        run = Run.open(path)
+        module = load_model(path)
+        objective = Objective(module, run.loss_fn(), run.dataset())
+        out_dir, prefix = run.path, ""
     if split not in objective.split_names():
-        raise UsageError(f"--split {split}: the run's data has {', '.join(objective.split_names())}")
+        raise UsageError(f"--split {split}: the data has no such split; it has {', '.join(objective.split_names())}")
     n_split = objective.num_samples(split)
     if batch_size is not None and batch_size > n_split:
         raise UsageError(f"--batch-size {batch_size}: the {split} split has only {n_split} samples; give at "
@@ -140,10 +170,11 @@ def _surface(path, dim, range_, resolution, norm, keep_1d, seed, split, batch_si
     else:
         grid_range = tuple(range_) if range_ is not None else (-1.0, 1.0)
         directions = random_directions(objective, dim=dim, norm=norm, ignore_1d=not keep_1d, seed=seed)
-    out_path = Path(out) if out else _default_out(run.path, dim, norm, seed, split, batch_size, trajectory)
+    out_path = Path(out) if out else _default_out(out_dir, dim, norm, seed, split, batch_size, trajectory,
+                                                  prefix)
     if out is None:
-        check_writable(out_path, label="the default --out (in the run directory; choose another with --out)",
-                       kind="file")
+        where = "in the run directory" if run is not None else "beside the weights file"
+        check_writable(out_path, label=f"the default --out ({where}; choose another with --out)", kind="file")
     surf = compute_surface(objective, directions, range=grid_range, resolution=resolution, split=split,
                            batch_size=batch_size, batch_seed=batch_seed, out=out_path, engine=engine)
     import torch.distributed as dist

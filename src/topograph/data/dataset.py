@@ -71,7 +71,8 @@ class Dataset:
         the data-set name (``"digits"``, ``"mnist"``, ``"fashion-mnist"``, ``"cifar10"`` or
         the user's).
     splits:
-        ``{"train": (x, y), "test": (x, y)}`` and optionally ``"val"``; ``x`` is ``float32``
+        ``{"train": (x, y), "test": (x, y)}`` and optionally ``"val"`` (``"train"`` is required;
+        the built-in data sets always have ``"test"``, a user's data may not); ``x`` is ``float32``
         of shape ``(N, *input_shape)``, ``y`` is ``int64`` of shape ``(N,)`` — or, for a data
         set whose targets are its inputs (``load_dataset(..., targets="inputs")``), ``float32``
         of shape ``(N, D)``.
@@ -96,11 +97,8 @@ class Dataset:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for required in ("train", "test"):
-            if required not in self.splits:
-                raise UsageError(
-                    f"Dataset {self.name!r}: splits must contain {required!r}; got {sorted(self.splits)}"
-                )
+        if "train" not in self.splits:
+            raise UsageError(f"Dataset {self.name!r}: splits must contain 'train'; got {sorted(self.splits)}")
         for split, pair in self.splits.items():
             if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
                 raise UsageError(f"Dataset {self.name!r}: split {split!r} must be an (inputs, labels) pair")
@@ -253,6 +251,45 @@ def _channel_stats(x: Tensor, channels: int) -> tuple[Tensor, Tensor]:
     return per_channel.mean(dim=1), per_channel.std(dim=1, correction=0)
 
 
+def select_splits(train: Split, test: Split | None, *, val_size: int | float = 0, seed: int = 0,
+                  limit_train: int | None = None, limit_test: int | None = None
+                  ) -> tuple[dict[str, Split], int, Tensor]:
+    """Steps 1–2 of :func:`load_dataset` (validation split, then limits) on whole splits:
+    ``({"train", ["val"], ["test"]}, n_val, stats_idx)`` where ``stats_idx`` are the training
+    indices left after removing the validation samples (before the limit).  ``test`` may be
+    ``None`` (no test split); splits that need no selection are returned as they are (no copy).
+    """
+    x_train, y_train = train
+    n_train = int(y_train.shape[0])
+    n_val = _validation_count(val_size, n_train)
+
+    gen = torch.Generator().manual_seed(int(seed))
+    perm = torch.randperm(n_train, generator=gen)
+    val_idx, train_idx = perm[:n_val], perm[n_val:]
+    stats_idx = train_idx
+    if limit_train is not None:
+        train_idx = train_idx[:limit_train]
+
+    splits: dict[str, Split] = {}
+    if n_val == 0 and limit_train is None:
+        splits["train"] = (x_train, y_train)
+    else:
+        train_idx = train_idx.sort().values
+        splits["train"] = (x_train[train_idx], y_train[train_idx])
+    if n_val:
+        val_idx = val_idx.sort().values
+        splits["val"] = (x_train[val_idx], y_train[val_idx])
+    if test is not None:
+        x_test, y_test = test
+        if limit_test is None:
+            splits["test"] = (x_test, y_test)
+        else:
+            test_gen = torch.Generator().manual_seed(int(seed) + 1)
+            test_idx = torch.randperm(int(y_test.shape[0]), generator=test_gen)[:limit_test].sort().values
+            splits["test"] = (x_test[test_idx], y_test[test_idx])
+    return splits, n_val, stats_idx
+
+
 def load_dataset(
     name: str,
     *,
@@ -319,31 +356,8 @@ def load_dataset(
     raw: RawData = source.load_raw(root=root, download=download)
 
     x_train, y_train = raw.train
-    x_test, y_test = raw.test
-    n_train = int(y_train.shape[0])
-    n_val = _validation_count(val_size, n_train)
-
-    gen = torch.Generator().manual_seed(int(seed))
-    perm = torch.randperm(n_train, generator=gen)
-    val_idx, train_idx = perm[:n_val], perm[n_val:]
-    stats_idx = train_idx
-    if n_limit_train is not None:
-        train_idx = train_idx[:n_limit_train]
-    test_idx = None
-    if n_limit_test is not None:
-        test_gen = torch.Generator().manual_seed(int(seed) + 1)
-        test_idx = torch.randperm(int(y_test.shape[0]), generator=test_gen)[:n_limit_test].sort().values
-
-    splits: dict[str, Split] = {}
-    if n_val == 0 and n_limit_train is None:
-        splits["train"] = (x_train, y_train)
-    else:
-        train_idx = train_idx.sort().values
-        splits["train"] = (x_train[train_idx], y_train[train_idx])
-    if n_val:
-        val_idx = val_idx.sort().values
-        splits["val"] = (x_train[val_idx], y_train[val_idx])
-    splits["test"] = (x_test, y_test) if test_idx is None else (x_test[test_idx], y_test[test_idx])
+    splits, n_val, stats_idx = select_splits(raw.train, raw.test, val_size=val_size, seed=seed,
+                                             limit_train=n_limit_train, limit_test=n_limit_test)
 
     meta: dict[str, Any] = dict(raw.meta)
     meta.update(

@@ -44,11 +44,11 @@ from topograph.models.autoencoder import Autoencoder
 from topograph.models.cnn import LeNet5, SmallCNN
 from topograph.models.mlp import FCP, MLP
 from topograph.models.recurrent import SequenceLSTM
-from topograph.models.registry import MODELS, build_model, is_model_name, model_keywords
+from topograph.models.registry import MODELS, build_factory_model, build_model, is_model_name, model_keywords
 from topograph.models.resnet import CifarResNet, ShortcutA
 from topograph.models.vgg import VGG
 
 __all__ = [
     "Autoencoder", "CifarResNet", "FCP", "LeNet5", "MLP", "MODELS", "SequenceLSTM", "ShortcutA",
-    "SmallCNN", "VGG", "build_model", "is_model_name", "model_keywords",
+    "SmallCNN", "VGG", "build_factory_model", "build_model", "is_model_name", "model_keywords",
 ]

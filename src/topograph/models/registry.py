@@ -5,7 +5,9 @@ checks the keywords it is given against the factory's signature (one UsageError 
 the unknown keyword and the accepted ones) and builds the model under a fixed seed, so a
 name, a seed and keywords always give the same initial weights.  Names ``torchvision:<model>``
 go to :mod:`topograph.models.torchvision`.  Users may add their own factories to
-:data:`MODELS`.
+:data:`MODELS`, or name one of their own modules with :func:`build_factory_model`
+(``"pkg.module:fn"``, see :mod:`topograph.factories`), as ``[model] factory`` and
+``topograph surface --model`` do.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import torch
 from torch import nn
 
 from topograph.errors import UsageError
+from topograph.factories import call_factory
 from topograph.models import torchvision as tv
 from topograph.models.autoencoder import Autoencoder
 from topograph.models.cnn import LeNet5, SmallCNN
@@ -136,4 +139,28 @@ def build_model(name: str, *, seed: int | None = None, **kwargs) -> nn.Module:
         return make()
 
 
-__all__ = ["MODELS", "build_model", "is_model_name", "model_keywords"]
+def build_factory_model(factory: str, *, seed: int | None = None, label: str = "model factory",
+                        how: str = "keyword arguments of the factory", **kwargs) -> nn.Module:
+    """The model your factory ``"pkg.module:fn"`` (or ``"path/to/file.py:fn"``) returns for
+    ``fn(**kwargs)``, initialised under ``seed`` as :func:`build_model` does.
+
+    ``label`` names where the factory came from (``"model.factory"``, ``"--model"``) and ``how``
+    where its keyword arguments are given, in the one-line :class:`UsageError` that every
+    failure becomes (see :func:`topograph.factories.call_factory`); so is a factory that returns
+    something other than an ``nn.Module``.
+    """
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+        raise UsageError(f"build_factory_model seed={seed!r}: must be an int (or None)")
+    if seed is None:
+        model = call_factory(factory, kwargs, label=label, how=how)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(seed))
+            model = call_factory(factory, kwargs, label=label, how=how)
+    if not isinstance(model, nn.Module):
+        raise UsageError(f"{label} {factory!r} returned a {type(model).__name__}, not a torch.nn.Module; "
+                         "return the model itself (an nn.Module instance)")
+    return model
+
+
+__all__ = ["MODELS", "build_factory_model", "build_model", "is_model_name", "model_keywords"]

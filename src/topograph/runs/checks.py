@@ -16,41 +16,20 @@ from topograph.runs.config import RunConfig
 from topograph.runs.toml_writer import dumps as toml_dumps
 
 
-def check_fits(model: nn.Module, x: Tensor, cfg: RunConfig, source: str,
-                num_classes: int | None = None) -> None:
-    """One forward pass on two samples: the model takes the data's inputs and has one output
-    per class of the data (else one :class:`UsageError` line naming the config)."""
-    was = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            out = model(x[:2])
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UsageError(
-            f"{source}: model {cfg.model.name!r} does not fit data {cfg.data.name!r} "
-            f"(inputs of shape {tuple(x.shape[1:])}): {first}") from None
-    finally:
-        model.train(was)
-    outputs = int(out.shape[-1]) if out.dim() >= 1 else 1
-    if num_classes and outputs != num_classes:
-        raise UsageError(
-            f"{source}: model {cfg.model.name!r} has {outputs} outputs but data {cfg.data.name!r} has "
-            f"{num_classes} classes; set model.num_classes = {num_classes}")
-
-
 def check_loss(model: nn.Module, train: tuple[Tensor, Tensor], cfg: RunConfig, source: str) -> None:
     """The loss suits the targets: cross-entropy for class labels, MSE for real-valued targets
     of the model's output shape."""
     x, y = train
     if cfg.model.loss == "cross-entropy" and y.is_floating_point():
-        raise UsageError(f"{source}: model.loss 'cross-entropy' needs class labels, but data.targets is "
-                         f"{cfg.data.targets!r}; use model.loss = \"mse\"")
+        what = "the data's targets are real numbers" if cfg.data.factory else f"data.targets is {cfg.data.targets!r}"
+        raise UsageError(f"{source}: model.loss 'cross-entropy' needs class labels, but {what}; use "
+                         "model.loss = \"mse\"")
     if cfg.model.loss == "mse":
         if not y.is_floating_point():
+            fix = ("return float targets from data.factory" if cfg.data.factory
+                   else "set data.targets = \"inputs\" (an autoencoder)")
             raise UsageError(f"{source}: model.loss 'mse' needs real-valued targets, but data "
-                             f"{cfg.data.name!r} has class labels; set data.targets = \"inputs\" "
-                             "(an autoencoder) or use model.loss = \"cross-entropy\"")
+                             f"{cfg.data.label!r} has class labels; {fix} or use model.loss = \"cross-entropy\"")
         was = model.training
         model.eval()
         try:
@@ -59,7 +38,7 @@ def check_loss(model: nn.Module, train: tuple[Tensor, Tensor], cfg: RunConfig, s
         finally:
             model.train(was)
         if shape != tuple(y.shape[1:]):
-            raise UsageError(f"{source}: model {cfg.model.name!r} outputs {shape} per sample but the "
+            raise UsageError(f"{source}: model {cfg.model.label!r} outputs {shape} per sample but the "
                              f"targets are {tuple(y.shape[1:])}; model.loss 'mse' needs equal shapes")
 
 
@@ -104,4 +83,4 @@ def first_difference(a: Mapping, b: Mapping, prefix: str = "") -> str:
 # ---------------------------------------------------------------------- public entry points
 
 
-__all__ = ["check_fits", "check_loss", "dataset_fingerprint", "first_difference", "jsonable", "toml_roundtrip"]
+__all__ = ["check_loss", "dataset_fingerprint", "first_difference", "jsonable", "toml_roundtrip"]

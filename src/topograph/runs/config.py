@@ -6,8 +6,10 @@ digits).  The reference with every key is ``docs/runs.md``; in short::
     [run]            name, seeds, epochs, max_steps, device, out_dir, checkpoint_every_steps,
                      threads
     [data]           name, root, download, batch_size ("full" or an integer), val_size, seed,
-                     limit_train, limit_test, flatten, normalize, permute_pixels, targets
-    [model]          name, loss, and the model's keyword arguments
+                     limit_train, limit_test, flatten, normalize, permute_pixels, targets;
+                     or factory = "pkg.module:fn" with its keyword arguments in [data.kwargs]
+    [model]          name (or factory = "pkg.module:fn"), loss, and the model's keyword
+                     arguments
     [optimizer]      name and its hyperparameters (topograph.optim.registry)
     [schedule]       name ("none", "step", "cosine", "sgdr"), step_size, gamma, t_max, eta_min,
                      t_0, t_mult
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from topograph.errors import UsageError
+from topograph.factories import FACTORY_FORMS, FactorySpec
 from topograph.models import MODELS, is_model_name
 from topograph.optim import registry
 
@@ -87,6 +90,21 @@ def string(v: Any) -> str:
     if not isinstance(v, str):
         raise _Bad("a string")
     return v
+
+
+def factory(v: Any) -> str:
+    if v == "":
+        return v
+    try:
+        return FactorySpec.parse(v, label="factory").text
+    except UsageError:
+        raise _Bad(f"a factory {FACTORY_FORMS} (or \"\" for none)") from None
+
+
+def table(v: Any) -> dict[str, Any]:
+    if not isinstance(v, Mapping):
+        raise _Bad("a table of keyword arguments, e.g. [data.kwargs] or kwargs = {n = 256}")
+    return copy.deepcopy(dict(v))
 
 
 def choice(*options: str) -> Callable[[Any], str]:
@@ -199,6 +217,19 @@ class DataSection:
     targets: str = _rule("labels", choice("labels", "inputs"),
                          '"labels", or "inputs": targets are the flattened inputs (autoencoders, '
                          'with model.loss = "mse")')
+    factory: str = _rule("", factory, 'your data instead of name: "pkg.module:fn" or "path/to/file.py:fn" '
+                         "returning the splits (docs/own-models.md); name, root, download, normalize, "
+                         "permute_pixels and targets then do not apply")
+    kwargs: dict[str, Any] = _rule({}, table, "keyword arguments of data.factory (a [data.kwargs] table)")
+
+    @property
+    def label(self) -> str:
+        """The data set in words: its factory or its name."""
+        return self.factory or self.name
+
+
+#: [data] keys of the built-in data sets only: with data.factory they are refused
+DATA_NAME_ONLY = ("name", "root", "download", "normalize", "permute_pixels", "targets")
 
 
 LOSSES = ("cross-entropy", "mse")
@@ -220,7 +251,14 @@ class ModelSection:
     name: str = _rule("mlp-digits", string, "a model name of topograph.models")
     loss: str = _rule("cross-entropy", choice(*LOSSES),
                       '"cross-entropy" (class labels) or "mse" (mean squared error, data.targets = "inputs")')
+    factory: str = _rule("", factory, 'your model instead of name: "pkg.module:fn" or "path/to/file.py:fn" '
+                         "returning an nn.Module; the other keys are its keyword arguments (docs/own-models.md)")
     kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """The model in words: its factory or its name."""
+        return self.factory or self.name
 
 
 @dataclass
@@ -312,7 +350,15 @@ class RunConfig:
             d = {f.name: copy.deepcopy(getattr(sec, f.name)) for f in dataclasses.fields(sec)
                  if f.name not in ("kwargs", "hyperparameters")}
             if name == "model":
+                d.pop("name" if sec.factory else "factory")
                 d.update(copy.deepcopy(sec.kwargs))
+            if name == "data":  # a factory's data: its keys only (a config without one: as before)
+                if sec.factory:
+                    for key in DATA_NAME_ONLY:
+                        d.pop(key)
+                    d["kwargs"] = copy.deepcopy(sec.kwargs)
+                else:
+                    d.pop("factory")
             if name == "optimizer":
                 d.update(copy.deepcopy(sec.hyperparameters))
             out[name] = d
@@ -396,7 +442,15 @@ def _parse(doc: Mapping[str, Any], source: str, overrides: frozenset[str]) -> Ru
             else:
                 extra[key] = value
         if name == "model":
-            values["kwargs"] = _model_kwargs(values.get("name", "mlp-digits"), extra, source, overrides)
+            if values.get("factory"):
+                if "name" in raw:
+                    raise _error(source, "model.name", overrides, "model.name and model.factory both given; "
+                                 "keep one (a factory's keyword arguments are the other keys of [model])")
+                values["kwargs"] = dict(extra)
+            else:
+                values["kwargs"] = _model_kwargs(values.get("name", "mlp-digits"), extra, source, overrides)
+        elif name == "data" and not extra:
+            _check_data_factory(values, raw, source, overrides)
         elif name == "optimizer":
             values["hyperparameters"] = _hyperparameters(
                 values.get("name", "sgd"), extra, "optimizer", source, overrides)
@@ -409,6 +463,20 @@ def _parse(doc: Mapping[str, Any], source: str, overrides: frozenset[str]) -> Ru
     if cfg.optimizer.name in registry.OPTIMIZERS and cfg.full_batch and cfg.data.batch_size not in ("full",):
         cfg.data.batch_size = "full"
     return cfg
+
+
+def _check_data_factory(values: dict[str, Any], raw: Mapping[str, Any], source: str,
+                        overrides: frozenset[str]) -> None:
+    """``[data]``: a factory excludes the keys of the built-in data sets; kwargs need a factory."""
+    if values.get("factory"):
+        for key in DATA_NAME_ONLY:
+            if key in raw:
+                raise _error(source, f"data.{key}", overrides,
+                             f"data.{key} does not apply to data.factory (your factory's data are used as "
+                             "it returns them); remove it, or remove data.factory")
+    elif values.get("kwargs"):
+        raise _error(source, "data.kwargs", overrides, "data.kwargs are keyword arguments of data.factory, "
+                     "but no data.factory is given; set data.factory or remove data.kwargs")
 
 
 def _model_kwargs(name: str, extra: dict[str, Any], source: str, overrides: frozenset[str]) -> dict:

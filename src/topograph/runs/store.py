@@ -209,7 +209,11 @@ class Run:
 
     # ------------------------------------------------------------------ models and data
     def build_model(self) -> nn.Module:
-        """A fresh model of the run's architecture (initialised with the run's seed)."""
+        """A fresh model of the run's architecture (initialised with the run's seed).  A model of
+        ``[model] factory`` is built by importing and calling that factory again: its module
+        must be importable here (from the folder the run was trained in, or installed)."""
+        if self.config["model"].get("factory"):
+            return build_run_model(self.config["model"], self.seed, source=str(self.path / CONFIG_FILE))
         try:
             return build_run_model({"name": "mlp-digits", **self.config["model"]}, self.seed)
         except (TypeError, ValueError) as err:  # an edited config: unknown name or keyword
@@ -230,7 +234,7 @@ class Run:
         state = safe_torch_load(path, remedy=remedy)
         if isinstance(state, dict) and isinstance(state.get("model"), dict):  # a checkpoint
             state = state["model"]
-        model_name = self.config["model"].get("name", "?")
+        model_name = self.config["model"].get("factory") or self.config["model"].get("name", "?")
         return load_weights(module, state, path=path, remedy=_mismatch_remedy(self.path),
                             model=f"the run's model {model_name!r} of {self.path / CONFIG_FILE}")
 
@@ -251,7 +255,8 @@ class Run:
         raise UsageError(f"which={which!r}; use 'final', 'last' or 'initial'")
 
     def dataset(self):
-        """The run's data set (``topograph.data.load_dataset`` with the run's data settings)."""
+        """The run's data set (``topograph.data.load_dataset`` with the run's data settings, or
+        the run's ``[data] factory`` called again: its module must be importable here)."""
         return load_run_dataset(self.config["data"], source=str(self.path / CONFIG_FILE))
 
     def loss_fn(self):

@@ -49,9 +49,8 @@ from topograph.io import atomic_torch_save, atomic_write_json, atomic_write_text
 from topograph.optim import registry
 from topograph.optim.closure import MinibatchClosure
 from topograph.runs import schedule as sched
-from topograph.runs.build import build_run_model, load_run_dataset, resolve_device, run_loss
+from topograph.runs.build import build_run_model, check_model_fits, load_run_dataset, resolve_device, run_loss
 from topograph.runs.checks import (
-    check_fits,
     check_loss,
     dataset_fingerprint,
     first_difference,
@@ -215,11 +214,16 @@ class Session:
         cfg = self.config
         dataset = load_run_dataset(cfg_doc["data"], source=cfg.source)
         splits = {k: (x.to(device), y.to(device)) for k, (x, y) in dataset.splits.items()}
+        if "test" not in dataset.splits:
+            raise UsageError(f"{cfg.source}: data.factory {cfg.data.factory!r} returns no 'test' split, which "
+                             "training evaluates after every epoch; return {\"train\": (x, y), \"test\": (x, y)}")
         x_train = splits["train"][0]
         n_train = int(x_train.shape[0])
-        model = build_run_model(cfg_doc["model"], self.seed).to(device)
+        model = build_run_model(cfg_doc["model"], self.seed, source=cfg.source).to(device)
         classes = getattr(dataset, "num_classes", None) if cfg.model.loss == "cross-entropy" else None
-        check_fits(model, x_train, cfg, cfg.source, num_classes=classes)
+        check_model_fits(model, x_train, model_label=cfg.model.label, data_label=cfg.data.label,
+                         source=cfg.source, num_classes=classes, at_least=bool(cfg.data.factory),
+                         hint="" if cfg.model.factory else f"; set model.num_classes = {classes}")
         check_loss(model, splits["train"], cfg, cfg.source)
         loss_fn = run_loss(cfg_doc["model"])
         try:
@@ -455,7 +459,7 @@ class Session:
             "grad_samples": parts.closure.backward_samples, "seconds": st.elapsed,
             "n_params": sum(p.numel() for p in parts.model.parameters()),
             "optimizer": cfg.optimizer.name, "device": str(parts.device),
-            "dataset": {"name": cfg.data.name, "fingerprint": dataset_fingerprint(parts.dataset),
+            "dataset": {"name": cfg.data.label, "fingerprint": dataset_fingerprint(parts.dataset),
                         **{f"n_{k}": int(v[0].shape[0]) for k, v in parts.splits.items()}},
             "versions": _versions(),
         }
