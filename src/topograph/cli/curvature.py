@@ -10,12 +10,27 @@ import math
 from pathlib import Path
 
 import click
+from rich.table import Table
 
 from topograph.cli.checks import check_writable
+from topograph.cli.console import make_console
 from topograph.cli.sources import SourceOptions, source_options, weights_source
-from topograph.core import Objective
+from topograph.core import Objective, ParamSpec
+from topograph.curvature import (
+    HessianOperator,
+    estimate_trace,
+    lanczos,
+    layer_curvature,
+    measures_along_trajectory,
+    negative_curvature_from_density,
+    plot_along,
+    plot_density,
+    spectral_density,
+)
+from topograph.curvature.measures import epsilon_sharpness
 from topograph.errors import UsageError
 from topograph.io import atomic_write_text
+from topograph.runs import Run, load_model
 
 
 def _atomic_json(path: Path, obj) -> None:
@@ -62,15 +77,7 @@ def command(path: Path | None, split: str, batch_size: int | None, top_k: int, t
     if out is not None:
         check_writable(out, label="--out")
     weights = weights_source(sources, [str(path)] if path is not None else [], count=1, command="curvature")
-    from topograph.cli.console import make_console
-    from rich.table import Table
 
-    from topograph.curvature import (
-        HessianOperator, estimate_trace, lanczos, layer_curvature, measures_along_trajectory,
-        negative_curvature_from_density, plot_along, plot_density, spectral_density,
-    )
-    from topograph.curvature.measures import epsilon_sharpness
-    from topograph.runs import Run, load_model
 
     run, theta = None, None
     if weights is not None:  # a weights file with --model/--data or --config
@@ -80,7 +87,6 @@ def command(path: Path | None, split: str, batch_size: int | None, top_k: int, t
         run = Run.open(path)
         objective = run.objective()
     if weights is None and path.is_file():  # a checkpoint: evaluate at its weights
-        from topograph.core import ParamSpec
 
         model = load_model(path)
         theta = ParamSpec.from_module(model).flatten(dict(model.named_parameters())).detach()

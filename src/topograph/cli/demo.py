@@ -21,6 +21,9 @@ import time
 import click
 
 from topograph.cli.checks import check_writable
+from topograph.data.analytic import get_landscape
+from topograph.optim.demo_report import run_demo
+from topograph.optim.demos import DEMO_LANDSCAPES
 
 
 @click.command("demo")
@@ -36,9 +39,6 @@ def command(landscapes, out, quick):
     The full demo takes about 6 minutes on 2 CPU cores (--quick and fewer --landscape take
     less). Progress: bars on a terminal, else one line on stderr per finished part.
     """
-    from topograph.data.analytic import get_landscape
-    from topograph.optim.demo_report import run_demo
-    from topograph.optim.demos import DEMO_LANDSCAPES
 
     names = list(landscapes) or list(DEMO_LANDSCAPES)
     for name in names:

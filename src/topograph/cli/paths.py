@@ -25,11 +25,17 @@ import os
 from pathlib import Path
 
 import click
+import torch
 
 from topograph.cli.checks import check_writable
 from topograph.cli.sources import SourceOptions, WeightsSource, source_options, weights_source
 from topograph.core import Objective
 from topograph.errors import UsageError
+from topograph.io import atomic_write_text
+from topograph.paths import solutions as sol
+from topograph.paths.plots import plot_barrier_matrix, plot_disconnectivity, plot_embedding
+from topograph.paths.report import compare_solutions, make_finder
+from topograph.runs import Run, load_model
 
 METHOD_CHOICES = ["fourier", "bezier", "polychain", "neb", "linear"]
 #: the folder inside --out where searches and the pairs of a matrix checkpoint (resumed by a rerun)
@@ -41,14 +47,12 @@ def _flat(objective, module):
 
 
 def _same_weights(x, y) -> bool:
-    import torch
 
     return x.shape == y.shape and bool(torch.equal(x, y))
 
 
 def _pair_out(a: str, b: str, method: str) -> Path:
     """``RUN_A/paths/<B's run>-seed-<S>[-<file>]-<method>``: the pair's results beside A's run."""
-    from topograph.runs import Run
 
     run_a, run_b = Run.open(a), Run.open(b)
     label = f"{run_b.name}-seed-{run_b.seed}" + (f"-{Path(b).stem}" if Path(b).is_file() else "")
@@ -71,7 +75,6 @@ def _load_pair(a: str, b: str):
     for p in (a, b):
         if not Path(p).exists():
             raise UsageError(f"{p}: no such run directory or checkpoint file")
-    from topograph.runs import Run, load_model
 
     objective = Run.open(a).objective()
     model_a, model_b = load_model(a), load_model(b)
@@ -135,7 +138,6 @@ def command(solutions, runs, method, path_reduction, steps, points, lr, out, sou
     if weights is None and len(solutions) != 2:
         raise UsageError(f"give exactly two solutions (run directories or checkpoints, or two --weights files "
                          f"with --model/--data), got {len(solutions)}; use --runs for a set")
-    from topograph.paths.report import compare_solutions
 
     if weights is not None:
         objective, a, b = _weights_pair(weights)
@@ -163,11 +165,6 @@ def _run_set(dirs, method, path_reduction, steps, points, lr, out: Path | None) 
     for d in dirs:
         if not Path(d).exists():
             raise UsageError(f"{d}: no such run directory")
-    from topograph.paths import solutions as sol
-    from topograph.paths.plots import plot_barrier_matrix, plot_disconnectivity, plot_embedding
-    from topograph.paths.report import make_finder
-    from topograph.io import atomic_write_text
-    from topograph.runs import Run
 
     runs = [Run.open(d) for d in dirs]
     if out is None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import click
 
 from topograph.cli.checks import check_writable
+from topograph.cli.console import make_console
+from topograph.quickstart import analysis_table, earlier_results, run
 
 
 @click.command("quickstart")
@@ -20,8 +22,6 @@ from topograph.cli.checks import check_writable
 @click.option("--train-only", is_flag=True, help="Stop after training (no map, curvature, paths).")
 def command(out_dir: str, quiet: bool, train_only: bool) -> None:
     """Train SGD, SGD+momentum and Adam on digits; map, measure and connect their solutions."""
-    from topograph.cli.console import make_console
-    from topograph.quickstart import analysis_table, earlier_results, run
 
     check_writable(out_dir, label="--out")
     console = make_console()

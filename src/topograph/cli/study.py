@@ -7,9 +7,12 @@ Studies need the ``studies`` extra (Optuna for tuning, plotly for the report's f
 from __future__ import annotations
 
 import click
+from rich.table import Table
 
 from topograph.cli.checks import check_writable
+from topograph.cli.console import make_console
 from topograph.errors import UsageError
+from topograph.studies.runner import list_studies, run_study
 
 
 @click.command("study")
@@ -27,10 +30,7 @@ def command(name: str | None, list_: bool, quick: bool, out: str, storage: str |
 
     Needs the studies extra: pip install 'topograph[studies]'.
     """
-    from rich.table import Table
 
-    from topograph.cli.console import make_console
-    from topograph.studies.runner import list_studies, run_study
 
     console = make_console(140)
     if list_:

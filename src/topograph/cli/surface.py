@@ -24,11 +24,18 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import click
+import torch
+import torch.distributed as dist
 
 from topograph.cli.checks import check_writable
 from topograph.cli.sources import SourceOptions, WeightsSource, source_options, weights_source
+from topograph.core import Objective
 from topograph.core.directions import NORMS
 from topograph.errors import UsageError
+from topograph.landscape import compute_surface, pca_directions, project, random_directions
+from topograph.landscape.plots import contour_plot, curve_plot, surface_3d_plot
+from topograph.landscape.trajectory import covering_range
+from topograph.runs import Run, load_model
 
 #: file name endings of an HDF5 surface file
 HDF5_SUFFIXES = (".h5", ".hdf5", ".hdf")
@@ -52,8 +59,6 @@ def _process_group() -> Iterator[None]:
     FAILED although the file is complete.  After an error the group is destroyed without the
     barrier (the other ranks may never reach it).
     """
-    import torch
-    import torch.distributed as dist
 
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or not dist.is_available() or dist.is_initialized():
         yield
@@ -139,11 +144,6 @@ def command(source, dim, range_, resolution, norm, keep_1d, seed, split, batch_s
 
 def _surface(path: Path | WeightsSource, dim, range_, resolution, norm, keep_1d, seed, split, batch_size, batch_seed, trajectory,
              engine, out, plot) -> None:
-    from topograph.core import Objective
-    from topograph.landscape import compute_surface, pca_directions, project, random_directions
-    from topograph.landscape.trajectory import covering_range
-    from topograph.runs import Run, load_model
-
     if isinstance(path, WeightsSource):  # a weights file with --model/--data or --config
         run, weights = None, path
         objective = Objective(weights.models[0], weights.loss_fn, weights.dataset)
@@ -177,7 +177,6 @@ def _surface(path: Path | WeightsSource, dim, range_, resolution, norm, keep_1d,
         check_writable(out_path, label=f"the default --out ({where}; choose another with --out)", kind="file")
     surf = compute_surface(objective, directions, range=grid_range, resolution=resolution, split=split,
                            batch_size=batch_size, batch_seed=batch_seed, out=out_path, engine=engine)
-    import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
         return
@@ -190,8 +189,6 @@ def _surface(path: Path | WeightsSource, dim, range_, resolution, norm, keep_1d,
         click.echo(f"trajectory {tr.label}: {len(tr.coordinates)} snapshots, explained variance "
                    f"{sum(directions.explained_variance_ratio):.3f}, mean residual {tr.mean_residual_fraction:.3f}")
     if plot:
-        from topograph.landscape.plots import contour_plot, curve_plot, surface_3d_plot
-
         stem = out_path.with_suffix("")
         written = []
         if dim == 2:

@@ -12,6 +12,10 @@ from __future__ import annotations
 import click
 
 from topograph.cli.checks import check_writable
+from topograph.cli.console import make_console
+from topograph.runs.config import load_config
+from topograph.runs.report import results_table
+from topograph.runs.trainer import train_all
 
 
 @click.command("train")
@@ -24,10 +28,6 @@ from topograph.cli.checks import check_writable
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def command(config: str, overrides: tuple[str, ...], out_dir: str | None, quiet: bool) -> None:
     """Train the runs of CONFIG.toml (resumable; finished runs are not redone)."""
-    from topograph.cli.console import make_console
-    from topograph.runs.config import load_config
-    from topograph.runs.report import results_table
-    from topograph.runs.trainer import train_all
 
     cfg = load_config(config, overrides)
     check_writable(out_dir if out_dir is not None else cfg.run.out_dir,
