@@ -107,6 +107,24 @@ class ReshapingCNN(nn.Module):
         return self.fc(x.flatten(1))
 
 
+def cross_entropy_closure(opt: torch.optim.Optimizer, model: nn.Module, x: Tensor, y: Tensor,
+                          calls: list[bool] | None = None) -> Callable[..., Tensor]:
+    """The ``closure(backward=True)`` of torch.optim for the cross-entropy of ``model`` on one
+    batch: zero the gradients, forward, backward when asked; returns the graph-attached loss.
+    ``calls`` (optional) records the ``backward`` flag of every call."""
+
+    def closure(backward: bool = True) -> Tensor:
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        if calls is not None:
+            calls.append(backward)
+        if backward:
+            loss.backward()
+        return loss
+
+    return closure
+
+
 def dense_hessian(loss_of_flat: Callable[[Tensor], Tensor], flat: Tensor) -> Tensor:
     """The dense Hessian of a scalar function of a flat vector (``torch.autograd.functional``)."""
     return torch.autograd.functional.hessian(loss_of_flat, flat.detach())

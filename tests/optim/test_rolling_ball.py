@@ -10,8 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from topograph.errors import UsageError
+from tests.helpers import regression_data, tiny_mlp
 from topograph.core import freeze_bn_stats
+from topograph.errors import UsageError
 from topograph.optim.rolling_ball import RollingBall
 
 DT = torch.float64
@@ -72,14 +73,13 @@ def test_truncated_solver_step_factor(gamma, steps, g2, expected):
 
 
 def test_gd_init_with_zero_inner_steps_is_bitwise_sgd_with_scheduler():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 1))
+    model = tiny_mlp((5, 8, 1))
     twin = copy.deepcopy(model)
-    groups = lambda m: [{"params": m[0].parameters()}, {"params": m[2].parameters(), "lr": 0.05}]  # noqa: E731
+    groups = lambda m: [{"params": m[1].parameters()}, {"params": m[3].parameters(), "lr": 0.05}]  # noqa: E731
     rbo = RollingBall(groups(model), lr=0.2, radius=3.0, proj_steps=0, proj_init="gd")
     sgd = torch.optim.SGD(groups(twin), lr=0.2)
     schedulers = [torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(o, T_0=3) for o in (rbo, sgd)]
-    x, y = torch.randn(32, 5), torch.randn(32, 1)
+    x, y = regression_data(32)
     for _ in range(7):
         for net, opt in ((model, rbo), (twin, sgd)):
             def closure(net=net, opt=opt):
@@ -196,21 +196,9 @@ def test_loss_scale_changes_the_trajectory():
 
 
 # ---------------------------------------------------------------- the training contract
-class Net(nn.Module):
-    def __init__(self, dropout=0.0, batchnorm=False):
-        super().__init__()
-        self.fc1 = nn.Linear(4, 6)
-        self.bn = nn.BatchNorm1d(6) if batchnorm else nn.Identity()
-        self.drop = nn.Dropout(dropout)
-        self.fc2 = nn.Linear(6, 1)
-
-    def forward(self, x):
-        return self.fc2(self.drop(torch.tanh(self.bn(self.fc1(x)))))
-
-
 def make_batches(n, seed=1):
-    gen = torch.Generator().manual_seed(seed)
-    return [(torch.randn(16, 4, generator=gen), torch.randn(16, 1, generator=gen)) for _ in range(n)]
+    """``n`` regression minibatches of 16 samples with 4 inputs."""
+    return [regression_data(16, (4,), seed=seed + i) for i in range(n)]
 
 
 def train(model, opt, batches, log=None):
@@ -227,8 +215,7 @@ def train(model, opt, batches, log=None):
 
 
 def test_closure_called_one_plus_k_times_on_the_same_batch():
-    torch.manual_seed(0)
-    model = Net()
+    model = tiny_mlp((4, 6, 1))
     opt = RollingBall(model.parameters(), lr=0.1, radius=1.0, proj_lr=0.01, proj_steps=5)
     log: list = []
     train(model, opt, make_batches(3), log)
@@ -241,8 +228,7 @@ def test_closure_called_one_plus_k_times_on_the_same_batch():
 def test_same_dropout_masks_for_all_inner_evaluations():
     """proj_lr = 0 keeps φ = θ_t: the 1 + K losses agree only if the dropout masks do."""
     for same, expect_equal in ((True, True), (False, False)):
-        torch.manual_seed(0)
-        model = Net(dropout=0.5)
+        model = tiny_mlp((4, 6, 1), dropout=0.5)
         opt = RollingBall(model.parameters(), lr=0.1, proj_lr=0.0, proj_steps=4, same_randomness=same)
         log: list = []
         train(model, opt, make_batches(1), log)
@@ -251,21 +237,20 @@ def test_same_dropout_masks_for_all_inner_evaluations():
 
 
 def test_batchnorm_statistics_updated_once_per_step():
-    torch.manual_seed(0)
-    model = Net(batchnorm=True)
+    model = tiny_mlp((4, 6, 1), batchnorm=True)
     reference = copy.deepcopy(model)
     batches = make_batches(1)
     opt = RollingBall(model.parameters(), lr=0.1, proj_lr=0.01, proj_steps=4, modules=model)
     train(model, opt, batches)
     reference(batches[0][0])  # one forward at θ_t on the batch
-    assert int(model.bn.num_batches_tracked) == 1
-    torch.testing.assert_close(model.bn.running_mean, reference.bn.running_mean)
-    torch.testing.assert_close(model.bn.running_var, reference.bn.running_var)
+    assert int(model[2].num_batches_tracked) == 1
+    torch.testing.assert_close(model[2].running_mean, reference[2].running_mean)
+    torch.testing.assert_close(model[2].running_var, reference[2].running_var)
 
-    unprotected = Net(batchnorm=True)
+    unprotected = tiny_mlp((4, 6, 1), batchnorm=True)
     opt = RollingBall(unprotected.parameters(), lr=0.1, proj_lr=0.01, proj_steps=4)
     train(unprotected, opt, batches)
-    assert int(unprotected.bn.num_batches_tracked) == 5
+    assert int(unprotected[2].num_batches_tracked) == 5
 
 
 def test_freeze_bn_stats_restores_cumulative_average_buffers():
@@ -283,13 +268,13 @@ def test_state_dict_resume_continues_identically():
     batches = make_batches(5)
     kwargs = dict(lr=0.2, radius=0.5, proj_lr=0.02, proj_steps=3)
 
-    model = Net(dropout=0.2)
+    model = tiny_mlp((4, 6, 1), dropout=0.2)
     start = copy.deepcopy(model.state_dict())
     torch.manual_seed(7)
     opt = RollingBall(model.parameters(), **kwargs)
     train(model, opt, batches)
 
-    resumed = Net(dropout=0.2)
+    resumed = tiny_mlp((4, 6, 1), dropout=0.2)
     resumed.load_state_dict(start)
     torch.manual_seed(7)
     first = RollingBall(resumed.parameters(), **kwargs)
@@ -298,7 +283,7 @@ def test_state_dict_resume_continues_identically():
     torch.save({"model": resumed.state_dict(), "optim": first.state_dict(), "rng": torch.get_rng_state()}, buffer)
     buffer.seek(0)
     saved = torch.load(buffer, weights_only=True)
-    fresh = Net(dropout=0.2)  # draws from the global generator, like a new process would
+    fresh = tiny_mlp((4, 6, 1), seed=1, dropout=0.2)  # another start, as a new process would make
     fresh.load_state_dict(saved["model"])
     second = RollingBall(fresh.parameters(), **kwargs)
     second.load_state_dict(saved["optim"])
