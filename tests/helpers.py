@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import math
 import os
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from topograph.core import ParamSpec
+from topograph.data import cifar10
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the project's shared data folder beside the repository (Fashion-MNIST and MNIST copies)
@@ -185,6 +187,36 @@ def assert_same_direction(u: Tensor, v: Tensor, tol: float = 1e-5) -> None:
     """u and v are parallel or antiparallel (eigenvectors are defined up to sign)."""
     u, v = u / u.norm(), v / v.norm()
     assert abs(abs(float(u @ v)) - 1.0) < tol
+
+
+# ---------------------------------------------------------------------- data files
+def write_cifar10(folder: Path, n: int = 4, seed: int = 0, str_keys: bool = False, protocol: int = 2) -> dict:
+    """CIFAR-10 batches of ``n`` random images each in the official layout (python pickles), with
+    ``bytes`` keys (as the official files) or ``str`` keys; returns {file name: (data, labels)}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    key = (lambda k: k) if str_keys else (lambda k: k.encode())
+    written = {}
+    for name in (*cifar10.TRAIN_BATCHES, cifar10.TEST_BATCH):
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        labels = [int(v) for v in rng.integers(0, 10, n)]
+        batch = {key("batch_label"): b"batch " + name.encode(), key("labels"): labels, key("data"): data,
+                 key("filenames"): [f"img_{i}.png".encode() for i in range(n)]}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=protocol))
+        written[name] = (data, labels)
+    meta = {key("label_names"): [c.encode() for c in cifar10.CLASS_NAMES], key("num_vis"): 3072}
+    (folder / cifar10.META_FILE).write_bytes(pickle.dumps(meta, protocol=protocol))
+    return written
+
+
+class RunsCode:
+    """Unpickling this would call ``os.system`` (touching a marker file)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
 
 
 # ---------------------------------------------------------------------- a PostgreSQL server
