@@ -91,6 +91,7 @@ def fashion():
     return load_dataset("fashion-mnist", root=FASHION_DIR)
 
 
+@pytest.mark.slow
 def test_real_fashion_mnist(fashion):
     assert (fashion.n("train"), fashion.n("test")) == (60_000, 10_000)
     assert fashion.input_shape == (1, 28, 28) and fashion.class_names[9] == "Ankle boot"
@@ -109,6 +110,7 @@ def test_real_fashion_mnist(fashion):
     assert folder == FASHION_DIR and all(found.values())
 
 
+@pytest.mark.slow
 def test_real_fashion_val_split_is_deterministic_and_disjoint(fashion):
     a = load_dataset("fashion-mnist", root=FASHION_DIR, val_size=0.1, seed=7, flatten=True)
     b = load_dataset("fashion-mnist", root=FASHION_DIR, val_size=0.1, seed=7, flatten=True)

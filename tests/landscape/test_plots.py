@@ -15,6 +15,7 @@ from topograph.landscape.plots import batch_size_panel, color_limits, contour_pl
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models
 
 
+@pytest.mark.slow
 def test_plots_write_png_and_svg(tmp_path):
     obj = Objective(tiny_mlp((6, 5, 4, 3)), F.cross_entropy, classification_data(48, (6,)))
     d = random_directions(obj, seed=0)

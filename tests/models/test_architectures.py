@@ -140,7 +140,8 @@ def test_no_biases_where_the_paper_has_none():
 IMAGE_MODELS = ["cnn-small", "fcp", "lenet5", "resnet6", "resnet8", "resnet20", "vgg9"]
 
 
-@pytest.mark.parametrize("name", IMAGE_MODELS)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("resnet20", "vgg9") else n
+                                  for n in IMAGE_MODELS])
 @pytest.mark.parametrize("shape", [MNIST, CIFAR])
 def test_image_models_take_both_input_shapes_as_images_and_flat(name, shape):
     channels, side = shape

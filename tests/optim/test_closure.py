@@ -88,6 +88,7 @@ def _train_ge(fast: bool, steps: int = 40):
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()]), probes, opt.counts
 
 
+@pytest.mark.slow
 def test_guided_exploration_probes_through_the_span_match_the_closure():
     slow, probes_slow, counts_slow = _train_ge(False)
     fast, probes_fast, counts_fast = _train_ge(True)
@@ -112,6 +113,7 @@ def test_step_hooks_still_fire():
     assert seen == ["pre", "post"]
 
 
+@pytest.mark.slow
 def test_quasi_newton_line_search_through_the_span_matches_the_closure():
     x, y = classification_data(200, SHAPE, CLASSES)
     finals = []
@@ -245,6 +247,7 @@ def test_span_value_and_grad_equals_a_forward_backward_pass_at_the_point(frozen_
     assert torch.equal(again, grad) and float(again_loss) == float(loss)
 
 
+@pytest.mark.slow
 def test_quasi_newton_takes_its_gradients_from_the_carried_line():
     """Within one step, iterations after the first get f and ∇f from the last line's products
     (one closure call per CARRY_MAX + 1 iterations) and land where closure gradients lead."""

@@ -294,6 +294,7 @@ def test_event_seeds_are_derived_from_seed_and_event_alone():
     assert opt.event_seeds(37) == direct(6, 37) != direct(5, 37)
 
 
+@pytest.mark.slow
 def test_state_dict_round_trip_resumes_identically():
     x, y = classification_data(32, seed=1)
 

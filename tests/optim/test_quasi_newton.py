@@ -197,6 +197,7 @@ def train_full_batch(model, opt, data, steps):
         opt.step(closure)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dense", [False, True])
 def test_state_dict_resume_continues_identically(dense):
     data = regression_data(32, (3,))

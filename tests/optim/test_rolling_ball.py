@@ -121,6 +121,7 @@ def test_radius_must_agree_across_groups():
 
 
 # ---------------------------------------------------------------- nonlinear known answers
+@pytest.mark.slow
 def test_small_step_limit_deviation_is_quadratic_in_lr():
     """ρ = 0, converged projection: ‖step + ηg‖ = O(η²) (≈ 80 η² at this point)."""
 
@@ -176,6 +177,7 @@ def rbo_on_quadratic(radius, steps, eta=0.05):
     return trace
 
 
+@pytest.mark.slow
 def test_phase_transition_on_quadratic_at_inverse_curvature():
     """f = 2θ² (1/A = 0.25): ρ = 0.2 converges; ρ = 0.3, 0.5 rock on a 2-cycle (§1.2.1 table)."""
     assert rbo_on_quadratic(0.2, 40)[-1] < 1e-6

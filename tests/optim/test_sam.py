@@ -94,6 +94,7 @@ def test_two_forward_backward_per_step_and_exact_restore():
     assert torch.equal(flat(params), x0)
 
 
+@pytest.mark.slow
 def test_state_dict_round_trip_resumes_identically():
     x, y = classification_data(32, seed=1)
     model = tiny_mlp((5, 8, 3), dropout=0.2)

@@ -66,6 +66,7 @@ def test_toy_straight_line_height(toy_setup):
     assert 0.2 < r.argmax_t < 0.8 and r.batchnorm is None
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind,low,high", [("softmax", 0.0, 0.63), ("squared", 0.64, 0.66), ("sum", 0.66, 0.74)])
 def test_toy_fourier_reductions(toy_setup, kind, low, high):
     obj, a, b, h_saddle = toy_setup
@@ -105,6 +106,7 @@ def test_double_well_height_is_one():
     assert 1.0 - 1e-9 <= found.height <= 1.01
 
 
+@pytest.mark.slow
 def test_muller_brown_neb_oracle_and_fourier_objectives(mb_setup):
     obj, a, b, va, v_saddle = mb_setup
     assert v_saddle == pytest.approx(-40.66, abs=0.01)
