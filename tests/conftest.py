@@ -1,9 +1,10 @@
 """Fixtures shared by the whole suite.
 
 The folders under ``tests/`` mirror the packages of ``src/topograph``; plain helpers (tiny models
-and data, dense references) are in ``tests/helpers.py``.  Tests that take more than a few
-seconds carry ``@pytest.mark.slow``: ``python -m pytest -m "not slow"`` runs the rest (the quick
-loop while developing), ``python -m pytest`` runs everything.
+and data, dense references) are in ``tests/helpers.py``; fixtures used by one folder only are in
+that folder's ``conftest.py``.  Tests that take more than a few seconds carry
+``@pytest.mark.slow``: ``python -m pytest -m "not slow"`` runs the rest (the quick loop while
+developing), ``python -m pytest`` runs everything.
 """
 
 from __future__ import annotations
