@@ -15,6 +15,7 @@ import torch
 from topograph.landscape import Surface, compute_surface
 from topograph.runs import train
 
+# self-contained (no tests.helpers): torchrun runs it as a script outside the test package
 SCRIPT = textwrap.dedent('''
     import sys
     import numpy as np
