@@ -1,19 +1,20 @@
 """Fixtures shared by the whole suite.
 
 The folders under ``tests/`` mirror the packages of ``src/topograph``; plain helpers (tiny models
-and data, dense references) are in ``tests/helpers.py``.  Tests that take more than a few
-seconds carry ``@pytest.mark.slow``: ``python -m pytest -m "not slow"`` runs the rest (the quick
-loop while developing), ``python -m pytest`` runs everything.
+and data, dense references) are in ``tests/helpers.py``; fixtures used by one folder only are in
+that folder's ``conftest.py``.  Tests that take more than a few seconds carry
+``@pytest.mark.slow``: ``python -m pytest -m "not slow"`` runs the rest (the quick loop while
+developing), ``python -m pytest`` runs everything.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import torch
 
 from tests.helpers import PostgresServer, data_root, postgres_bin
 
@@ -26,6 +27,17 @@ def data_dir(monkeypatch: pytest.MonkeyPatch) -> Path:
         pytest.skip("no data folder: set TOPOGRAPH_DATA_DIR or put ../shared/data beside the repository")
     monkeypatch.setenv("TOPOGRAPH_DATA_DIR", str(root))
     return root
+
+
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One intra-op thread for the test (restored after): on tiny models thread hand-offs would
+    dominate every product on a loaded machine.  Use it module-wide with
+    ``pytestmark = pytest.mark.usefixtures("one_thread")``."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

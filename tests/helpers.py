@@ -4,15 +4,20 @@ data, dense references and where the real data sets lie.  Fixtures built on them
 
 from __future__ import annotations
 
+import copy
+import math
 import os
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from topograph.core import ParamSpec
+from topograph.data import cifar10
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the project's shared data folder beside the repository (Fashion-MNIST and MNIST copies)
@@ -28,22 +33,40 @@ def data_root() -> Path | None:
 
 
 def classification_data(n: int = 37, shape: tuple[int, ...] = (5,), classes: int = 3,
-                        seed: int = 0) -> tuple[Tensor, Tensor]:
+                        seed: int = 0, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
     """``n`` Gaussian inputs of ``shape`` and uniform integer labels in ``[0, classes)``."""
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, *shape, generator=g), torch.randint(0, classes, (n,), generator=g)
+    return torch.randn(n, *shape, generator=g, dtype=dtype), torch.randint(0, classes, (n,), generator=g)
 
 
-def tiny_mlp(sizes: tuple[int, ...] = (5, 4, 3), *, seed: int = 0,
-             activation: type[nn.Module] = nn.Tanh) -> nn.Sequential:
-    """``Flatten`` then ``Linear``/activation layers of ``sizes`` (a first-layer-shortcut model)."""
+def regression_data(n: int = 37, shape: tuple[int, ...] = (5,), outputs: int = 1,
+                    seed: int = 0, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
+    """``n`` Gaussian inputs of ``shape`` and Gaussian targets of ``outputs`` values each."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(n, *shape, generator=g, dtype=dtype), torch.randn(n, outputs, generator=g, dtype=dtype)
+
+
+def tiny_mlp(sizes: tuple[int, ...] = (5, 4, 3), *, seed: int = 0, activation: type[nn.Module] = nn.Tanh,
+             batchnorm: bool = False, dropout: float = 0.0) -> nn.Sequential:
+    """``Flatten`` then ``Linear`` layers of ``sizes`` (a first-layer-shortcut model); after each
+    hidden ``Linear``: ``BatchNorm1d`` (if ``batchnorm``, with running statistics away from the
+    defaults, so eval-mode BatchNorm is not the identity), the activation, ``Dropout(dropout)``
+    (if ``dropout > 0``)."""
     torch.manual_seed(seed)
     layers: list[nn.Module] = [nn.Flatten()]
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
+            layers += [nn.BatchNorm1d(b)] if batchnorm else []
             layers.append(activation())
-    return nn.Sequential(*layers)
+            layers += [nn.Dropout(dropout)] if dropout > 0 else []
+    net = nn.Sequential(*layers)
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.BatchNorm1d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    return net
 
 
 def tiny_conv_bn(*, channels: int = 1, classes: int = 3, seed: int = 0, batchnorm: bool = True) -> nn.Module:
@@ -71,20 +94,129 @@ def tiny_conv_bn(*, channels: int = 1, classes: int = 3, seed: int = 0, batchnor
     return net
 
 
+class ReshapingCNN(nn.Module):
+    """A conv net on flat 6-vectors whose forward reshapes them to 1×3×2 images and pads them
+    before its first layer (a 2×2 conv): the first layer is found only by probing the forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(1, 2, 2)
+        self.fc = nn.Linear(2 * 2 * 2, 3)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.view(x.shape[0], 1, 3, 2)
+        x = torch.relu(self.conv(F.pad(x, (0, 1, 0, 0))))
+        return self.fc(x.flatten(1))
+
+
+def cross_entropy_closure(opt: torch.optim.Optimizer, model: nn.Module, x: Tensor, y: Tensor,
+                          calls: list[bool] | None = None) -> Callable[..., Tensor]:
+    """The ``closure(backward=True)`` of torch.optim for the cross-entropy of ``model`` on one
+    batch: zero the gradients, forward, backward when asked; returns the graph-attached loss.
+    ``calls`` (optional) records the ``backward`` flag of every call."""
+
+    def closure(backward: bool = True) -> Tensor:
+        opt.zero_grad()
+        loss = F.cross_entropy(model(x), y)
+        if calls is not None:
+            calls.append(backward)
+        if backward:
+            loss.backward()
+        return loss
+
+    return closure
+
+
 def dense_hessian(loss_of_flat: Callable[[Tensor], Tensor], flat: Tensor) -> Tensor:
     """The dense Hessian of a scalar function of a flat vector (``torch.autograd.functional``)."""
     return torch.autograd.functional.hessian(loss_of_flat, flat.detach())
 
 
-def cross_entropy_of_flat(model: nn.Module, x: Tensor, y: Tensor) -> Callable[[Tensor], Tensor]:
-    """θ ↦ cross-entropy of ``model`` at the flat trainable parameters θ (eval mode)."""
+def loss_of_flat(model: nn.Module, x: Tensor, y: Tensor,
+                 loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy) -> Callable[[Tensor], Tensor]:
+    """θ ↦ ``loss_fn`` of ``model`` at the flat trainable parameters θ, through ``functional_call``
+    (in the module's current mode: put it in eval mode for eval-mode BatchNorm and no dropout)."""
     spec = ParamSpec.from_module(model)
     buffers = dict(model.named_buffers())
 
     def f(flat: Tensor) -> Tensor:
-        return F.cross_entropy(torch.func.functional_call(model, (spec.unflatten(flat), buffers), (x,)), y)
+        return loss_fn(torch.func.functional_call(model, (spec.unflatten(flat), buffers), (x,)), y)
 
     return f
+
+
+def cross_entropy_of_flat(model: nn.Module, x: Tensor, y: Tensor) -> Callable[[Tensor], Tensor]:
+    """θ ↦ cross-entropy of ``model`` at the flat trainable parameters θ (:func:`loss_of_flat`)."""
+    return loss_of_flat(model, x, y, F.cross_entropy)
+
+
+def flat_params(model: nn.Module) -> Tensor:
+    """The model's trainable parameters as one detached flat vector (``parameters()`` order)."""
+    return torch.cat([p.detach().reshape(-1) for p in model.parameters() if p.requires_grad])
+
+
+def losses_at_points(model: nn.Module, points: Tensor, x: Tensor, y: Tensor,
+                     loss_fn: Callable[[Tensor, Tensor], Tensor] = F.cross_entropy) -> tuple[Tensor, Tensor]:
+    """Naive reference: each point (a row of flat trainable parameters) loaded into a deep copy
+    of ``model`` with ``vector_to_parameters``, one eval-mode forward pass.  Returns the losses
+    and the accuracies (NaN where the targets are not class labels), float64."""
+    ref = copy.deepcopy(model).eval()
+    trainable = [p for p in ref.parameters() if p.requires_grad]
+    losses, accuracies = [], []
+    with torch.no_grad():
+        for point in points:
+            torch.nn.utils.vector_to_parameters(point.to(trainable[0].dtype), trainable)
+            out = ref(x)
+            losses.append(float(loss_fn(out, y)))
+            labels = y.dtype in (torch.int64, torch.int32) and out.dim() == 2
+            accuracies.append(float((out.argmax(1) == y).float().mean()) if labels else math.nan)
+    return torch.tensor(losses, dtype=torch.float64), torch.tensor(accuracies, dtype=torch.float64)
+
+
+def random_symmetric(n: int, seed: int = 0, spectrum=None) -> np.ndarray:
+    """A random symmetric n×n matrix (numpy): random orthogonal eigenvectors and the given
+    ``spectrum`` (default: standard normal eigenvalues)."""
+    rng = np.random.default_rng(seed)
+    q, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    lam = rng.standard_normal(n) if spectrum is None else np.asarray(spectrum, dtype=float)
+    a = (q * lam) @ q.T
+    return (a + a.T) / 2
+
+
+def assert_same_direction(u: Tensor, v: Tensor, tol: float = 1e-5) -> None:
+    """u and v are parallel or antiparallel (eigenvectors are defined up to sign)."""
+    u, v = u / u.norm(), v / v.norm()
+    assert abs(abs(float(u @ v)) - 1.0) < tol
+
+
+# ---------------------------------------------------------------------- data files
+def write_cifar10(folder: Path, n: int = 4, seed: int = 0, str_keys: bool = False, protocol: int = 2) -> dict:
+    """CIFAR-10 batches of ``n`` random images each in the official layout (python pickles), with
+    ``bytes`` keys (as the official files) or ``str`` keys; returns {file name: (data, labels)}."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    key = (lambda k: k) if str_keys else (lambda k: k.encode())
+    written = {}
+    for name in (*cifar10.TRAIN_BATCHES, cifar10.TEST_BATCH):
+        data = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+        labels = [int(v) for v in rng.integers(0, 10, n)]
+        batch = {key("batch_label"): b"batch " + name.encode(), key("labels"): labels, key("data"): data,
+                 key("filenames"): [f"img_{i}.png".encode() for i in range(n)]}
+        (folder / name).write_bytes(pickle.dumps(batch, protocol=protocol))
+        written[name] = (data, labels)
+    meta = {key("label_names"): [c.encode() for c in cifar10.CLASS_NAMES], key("num_vis"): 3072}
+    (folder / cifar10.META_FILE).write_bytes(pickle.dumps(meta, protocol=protocol))
+    return written
+
+
+class RunsCode:
+    """Unpickling this would call ``os.system`` (touching a marker file)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
 
 
 # ---------------------------------------------------------------------- a PostgreSQL server

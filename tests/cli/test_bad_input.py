@@ -321,6 +321,7 @@ def test_at_least_thirty_cases():
     (lambda r, t: ((t / "file").write_text("x"), ["paths", str(r / "a/seed-0"), str(r / "b/seed-0"),
                                                   "--out", str(t / "file/p")])[1], "is a file"),
 ], ids=["model-truncated", "forbidden-global", "dim-3", "out-under-a-file"])
+@pytest.mark.slow
 def test_real_process_exit_code_2_and_one_line(make, expect, runs, tmp_path):
     argv = make(runs, tmp_path)
     proc = subprocess.run([sys.executable, "-m", "topograph.cli.main", *argv], capture_output=True,
@@ -411,6 +412,7 @@ def test_set_with_an_empty_value_removes_the_key(tmp_path, capsys):
 # ---------------------------------------------------------------------- handled sensibly
 
 
+@pytest.mark.slow
 def test_lanczos_finding_fewer_eigenvalues_says_so(runs, tmp_path):
     # 5 samples: the Hessian's Krylov space closes long before 2,000 steps
     result = CliRunner().invoke(cli, ["curvature", str(runs / "a/seed-0"), "--top-k", "2000", "--batch-size", "5",
@@ -422,6 +424,7 @@ def test_lanczos_finding_fewer_eigenvalues_says_so(runs, tmp_path):
     assert f"note: Lanczos found {found} of the 2000 eigenvalues" in result.stdout
 
 
+@pytest.mark.slow
 def test_paths_write_beside_the_runs(runs, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli, ["paths", str(runs / "a/seed-0"), str(runs / "b/seed-0"),

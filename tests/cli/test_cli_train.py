@@ -58,6 +58,7 @@ def test_bad_key_in_file_and_missing_file(tmp_path, capsys):
     assert "missing.toml: no such config file" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_error_has_no_traceback_in_a_real_process(config, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "topograph.cli.main", "train", str(config), "--set", "schedule.name=sgdrr"],
@@ -79,6 +80,7 @@ def test_train_with_overrides_writes_one_run_per_seed(config, tmp_path, capsys):
         assert run.summary["epochs"] == 2
 
 
+@pytest.mark.slow
 def test_quickstart_end_to_end(tmp_path, capsys):
     assert main(["quickstart", "--out", str(tmp_path), "--quiet"]) == 0
     out = capsys.readouterr().out

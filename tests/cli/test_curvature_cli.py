@@ -26,6 +26,7 @@ def tiny_run(tmp_path_factory):
     torch.set_num_threads(before)
 
 
+@pytest.mark.slow
 def test_curvature_cli_writes_json_and_plots_that_match_the_library(tiny_run, tmp_path, capsys):
     from topograph.curvature import lanczos, HessianOperator
 

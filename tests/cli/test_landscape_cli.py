@@ -32,6 +32,7 @@ def run_dir(tmp_path_factory):
     return train(cfg, tmp_path_factory.mktemp("runs"), progress=False).path
 
 
+@pytest.mark.slow
 def test_surface_command_writes_file_and_plots(run_dir, tmp_path, capsys):
     out = tmp_path / "s.h5"
     rc = main(["surface", str(run_dir), "--resolution", "3", "--out", str(out), "--plot", "--trajectory"])

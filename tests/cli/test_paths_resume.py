@@ -73,6 +73,7 @@ def _kill_when(cmd, cwd, ready, timeout=300):
     return got
 
 
+@pytest.mark.slow
 def test_killed_path_search_resumes_to_the_uninterrupted_result(runs, tmp_path):
     a, b = runs[0], runs[1]
     args = (a, b, "--steps", "60", "--points", "9")
@@ -101,6 +102,7 @@ def test_killed_path_search_resumes_to_the_uninterrupted_result(runs, tmp_path):
     assert g["fourier"]["work"] == r["fourier"]["work"]
 
 
+@pytest.mark.slow
 def test_killed_barrier_matrix_redoes_only_the_missing_pairs(runs, tmp_path):
     args = ("--runs", *runs, "--method", "fourier", "--steps", "30", "--points", "9")
     _run(_cmd(*args, "--out", tmp_path / "ref"), tmp_path)

@@ -9,29 +9,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tests.helpers import classification_data, cross_entropy_of_flat, dense_hessian, flat_params, tiny_mlp
 from topograph.core import FunctionObjective, Objective, ParamSpec, normalize_direction, random_direction
 from topograph.errors import UsageError
-from topograph.models import MLP, build_model
+from topograph.models import build_model
 
 
-def tiny_data(n=37, d=5, k=3, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, d, generator=g), torch.randint(0, k, (n,), generator=g)
-
-
-def tiny_mlp(d=5, h=4, k=3, seed=0):
-    torch.manual_seed(seed)
-    return MLP([d, h, k])
-
-
-def dense_hessian(model, x, y):
-    spec = ParamSpec.from_module(model)
-    flat0 = spec.flatten(dict(model.named_parameters())).detach()
-
-    def f(flat):
-        return F.cross_entropy(torch.func.functional_call(model, spec.unflatten(flat), (x,)), y)
-
-    return flat0, torch.autograd.functional.hessian(f, flat0)
+def point_and_hessian(model, x, y):
+    """The model's flat parameters and the dense Hessian of its cross-entropy there."""
+    flat0 = flat_params(model)
+    return flat0, dense_hessian(cross_entropy_of_flat(model, x, y), flat0)
 
 
 def test_flatten_unflatten_exact_round_trip():
@@ -49,7 +36,7 @@ def test_flatten_unflatten_exact_round_trip():
 
 
 def test_loss_equals_module_forward_loss_and_chunks_do_not_change_it():
-    x, y = tiny_data(n=101)
+    x, y = classification_data(101)
     model = tiny_mlp()
     expected = F.cross_entropy(model(x), y).item()
     acc = (model(x).argmax(1) == y).float().mean().item()
@@ -62,7 +49,7 @@ def test_loss_equals_module_forward_loss_and_chunks_do_not_change_it():
 
 
 def test_gradient_equals_autograd_on_module():
-    x, y = tiny_data(n=64)
+    x, y = classification_data(64)
     model = tiny_mlp()
     F.cross_entropy(model(x), y).backward()
     expected = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
@@ -75,9 +62,9 @@ def test_gradient_equals_autograd_on_module():
 
 @pytest.mark.parametrize("method", ["double_backward", "forward_over_reverse"])
 def test_hvp_equals_dense_hessian_times_v(method):
-    x, y = tiny_data(n=40)
+    x, y = classification_data(40)
     model = tiny_mlp()
-    flat0, H = dense_hessian(model, x, y)
+    flat0, H = point_and_hessian(model, x, y)
     v = torch.randn(flat0.shape[0], generator=torch.Generator().manual_seed(3))
     obj = Objective(model, F.cross_entropy, (x, y), chunk_size=16, hvp_method=method)
     torch.testing.assert_close(obj.hvp(flat0, v), H @ v, rtol=1e-4, atol=1e-6)
@@ -87,9 +74,9 @@ def test_hvp_equals_dense_hessian_times_v(method):
 
 
 def test_hvp_restricted_to_one_layer_is_the_diagonal_block():
-    x, y = tiny_data(n=30)
+    x, y = classification_data(30)
     model = tiny_mlp()
-    flat0, H = dense_hessian(model, x, y)
+    flat0, H = point_and_hessian(model, x, y)
     obj = Objective(model, F.cross_entropy, (x, y))
     sl = obj.spec.slice_of("3.weight")
     matvec, n = obj.hvp_function(flat0, params=["3.weight"])
@@ -99,11 +86,10 @@ def test_hvp_restricted_to_one_layer_is_the_diagonal_block():
 
 
 def test_module_and_buffers_untouched_by_evaluations():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(5, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3))
+    model = tiny_mlp((5, 6, 3), batchnorm=True, activation=nn.ReLU)
     model.train()
     before = copy.deepcopy(model.state_dict())
-    x, y = tiny_data(n=50)
+    x, y = classification_data(50)
     for policy in ("eval", "batch"):
         obj = Objective(model, F.cross_entropy, (x, y), batchnorm=policy)
         theta = obj.flat_params() + 0.1
@@ -118,9 +104,8 @@ def test_module_and_buffers_untouched_by_evaluations():
 
 
 def test_buffer_policies_match_module_in_eval_and_train_mode():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(5, 6), nn.BatchNorm1d(6), nn.ReLU(), nn.Linear(6, 3))
-    x, y = tiny_data(n=50)
+    model = tiny_mlp((5, 6, 3), batchnorm=True, activation=nn.ReLU)
+    x, y = classification_data(50)
     with torch.no_grad():
         model.train()
         model(x * 3 + 1)  # move the running statistics away from their defaults
@@ -136,8 +121,8 @@ def test_buffer_policies_match_module_in_eval_and_train_mode():
 
 
 def test_evaluate_many_matches_single_evaluations_and_splits():
-    x, y = tiny_data(n=60)
-    xt, yt = tiny_data(n=20, seed=1)
+    x, y = classification_data(60)
+    xt, yt = classification_data(20, seed=1)
     obj = Objective(tiny_mlp(), F.cross_entropy, {"train": (x, y), "test": (xt, yt)}, chunk_size=25)
     thetas = obj.flat_params() + 0.3 * torch.randn(4, obj.size)
     losses, accs = obj.evaluate_many(thetas, split="test")
@@ -197,7 +182,7 @@ def test_function_objective_matches_analytic_derivatives():
 
 
 def test_differentiable_losses_of_many_points():
-    x, y = tiny_data(n=30)
+    x, y = classification_data(30)
     obj = Objective(tiny_mlp(), F.cross_entropy, (x, y), chunk_size=11)
     thetas = (obj.flat_params() + 0.2 * torch.randn(3, obj.size)).requires_grad_(True)
     ls = obj.losses(thetas)
@@ -209,9 +194,9 @@ def test_differentiable_losses_of_many_points():
 
 
 def test_hvp_object_gives_batched_products_and_the_gradient():
-    x, y = tiny_data(n=40)
+    x, y = classification_data(40)
     model = tiny_mlp()
-    flat0, H = dense_hessian(model, x, y)
+    flat0, H = point_and_hessian(model, x, y)
     obj = Objective(model, F.cross_entropy, (x, y), chunk_size=16)
     hvp, n = obj.hvp_function(flat0)
     V = torch.randn(5, n, generator=torch.Generator().manual_seed(1))
@@ -224,7 +209,7 @@ def test_hvp_object_gives_batched_products_and_the_gradient():
 
 
 def test_accuracy_fn_none_means_no_accuracy():
-    x, y = tiny_data(n=20)
+    x, y = classification_data(20)
     obj = Objective(tiny_mlp(), F.cross_entropy, (x, y), accuracy_fn=None)
     ev = obj.evaluate()
     assert math.isnan(ev.accuracy) and ev.loss == pytest.approx(F.cross_entropy(obj.module(x), y).item(), rel=1e-6)

@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tests.helpers import classification_data, tiny_conv_bn, tiny_mlp
+from tests.helpers import classification_data, losses_at_points, tiny_conv_bn, tiny_mlp
 from topograph.core import Objective, ParamSpec, SubspaceEvaluator
 from topograph.core.shortcut import find_first_layer
 
 DT = torch.float64
-
-
-def _points_loss(model: nn.Module, points: torch.Tensor, x: torch.Tensor, y: torch.Tensor) -> list[float]:
-    """Reference: each point loaded into a copy of the model, one eval-mode forward pass."""
-    out = []
-    for p in points:
-        ref = copy.deepcopy(model)
-        torch.nn.utils.vector_to_parameters(p, [q for q in ref.parameters() if q.requires_grad])
-        ref.eval()
-        with torch.no_grad():
-            out.append(float(F.cross_entropy(ref(x), y)))
-    return out
 
 
 @pytest.mark.parametrize("layer", [nn.Linear(12, 5), nn.Conv2d(3, 4, 3, padding=1, stride=2),
@@ -66,14 +52,14 @@ def test_subspace_evaluator_equals_the_plain_forward(make, with_centre):
         vectors[0] += obj.flat_params()
     coef = torch.rand(6, vectors.shape[0], dtype=DT)
     points = (coef @ vectors) if centre is None else centre + coef @ vectors
-    want = _points_loss(model, points, x, y)
+    want, _ = losses_at_points(model, points, x, y)
     for engine in ("generic", "first-layer"):
         ev = SubspaceEvaluator(obj, centre, vectors, engine=engine)
         assert ev.resolved_engine() == engine
         losses, _ = ev.evaluate(coef)
-        torch.testing.assert_close(losses, torch.tensor(want, dtype=DT), rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(losses, want, rtol=1e-10, atol=1e-12)
         diff = ev.losses(coef.requires_grad_(False))
-        torch.testing.assert_close(diff.detach(), torch.tensor(want, dtype=DT), rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(diff.detach(), want, rtol=1e-10, atol=1e-12)
 
 
 def test_differentiable_losses_give_the_gradient_of_the_vectors():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -12,6 +13,7 @@ from topograph.curvature import HessianOperator, curvature_summary, lanczos
 DT = torch.float64
 
 
+@pytest.mark.slow
 def test_top_eigenvalue_and_trace_of_a_conv_net_with_batchnorm_equal_the_dense_hessian():
     torch.manual_seed(0)
     model = tiny_conv_bn(channels=2).to(DT)  # eval-mode BatchNorm with non-trivial statistics

@@ -7,41 +7,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tests.helpers import classification_data, dense_hessian, flat_params, loss_of_flat, regression_data
 from topograph.core import FunctionObjective, Objective, ParamSpec
-from topograph.curvature import exact_trace, ggn_trace, supports_exact_trace
+from topograph.curvature import (
+    HessianOperator, estimate_trace, exact_trace, ggn_trace, layer_curvature, supports_exact_trace,
+)
 from topograph.errors import UsageError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
+DT = torch.float64
 
 
 def data(n=23, shape=(6,), k=3, seed=0, regression=False):
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, *shape, generator=g, dtype=torch.float64)
+    """float64 inputs with ``k`` class labels, or ``k`` float targets (regression)."""
     if regression:
-        return x, torch.randn(n, k, generator=g, dtype=torch.float64)
-    y = torch.randint(0, k, (n,), generator=g)
-    return x, y
+        return regression_data(n, shape, k, seed, dtype=DT)
+    return classification_data(n, shape, k, seed, dtype=DT)
 
 
 def model(*layers, seed=0):
+    # exact_trace's support depends on the layer types, so each test names its own layers
     torch.manual_seed(seed)
     return nn.Sequential(*layers).double().eval()  # the dense references run dropout off, as the Objective
 
 
-def dense_hessian(module, loss_fn, x, y):
-    spec = ParamSpec.from_module(module)
-    flat = spec.flatten(dict(module.named_parameters())).detach()
-
-    def f(v):
-        return loss_fn(torch.func.functional_call(module, spec.unflatten(v), (x,)), y)
-
-    return torch.autograd.functional.hessian(f, flat), spec
+def hessian(module, loss_fn, x, y):
+    """The dense Hessian of ``loss_fn`` at the module's parameters (independent reference)."""
+    return dense_hessian(loss_of_flat(module, x, y, loss_fn), flat_params(module))
 
 
 def dense_ggn_trace(module, x, y):
@@ -74,7 +67,7 @@ MODELS = {
 def test_cross_entropy_matches_dense_hessian_trace(name, loss_fn):
     net = MODELS[name]()
     x, y = data(shape=(2, 3) if name == "flatten-leaky" else (6,))
-    h, _ = dense_hessian(net, loss_fn, x, y)  # eval mode: dropout off
+    h = hessian(net, loss_fn, x, y)  # eval mode: dropout off
     net.train()  # the Objective evaluates in eval mode and restores the flags
     res = exact_trace(Objective(net, loss_fn, (x, y)))
     assert net.training and all(m.training for m in net.modules())
@@ -88,7 +81,7 @@ def test_cross_entropy_matches_dense_hessian_trace(name, loss_fn):
 def test_mse_matches_dense_hessian_trace(loss_fn):
     net = MODELS["relu"]()
     x, y = data(regression=True)
-    h, _ = dense_hessian(net, loss_fn, x, y)
+    h = hessian(net, loss_fn, x, y)
     res = exact_trace(Objective(net, loss_fn, (x, y)))
     assert rel(res.estimate, float(h.trace())) < 1e-8
 
@@ -97,12 +90,12 @@ def test_chunks_batch_point_and_params_block():
     net = MODELS["relu"]()
     x, y = data(n=31)
     obj = Objective(net, F.cross_entropy, {"train": (x, y), "test": (x[:9], y[:9])}, chunk_size=7)
-    h, spec = dense_hessian(net, F.cross_entropy, x, y)
+    h, spec = hessian(net, F.cross_entropy, x, y), obj.spec
     res = exact_trace(obj)  # 5 chunks of ≤ 7 samples
     assert rel(res.estimate, float(h.trace())) < 1e-8
     assert res.backward_passes == 3 * 5
 
-    h9, _ = dense_hessian(net, F.cross_entropy, x[:9], y[:9])
+    h9 = hessian(net, F.cross_entropy, x[:9], y[:9])
     assert rel(exact_trace(obj, batch=(x[:9], y[:9])).estimate, float(h9.trace())) < 1e-8
     assert rel(exact_trace(obj, split="test").estimate, float(h9.trace())) < 1e-8
 
@@ -118,10 +111,10 @@ def test_chunks_batch_point_and_params_block():
     # another point θ (flat), the module's own weights untouched
     before = {k: v.clone() for k, v in net.state_dict().items()}
     gen = torch.Generator().manual_seed(1)
-    theta = obj.flat_params() + 0.3 * torch.randn(obj.size, generator=gen, dtype=torch.float64)
+    theta = obj.flat_params() + 0.3 * torch.randn(obj.size, generator=gen, dtype=DT)
     net2 = MODELS["relu"]()
     torch.nn.utils.vector_to_parameters(theta, net2.parameters())
-    h2, _ = dense_hessian(net2, F.cross_entropy, x, y)
+    h2 = hessian(net2, F.cross_entropy, x, y)
     assert rel(exact_trace(obj, theta).estimate, float(h2.trace())) < 1e-8
     assert rel(exact_trace(obj, spec.unflatten(theta)).estimate, float(h2.trace())) < 1e-8
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
@@ -138,7 +131,7 @@ def test_smooth_activation_refused_and_ggn_differs_from_hessian():
         exact_trace(obj)
     g = ggn_trace(obj)
     assert rel(g.estimate, dense_ggn_trace(net, x, y)) < 1e-8
-    h, _ = dense_hessian(net, F.cross_entropy, x, y)
+    h = hessian(net, F.cross_entropy, x, y)
     assert rel(g.estimate, float(h.trace())) > 1e-3  # the dropped term matters off piecewise-linear
 
 
@@ -189,12 +182,10 @@ def test_shared_layer_function_objective_and_bad_params():
 
 
 def test_estimate_trace_dispatch_and_per_layer():
-    from topograph.curvature import HessianOperator, estimate_trace, layer_curvature
-
     net = MODELS["relu"]()
     x, y = data()
     obj = Objective(net, F.cross_entropy, (x, y))
-    h, spec = dense_hessian(net, F.cross_entropy, x, y)
+    h, spec = hessian(net, F.cross_entropy, x, y), obj.spec
     for method in ("exact", "auto"):
         res = estimate_trace(HessianOperator(obj), method=method)
         assert res.method == "exact-ggn" and rel(res.estimate, float(h.trace())) < 1e-8

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 import torch
 
-from tests.data.test_data_formats import http_root  # noqa: F401 - the local HTTP mirror fixture
 from topograph.data import load_dataset, mnist
 from topograph.data.idx import content_sha256, read_idx, read_idx_and_sha256, write_idx
 from topograph.errors import UsageError
@@ -32,6 +31,7 @@ def mnist_dir(data_dir: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_real_mnist(mnist_dir):
     raw = load_dataset("mnist", normalize=False)          # found in $TOPOGRAPH_DATA_DIR/mnist
     assert (raw.n("train"), raw.n("test"), raw.input_shape) == (60_000, 10_000, (1, 28, 28))
@@ -125,7 +125,8 @@ def test_missing_files_say_where_they_were_looked_for(tmp_path):
     assert "TOPOGRAPH_DATA_DIR" in message and "download=True" in message
 
 
-def test_download_from_a_local_mirror_checks_the_content(http_root, mnist_dir, tmp_path, monkeypatch):  # noqa: F811
+@pytest.mark.slow
+def test_download_from_a_local_mirror_checks_the_content(http_root, mnist_dir, tmp_path, monkeypatch):
     served, url = http_root
     for name in mnist.CONTENT_SHA256:                           # the official content, other gzip bytes
         with gzip.open(mnist_dir / name) as handle:

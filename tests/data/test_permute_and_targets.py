@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.data.test_data_formats import _write_cifar
+from tests.helpers import write_cifar10
 from topograph.core import Objective
 from topograph.data import load_dataset, pixel_permutation
 from topograph.errors import UsageError
@@ -37,7 +37,7 @@ def test_permuted_pixels_are_one_fixed_permutation_read_row_by_row():
 
 
 def test_permuted_colour_images_keep_each_pixels_channels_together(tmp_path):
-    _write_cifar(tmp_path / "cifar-10-batches-py", n=2)
+    write_cifar10(tmp_path / "cifar-10-batches-py", n=2)
     images = load_dataset("cifar10", root=tmp_path)
     seq = load_dataset("cifar10", root=tmp_path, permute_pixels=0)
     assert seq.input_shape == (32, 96)

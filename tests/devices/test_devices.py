@@ -20,12 +20,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tests.helpers import classification_data, tiny_conv_bn
+from tests.helpers import classification_data, tiny_conv_bn, tiny_mlp
 from topograph.core import Objective, SubspaceEvaluator
+from topograph.optim.closure import MinibatchClosure
 from topograph.optim.guided import GuidedExploration
 from topograph.optim.quasi_newton import QuasiNewton
 from topograph.optim.rolling_ball import RollingBall
-from topograph.optim.closure import MinibatchClosure
+from topograph.runs import RunConfig, train
 
 DEVICE = os.environ.get("TOPOGRAPH_TEST_DEVICE", "cuda")
 pytestmark = pytest.mark.skipif(
@@ -36,14 +37,11 @@ DT = torch.float64
 
 
 def mlp() -> nn.Sequential:
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 16), nn.ReLU(), nn.Linear(16, 3)).to(DT)
+    return tiny_mlp((6, 16, 16, 3)).to(DT)
 
 
 def batches(n: int = 8, rows: int = 32) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    gen = torch.Generator().manual_seed(1)
-    return [(torch.randn(rows, 6, generator=gen, dtype=DT), torch.randint(0, 3, (rows,), generator=gen))
-            for _ in range(n)]
+    return [classification_data(rows, (6,), 3, seed=1 + i, dtype=DT) for i in range(n)]
 
 
 def plain_closure(opt, model, box):
@@ -98,8 +96,6 @@ def run(name: str, device: str, steps: int = 6, *, stop_after: int | None = None
         if kind == "span":
             closure.batch = box[0]
         opt.step(closure)
-    if hasattr(opt, "wait_background"):
-        opt.wait_background()
     flat = torch.cat([p.detach().reshape(-1) for p in model.parameters()]).cpu()
     state = {"model": copy.deepcopy(model.state_dict()), "optimizer": copy.deepcopy(opt.state_dict()),
              "step": steps if stop_after is None else stop_after}
@@ -168,8 +164,6 @@ def test_span_losses_and_gradient_on_the_device_match_the_cpu():
     {"name": "quasi-newton", "history_size": 5},
 ])
 def test_trainer_runs_the_optimizer_on_the_device(tmp_path, optimizer):
-    from topograph.runs import RunConfig, train
-
     summaries = []
     for device in ("cpu", DEVICE):
         doc = {"run": {"name": f"on-{device.replace(':', '-')}", "epochs": 2, "threads": 1, "device": device},

@@ -13,7 +13,9 @@ import pytest
 import torch
 
 from topograph.landscape import Surface, compute_surface
+from topograph.runs import train
 
+# self-contained (no tests.helpers): torchrun runs it as a script outside the test package
 SCRIPT = textwrap.dedent('''
     import sys
     import numpy as np
@@ -49,6 +51,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_give_the_single_process_surface(tmp_path):
     script = tmp_path / "grid.py"
     script.write_text(SCRIPT)
@@ -87,8 +90,6 @@ def test_torchrun_surface_command_exits_cleanly_every_time(tmp_path):
     code 0, every time: each rank leaves the gloo process group (barrier, destroy) before the
     interpreter shuts down.  Before that, about one run in four ended with a rank aborting
     ("terminate called without an active exception") and torchrun reporting the job FAILED."""
-    from topograph.runs import train
-
     run = train({"model": {"name": "mlp-digits"}, "optimizer": {"name": "sgd", "lr": 0.1},
                  "data": {"name": "digits", "limit_train": 200, "limit_test": 100},
                  "run": {"epochs": 1, "name": "r", "threads": 1}}, tmp_path / "runs", progress=False)

@@ -28,6 +28,11 @@ CASES = {
 }
 
 
+def keys(*names: str, slow: tuple[str, ...] = ("vgg9", "resnet6")) -> list:
+    """``names`` as parameters; the bigger models' cases marked slow."""
+    return [pytest.param(n, marks=pytest.mark.slow) if n in slow else n for n in names]
+
+
 def _case(key: str, *, dtype=torch.float32, n: int = 6):
     kwargs, shape, loss = CASES[key]
     model = build_model(key.split("-")[0], seed=0, **kwargs).to(dtype)
@@ -48,7 +53,7 @@ def _flat_grad(model) -> torch.Tensor:
     return torch.cat([p.grad.reshape(-1) for p in model.parameters()])
 
 
-@pytest.mark.parametrize("key", list(CASES))
+@pytest.mark.parametrize("key", keys(*CASES))
 def test_objective_matches_the_module(key):
     model, loss_fn, x, y = _case(key)
     objective = Objective(model, loss_fn, {"train": (x, y)}, chunk_size=4)   # two chunks
@@ -69,7 +74,8 @@ def test_objective_matches_the_module(key):
     assert model.training is False and all(p.grad is not None for p in model.parameters())
 
 
-@pytest.mark.parametrize("key", ["resnet6", "resnet8-B", "lstm", "lenet5", "fcp", "autoencoder", "vgg9"])
+@pytest.mark.parametrize("key", keys("resnet6", "resnet8-B", "lstm", "lenet5", "fcp", "autoencoder", "vgg9",
+                                      slow=("vgg9", "resnet6", "lenet5")))
 def test_hvp_matches_finite_differences_of_the_gradient(key):
     model, loss_fn, x, y = _case(key, dtype=torch.float64, n=4)
     objective = Objective(model, loss_fn, {"train": (x, y)})
@@ -83,7 +89,7 @@ def test_hvp_matches_finite_differences_of_the_gradient(key):
     torch.testing.assert_close(hv, reference, rtol=1e-4, atol=1e-6 * float(reference.norm()))
 
 
-@pytest.mark.parametrize("key", ["resnet8", "lstm", "autoencoder"])
+@pytest.mark.parametrize("key", keys("resnet8", "lstm", "autoencoder", slow=("resnet8",)))
 def test_surface_matches_a_functional_call_loop(key):
     model, loss_fn, x, y = _case(key)
     objective = Objective(model, loss_fn, {"train": (x, y)})

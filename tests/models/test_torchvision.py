@@ -58,6 +58,7 @@ def fake_torchvision(tmp_path, monkeypatch):
     sys.modules.pop("torchvision", None)
 
 
+@pytest.mark.slow
 def test_importing_topograph_models_does_not_import_torchvision():
     code = "import sys, topograph.models, topograph.runs; assert 'torchvision' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0

@@ -2,30 +2,27 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tests.helpers import classification_data, tiny_mlp
 from topograph.core.shortcut import combine
+from topograph.optim import quasi_newton
 from topograph.optim.closure import MinibatchClosure, Span, mode_free
 from topograph.optim.guided import GuidedExploration
 from topograph.optim.quasi_newton import QuasiNewton
+from topograph.runs import RunConfig, train
 
-
-def mlp(seed: int = 0) -> nn.Sequential:
-    torch.manual_seed(seed)
-    return nn.Sequential(nn.Flatten(), nn.Linear(36, 16), nn.Tanh(), nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 4))
-
-
-def data(n: int = 96, seed: int = 1):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(n, 1, 6, 6, generator=g), torch.randint(0, 4, (n,), generator=g)
+SIZES, SHAPE, CLASSES = (36, 16, 12, 4), (1, 6, 6), 4  # the shared tiny MLP on 1×6×6 inputs
 
 
 def test_span_losses_equal_forward_passes_at_the_points():
-    model = mlp()
-    x, y = data()
+    model = tiny_mlp(SIZES)
+    x, y = classification_data(96, SHAPE, CLASSES)
     closure = MinibatchClosure(model, F.cross_entropy)
     closure.batch = (x, y)
     params = list(model.parameters())
@@ -36,7 +33,7 @@ def test_span_losses_equal_forward_passes_at_the_points():
     coef = torch.randn(7, 3, dtype=torch.float64)
     got = span.losses(coef)
     for k in range(7):  # independent reference: load the point into a copy of the model
-        ref = mlp()
+        ref = tiny_mlp(SIZES)
         torch.nn.utils.vector_to_parameters((center + coef[k].float() @ vectors), ref.parameters())
         with torch.no_grad():
             assert got[k].item() == pytest.approx(F.cross_entropy(ref(x), y).item(), rel=1e-5)
@@ -44,7 +41,7 @@ def test_span_losses_equal_forward_passes_at_the_points():
 
 
 def test_span_refused_where_the_mode_matters_or_the_layout_differs():
-    x, y = data()
+    x, y = classification_data(96, SHAPE, CLASSES)
     with_dropout = nn.Sequential(nn.Flatten(), nn.Linear(36, 8), nn.Dropout(0.2), nn.Linear(8, 4))
     assert not mode_free(with_dropout)
     closure = MinibatchClosure(with_dropout, F.cross_entropy)
@@ -59,7 +56,7 @@ def test_span_refused_where_the_mode_matters_or_the_layout_differs():
     p2 = list(conv_first.parameters())
     c2_centre = torch.cat([p.detach().reshape(-1) for p in p2])
     assert c2.span(c2_centre, torch.zeros(1, c2_centre.numel()), params=p2) is None
-    model = mlp()
+    model = tiny_mlp(SIZES)
     c3 = MinibatchClosure(model, F.cross_entropy)
     c3.batch = (x, y)
     reordered = list(model.parameters())[::-1]
@@ -68,8 +65,8 @@ def test_span_refused_where_the_mode_matters_or_the_layout_differs():
 
 
 def _train_ge(fast: bool, steps: int = 40):
-    model = mlp()
-    x, y = data(256)
+    model = tiny_mlp(SIZES)
+    x, y = classification_data(256, SHAPE, CLASSES)
     opt = GuidedExploration(torch.optim.SGD(model.parameters(), lr=0.1), explore_every=2, beta=0.5)
     mc = MinibatchClosure(model, F.cross_entropy)
 
@@ -91,6 +88,7 @@ def _train_ge(fast: bool, steps: int = 40):
     return torch.cat([p.detach().reshape(-1) for p in model.parameters()]), probes, opt.counts
 
 
+@pytest.mark.slow
 def test_guided_exploration_probes_through_the_span_match_the_closure():
     slow, probes_slow, counts_slow = _train_ge(False)
     fast, probes_fast, counts_fast = _train_ge(True)
@@ -104,22 +102,23 @@ def test_guided_exploration_probes_through_the_span_match_the_closure():
 
 
 def test_step_hooks_still_fire():
-    model = mlp()
+    model = tiny_mlp(SIZES)
     opt = GuidedExploration(torch.optim.SGD(model.parameters(), lr=0.1), explore_every=1)
     seen = []
     opt.register_step_pre_hook(lambda o, args, kwargs: seen.append("pre"))
     opt.register_step_post_hook(lambda o, args, kwargs: seen.append("post"))
     mc = MinibatchClosure(model, F.cross_entropy)
-    mc.batch = data(32)
+    mc.batch = classification_data(32, SHAPE, CLASSES)
     opt.step(mc)
     assert seen == ["pre", "post"]
 
 
+@pytest.mark.slow
 def test_quasi_newton_line_search_through_the_span_matches_the_closure():
-    x, y = data(200)
+    x, y = classification_data(200, SHAPE, CLASSES)
     finals = []
     for fast in (False, True):
-        model = mlp()
+        model = tiny_mlp(SIZES)
         opt = QuasiNewton(model.parameters(), history_size=5, max_iter=8, tolerance_grad=0, tolerance_change=0)
         mc = MinibatchClosure(model, F.cross_entropy)
         mc.batch = (x, y)
@@ -140,8 +139,6 @@ def test_quasi_newton_line_search_through_the_span_matches_the_closure():
 
 
 def test_trainer_closure_offers_the_span_and_counts_its_forwards(tmp_path, monkeypatch):
-    from topograph.runs import RunConfig, train
-
     calls = []
     original = Span.losses
 
@@ -163,8 +160,8 @@ def test_trainer_closure_offers_the_span_and_counts_its_forwards(tmp_path, monke
 
 
 def test_carried_centre_products_equal_a_fresh_span():
-    model = mlp()
-    x, y = data(64)
+    model = tiny_mlp(SIZES)
+    x, y = classification_data(64, SHAPE, CLASSES)
     closure = MinibatchClosure(model, F.cross_entropy)
     closure.batch = (x, y)
     params = list(model.parameters())
@@ -190,8 +187,8 @@ def test_carried_centre_products_equal_a_fresh_span():
 
 
 def test_a_trial_step_forms_the_pre_activations_as_the_carried_centre():
-    model = mlp()  # float32, as trained
-    x, y = data(64)
+    model = tiny_mlp(SIZES)  # float32, as trained
+    x, y = classification_data(64, SHAPE, CLASSES)
     closure = MinibatchClosure(model, F.cross_entropy)
     closure.batch = (x, y)
     params = list(model.parameters())
@@ -210,8 +207,6 @@ def test_a_trial_step_forms_the_pre_activations_as_the_carried_centre():
 
 def _module_loss_and_grad(model, params, point, x, y):
     """Reference: write ``point`` into a copy of the model, one forward and backward pass."""
-    import copy
-
     ref = copy.deepcopy(model)
     ref_params = [p for p in ref.parameters() if p.requires_grad]
     offset = 0
@@ -226,12 +221,12 @@ def _module_loss_and_grad(model, params, point, x, y):
 
 @pytest.mark.parametrize("frozen_bias", [False, True])
 def test_span_value_and_grad_equals_a_forward_backward_pass_at_the_point(frozen_bias):
-    torch.manual_seed(3)
+    torch.manual_seed(3)  # a LayerNorm among the later layers: the span's runner must carry it
     model = nn.Sequential(nn.Flatten(), nn.Linear(36, 16), nn.Tanh(), nn.Linear(16, 12), nn.LayerNorm(12),
                           nn.ReLU(), nn.Linear(12, 4)).double()
     if frozen_bias:
         model[1].bias.requires_grad_(False)
-    x, y = data(80)
+    x, y = classification_data(80, SHAPE, CLASSES)
     x = x.double()
     closure = MinibatchClosure(model, F.cross_entropy)
     closure.batch = (x, y)
@@ -252,16 +247,15 @@ def test_span_value_and_grad_equals_a_forward_backward_pass_at_the_point(frozen_
     assert torch.equal(again, grad) and float(again_loss) == float(loss)
 
 
+@pytest.mark.slow
 def test_quasi_newton_takes_its_gradients_from_the_carried_line():
     """Within one step, iterations after the first get f and ∇f from the last line's products
     (one closure call per CARRY_MAX + 1 iterations) and land where closure gradients lead."""
-    from topograph.optim import quasi_newton
-
-    x, y = data(200)
+    x, y = classification_data(200, SHAPE, CLASSES)
     x = x.double()
     runs = []
     for fast in (False, True):
-        model = mlp().double()
+        model = tiny_mlp(SIZES).double()
         opt = QuasiNewton(model.parameters(), history_size=5, max_iter=12, tolerance_grad=0, tolerance_change=0)
         mc = MinibatchClosure(model, F.cross_entropy)
         if not fast:

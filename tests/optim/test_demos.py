@@ -27,6 +27,7 @@ def test_gd_reaches_each_himmelblau_minimum_from_starts_next_to_it():
         assert torch.allclose(ends, torch.tensor(m.point, dtype=DT).expand_as(ends), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_basin_map_on_a_small_grid():
     ls = get_landscape("himmelblau")
     bm = basin_map(ls, demo_optimizers(ls, only=("GD", "Adam")), grid=9, steps=150)
@@ -71,6 +72,7 @@ def test_trajectories_and_plot(tmp_path):
     assert all(p.stat().st_size > 1000 for p in files)
 
 
+@pytest.mark.slow
 def test_sgdr_small_constant_rate_stays_large_rate_escapes():
     result = sgdr_escape(seeds=2, steps=300, restart_every=100)
     assert result.global_fraction["momentum, constant small η"] == 0.0

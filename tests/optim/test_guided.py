@@ -5,12 +5,17 @@ from __future__ import annotations
 import copy
 import io
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
+from tests.helpers import classification_data, cross_entropy_closure, regression_data, tiny_conv_bn, tiny_mlp
+from topograph.core import ParamSpec, random_direction
 from topograph.errors import UsageError
+from topograph.optim import build_optimizer
 from topograph.optim.guided import GuidedExploration
+from topograph.optim.rolling_ball import RollingBall
 
 DT = torch.float64
 TOY = dict(filter_norm=False, ignore_1d=False)  # §2.8: toy tests use absolute σ
@@ -35,28 +40,6 @@ def tilted_well(v):  # x⁴ − 2x² + 0.3x
     return (v**4 - 2 * v**2 + 0.3 * v).sum()
 
 
-def tiny_net(seed=0, bn=False):
-    torch.manual_seed(seed)
-    layers = [nn.Linear(5, 8)] + ([nn.BatchNorm1d(8)] if bn else []) + [nn.Tanh(), nn.Dropout(0.2), nn.Linear(8, 3)]
-    return nn.Sequential(*layers)
-
-
-def net_closure(opt, model, x, y):
-    def closure(backward: bool = True):
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        if backward:
-            loss.backward()
-        return loss
-
-    return closure
-
-
-def data(seed=1, n=32):
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn(n, 5, generator=gen), torch.randint(0, 3, (n,), generator=gen)
-
-
 # ---------------------------------------------------------------- 1. identity when off
 @pytest.mark.parametrize("make_base", [
     lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
@@ -65,17 +48,17 @@ def data(seed=1, n=32):
 @pytest.mark.parametrize("off", [dict(enabled=False), dict(beta=0.0, explore_every=2),
                                  dict(beta=0.0, explore_every=2, bias="random")])
 def test_identity_when_off(make_base, off):
-    x, y = data()
-    ref = tiny_net()
+    x, y = classification_data(32, seed=1)
+    ref = tiny_mlp((5, 8, 3), dropout=0.2)
     ref_opt = make_base(ref.parameters())
     torch.manual_seed(5)  # dropout masks of the reference run
     for _ in range(7):
-        ref_opt.step(net_closure(ref_opt, ref, x, y))
-    model = tiny_net()
+        ref_opt.step(cross_entropy_closure(ref_opt, ref, x, y))
+    model = tiny_mlp((5, 8, 3), dropout=0.2)
     opt = GuidedExploration(make_base(model.parameters()), **off)
     torch.manual_seed(5)  # the probes must not consume the caller's random numbers
     for _ in range(7):
-        opt.step(net_closure(opt, model, x, y))
+        opt.step(cross_entropy_closure(opt, model, x, y))
     assert opt.counts.jumps == 0
     if off.get("enabled", True):
         assert opt.counts.events == 4 and opt.counts.probe_forwards == 4 * 9
@@ -84,21 +67,21 @@ def test_identity_when_off(make_base, off):
 
 
 def test_probe_restores_parameters_rng_and_bn_exactly():
-    x, y = data()
-    model = tiny_net(bn=True)
+    x, y = classification_data(32, seed=1)
+    model = tiny_mlp((5, 8, 3), batchnorm=True, dropout=0.2)
     opt = GuidedExploration(torch.optim.SGD(model.parameters(), lr=0.1), sigma=0.3, modules=model)
     before = copy.deepcopy(model.state_dict())
     rng = torch.get_rng_state()
-    result, dirs = opt.probe(net_closure(opt, model, x, y), return_directions=True)
+    result, dirs = opt.probe(cross_entropy_closure(opt, model, x, y), return_directions=True)
     assert torch.equal(torch.get_rng_state(), rng)
     for k, v in model.state_dict().items():
         assert torch.equal(v, before[k]), k
     assert dirs.shape == (4, sum(p.numel() for p in model.parameters()))
     assert len(result.loss_plus) == 4 and all(abs(s) > 0 for s in result.slopes)
     # filter normalisation: every row of a weight matrix has the norm of the weights' row
-    w = model[0].weight.detach().reshape(-1)
+    w = model[1].weight.detach().reshape(-1)
     u = dirs[0, : w.numel()].view(8, 5)
-    torch.testing.assert_close(u.norm(dim=1), model[0].weight.detach().norm(dim=1), rtol=1e-5, atol=0)
+    torch.testing.assert_close(u.norm(dim=1), model[1].weight.detach().norm(dim=1), rtol=1e-5, atol=0)
     assert torch.all(dirs[0, w.numel(): w.numel() + 8] == 0)  # 1-D bias ignored
 
 
@@ -106,11 +89,7 @@ def test_probe_restores_parameters_rng_and_bn_exactly():
 @pytest.mark.parametrize("dtype", [torch.float32, DT])
 def test_batched_directions_match_core_random_direction(ignore_1d, dtype):
     """The vectorised draw equals topograph.core.random_direction seed by seed (conv, linear, 1-D)."""
-    from topograph.core.directions import random_direction
-    from topograph.core.params import ParamSpec
-
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.Flatten(), nn.Linear(12, 4)).to(dtype)
+    model = tiny_conv_bn(channels=2).to(dtype)
     params = list(model.parameters())
     opt = GuidedExploration(torch.optim.SGD(params, lr=0.1), n_dirs=3, ignore_1d=ignore_1d)
     theta = torch.cat([p.detach().reshape(-1) for p in params])
@@ -303,8 +282,6 @@ def test_random_bias_ignores_the_probe_losses():
 
 # ---------------------------------------------------------------- contract
 def test_event_seeds_are_derived_from_seed_and_event_alone():
-    import numpy as np
-
     def direct(seed, event):
         a, b = np.random.SeedSequence((seed, event)).generate_state(2, dtype=np.uint64)
         return int(a) % (2**63 - 1), int(b) % (2**63 - 1)
@@ -317,17 +294,18 @@ def test_event_seeds_are_derived_from_seed_and_event_alone():
     assert opt.event_seeds(37) == direct(6, 37) != direct(5, 37)
 
 
+@pytest.mark.slow
 def test_state_dict_round_trip_resumes_identically():
-    x, y = data()
+    x, y = classification_data(32, seed=1)
 
     def run(model, opt, steps):
         torch.manual_seed(11)
         for _ in range(steps):
-            opt.step(net_closure(opt, model, x, y))
+            opt.step(cross_entropy_closure(opt, model, x, y))
 
     make = lambda m: GuidedExploration(torch.optim.Adam(m.parameters(), lr=0.01), explore_every=2,  # noqa: E731
                                        beta=0.5, sigma=0.1)
-    model = tiny_net()
+    model = tiny_mlp((5, 8, 3), dropout=0.2)
     opt = make(model)
     run(model, opt, 5)
     buf = io.BytesIO()
@@ -335,7 +313,7 @@ def test_state_dict_round_trip_resumes_identically():
     run(model, opt, 6)
     buf.seek(0)
     ck = torch.load(buf, weights_only=True)
-    model2 = tiny_net(seed=9)
+    model2 = tiny_mlp((5, 8, 3), seed=9, dropout=0.2)
     model2.load_state_dict(ck["model"])
     opt2 = make(model2)
     opt2.load_state_dict(ck["opt"])
@@ -348,40 +326,38 @@ def test_state_dict_round_trip_resumes_identically():
 
 
 def test_lr_scheduler_acts_on_the_base():
-    x, y = data()
-    ref = tiny_net()
+    x, y = classification_data(32, seed=1)
+    ref = tiny_mlp((5, 8, 3), dropout=0.2)
     ref_opt = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
     ref_sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(ref_opt, T_0=3)
-    model = tiny_net()
+    model = tiny_mlp((5, 8, 3), dropout=0.2)
     opt = GuidedExploration(torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), enabled=False)
     sched = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(opt, T_0=3)
     torch.manual_seed(0)
     for _ in range(5):
-        ref_opt.step(net_closure(ref_opt, ref, x, y))
+        ref_opt.step(cross_entropy_closure(ref_opt, ref, x, y))
         ref_sched.step()
     torch.manual_seed(0)
     for _ in range(5):
-        opt.step(net_closure(opt, model, x, y))
+        opt.step(cross_entropy_closure(opt, model, x, y))
         sched.step()
     assert opt.base_optimizer.param_groups[0]["lr"] == ref_opt.param_groups[0]["lr"] != 0.1
     for a, b in zip(ref.parameters(), model.parameters()):
         assert torch.equal(a, b)
     ge = GuidedExploration(torch.optim.Adam(model.parameters(), lr=0.1), explore_every=1)
     step = torch.optim.lr_scheduler.StepLR(ge, step_size=1, gamma=0.5)
-    ge.step(net_closure(ge, model, x, y))
+    ge.step(cross_entropy_closure(ge, model, x, y))
     step.step()
     assert ge.base_optimizer.param_groups[0]["lr"] == pytest.approx(0.05)
 
 
 def test_wraps_rolling_ball_and_lookahead_and_counts():
-    from topograph.optim.rolling_ball import RollingBall
-
-    x, y = data()
-    model = tiny_net()
+    x, y = classification_data(32, seed=1)
+    model = tiny_mlp((5, 8, 3), dropout=0.2)
     opt = GuidedExploration(RollingBall(model.parameters(), lr=0.1, radius=0.5, proj_lr=0.01, proj_steps=3),
                             explore_every=2, lookahead_alpha=0.5, sigma=0.1)
     for _ in range(4):
-        opt.step(net_closure(opt, model, x, y))
+        opt.step(cross_entropy_closure(opt, model, x, y))
     c = opt.counts
     # per step: 1 F/B (GE) + 3 RBO inner F/B; per event (2): 9 probe F (+1 F/B look-ahead if SLOPE improves)
     lookaheads = c.work.backward_passes - 4 * 4
@@ -390,9 +366,9 @@ def test_wraps_rolling_ball_and_lookahead_and_counts():
 
 
 def test_zero_grad_as_torch():
-    model = tiny_net()
+    model = tiny_mlp((5, 8, 3), dropout=0.2)
     opt = GuidedExploration(torch.optim.SGD(model.parameters(), lr=0.1))
-    x, y = data()
+    x, y = classification_data(32, seed=1)
     nn.functional.cross_entropy(model(x), y).backward()
     opt.zero_grad(set_to_none=False)
     assert all(p.grad is not None and torch.all(p.grad == 0) for p in model.parameters())
@@ -401,9 +377,7 @@ def test_zero_grad_as_torch():
 
 
 def test_registry_builds_guided_exploration():
-    from topograph.optim import build_optimizer
-
-    model = tiny_net()
+    model = tiny_mlp((5, 8, 3), dropout=0.2)
     opt = build_optimizer("guided-exploration", model.parameters(), model=model, base={"name": "adam", "lr": 0.01},
                           explore_every=3)
     assert isinstance(opt.base_optimizer, torch.optim.Adam) and opt.explore_every == 3
@@ -428,10 +402,9 @@ def test_usage_errors():
 
 
 def test_gradient_norm_ema_equals_a_naive_ema_of_the_step_gradients():
-    torch.manual_seed(3)
-    model = nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 1))
+    model = tiny_mlp((5, 7, 1), seed=3)
     opt = GuidedExploration(torch.optim.SGD(model.parameters(), lr=0.05), explore_every=4)
-    x, y = torch.randn(40, 5), torch.randn(40, 1)
+    x, y = regression_data(40, seed=3)
     norms = []
 
     def closure(backward=True):

@@ -12,6 +12,7 @@ import scipy.optimize
 import torch
 from torch import nn
 
+from tests.helpers import regression_data, tiny_mlp
 from topograph.errors import UsageError
 from topograph.optim.line_search import bracket_golden_search, golden_section_search
 from topograph.optim.quasi_newton import QuasiNewton
@@ -196,11 +197,11 @@ def train_full_batch(model, opt, data, steps):
         opt.step(closure)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dense", [False, True])
 def test_state_dict_resume_continues_identically(dense):
-    torch.manual_seed(0)
-    data = (torch.randn(32, 3), torch.randn(32, 1))
-    model = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 1))
+    data = regression_data(32, (3,))
+    model = tiny_mlp((3, 5, 1))
     twin = copy.deepcopy(model)
     kwargs = dict(history_size=3, max_iter=2, dense=dense)
 
@@ -213,7 +214,7 @@ def test_state_dict_resume_continues_identically(dense):
     torch.save({"model": twin.state_dict(), "optim": first.state_dict()}, buffer)
     buffer.seek(0)
     saved = torch.load(buffer, weights_only=True)
-    fresh = nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 1))
+    fresh = tiny_mlp((3, 5, 1), seed=1)
     fresh.load_state_dict(saved["model"])
     second = QuasiNewton(fresh.parameters(), **kwargs)
     second.load_state_dict(saved["optim"])

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.helpers import regression_data, tiny_mlp
 from topograph.core import freeze_bn_stats
 from topograph.errors import UsageError
 from topograph.optim.rolling_ball import RollingBall
@@ -72,14 +73,13 @@ def test_truncated_solver_step_factor(gamma, steps, g2, expected):
 
 
 def test_gd_init_with_zero_inner_steps_is_bitwise_sgd_with_scheduler():
-    torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 1))
+    model = tiny_mlp((5, 8, 1))
     twin = copy.deepcopy(model)
-    groups = lambda m: [{"params": m[0].parameters()}, {"params": m[2].parameters(), "lr": 0.05}]  # noqa: E731
+    groups = lambda m: [{"params": m[1].parameters()}, {"params": m[3].parameters(), "lr": 0.05}]  # noqa: E731
     rbo = RollingBall(groups(model), lr=0.2, radius=3.0, proj_steps=0, proj_init="gd")
     sgd = torch.optim.SGD(groups(twin), lr=0.2)
     schedulers = [torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(o, T_0=3) for o in (rbo, sgd)]
-    x, y = torch.randn(32, 5), torch.randn(32, 1)
+    x, y = regression_data(32)
     for _ in range(7):
         for net, opt in ((model, rbo), (twin, sgd)):
             def closure(net=net, opt=opt):
@@ -121,6 +121,7 @@ def test_radius_must_agree_across_groups():
 
 
 # ---------------------------------------------------------------- nonlinear known answers
+@pytest.mark.slow
 def test_small_step_limit_deviation_is_quadratic_in_lr():
     """ρ = 0, converged projection: ‖step + ηg‖ = O(η²) (≈ 80 η² at this point)."""
 
@@ -176,6 +177,7 @@ def rbo_on_quadratic(radius, steps, eta=0.05):
     return trace
 
 
+@pytest.mark.slow
 def test_phase_transition_on_quadratic_at_inverse_curvature():
     """f = 2θ² (1/A = 0.25): ρ = 0.2 converges; ρ = 0.3, 0.5 rock on a 2-cycle (§1.2.1 table)."""
     assert rbo_on_quadratic(0.2, 40)[-1] < 1e-6
@@ -196,21 +198,9 @@ def test_loss_scale_changes_the_trajectory():
 
 
 # ---------------------------------------------------------------- the training contract
-class Net(nn.Module):
-    def __init__(self, dropout=0.0, batchnorm=False):
-        super().__init__()
-        self.fc1 = nn.Linear(4, 6)
-        self.bn = nn.BatchNorm1d(6) if batchnorm else nn.Identity()
-        self.drop = nn.Dropout(dropout)
-        self.fc2 = nn.Linear(6, 1)
-
-    def forward(self, x):
-        return self.fc2(self.drop(torch.tanh(self.bn(self.fc1(x)))))
-
-
 def make_batches(n, seed=1):
-    gen = torch.Generator().manual_seed(seed)
-    return [(torch.randn(16, 4, generator=gen), torch.randn(16, 1, generator=gen)) for _ in range(n)]
+    """``n`` regression minibatches of 16 samples with 4 inputs."""
+    return [regression_data(16, (4,), seed=seed + i) for i in range(n)]
 
 
 def train(model, opt, batches, log=None):
@@ -227,8 +217,7 @@ def train(model, opt, batches, log=None):
 
 
 def test_closure_called_one_plus_k_times_on_the_same_batch():
-    torch.manual_seed(0)
-    model = Net()
+    model = tiny_mlp((4, 6, 1))
     opt = RollingBall(model.parameters(), lr=0.1, radius=1.0, proj_lr=0.01, proj_steps=5)
     log: list = []
     train(model, opt, make_batches(3), log)
@@ -241,8 +230,7 @@ def test_closure_called_one_plus_k_times_on_the_same_batch():
 def test_same_dropout_masks_for_all_inner_evaluations():
     """proj_lr = 0 keeps φ = θ_t: the 1 + K losses agree only if the dropout masks do."""
     for same, expect_equal in ((True, True), (False, False)):
-        torch.manual_seed(0)
-        model = Net(dropout=0.5)
+        model = tiny_mlp((4, 6, 1), dropout=0.5)
         opt = RollingBall(model.parameters(), lr=0.1, proj_lr=0.0, proj_steps=4, same_randomness=same)
         log: list = []
         train(model, opt, make_batches(1), log)
@@ -254,8 +242,7 @@ def test_a_step_advances_the_callers_generator_by_one_draw_and_steps_differ():
     """The step's seed is one draw from the caller's generator (its evaluations run inside
     fork_rng and leave it alone), so the generator advances as by one draw, and two steps on the
     same batch see different masks."""
-    torch.manual_seed(0)
-    model = Net(dropout=0.5)
+    model = tiny_mlp((4, 6, 1), dropout=0.5)
     opt = RollingBall(model.parameters(), lr=0.0, proj_lr=0.0, proj_steps=3)
     log: list = []
     batch = make_batches(1)
@@ -271,21 +258,20 @@ def test_a_step_advances_the_callers_generator_by_one_draw_and_steps_differ():
 
 
 def test_batchnorm_statistics_updated_once_per_step():
-    torch.manual_seed(0)
-    model = Net(batchnorm=True)
+    model = tiny_mlp((4, 6, 1), batchnorm=True)
     reference = copy.deepcopy(model)
     batches = make_batches(1)
     opt = RollingBall(model.parameters(), lr=0.1, proj_lr=0.01, proj_steps=4, modules=model)
     train(model, opt, batches)
     reference(batches[0][0])  # one forward at θ_t on the batch
-    assert int(model.bn.num_batches_tracked) == 1
-    torch.testing.assert_close(model.bn.running_mean, reference.bn.running_mean)
-    torch.testing.assert_close(model.bn.running_var, reference.bn.running_var)
+    assert int(model[2].num_batches_tracked) == 1
+    torch.testing.assert_close(model[2].running_mean, reference[2].running_mean)
+    torch.testing.assert_close(model[2].running_var, reference[2].running_var)
 
-    unprotected = Net(batchnorm=True)
+    unprotected = tiny_mlp((4, 6, 1), batchnorm=True)
     opt = RollingBall(unprotected.parameters(), lr=0.1, proj_lr=0.01, proj_steps=4)
     train(unprotected, opt, batches)
-    assert int(unprotected.bn.num_batches_tracked) == 5
+    assert int(unprotected[2].num_batches_tracked) == 5
 
 
 def test_freeze_bn_stats_restores_cumulative_average_buffers():
@@ -303,13 +289,13 @@ def test_state_dict_resume_continues_identically():
     batches = make_batches(5)
     kwargs = dict(lr=0.2, radius=0.5, proj_lr=0.02, proj_steps=3)
 
-    model = Net(dropout=0.2)
+    model = tiny_mlp((4, 6, 1), dropout=0.2)
     start = copy.deepcopy(model.state_dict())
     torch.manual_seed(7)
     opt = RollingBall(model.parameters(), **kwargs)
     train(model, opt, batches)
 
-    resumed = Net(dropout=0.2)
+    resumed = tiny_mlp((4, 6, 1), dropout=0.2)
     resumed.load_state_dict(start)
     torch.manual_seed(7)
     first = RollingBall(resumed.parameters(), **kwargs)
@@ -318,7 +304,7 @@ def test_state_dict_resume_continues_identically():
     torch.save({"model": resumed.state_dict(), "optim": first.state_dict(), "rng": torch.get_rng_state()}, buffer)
     buffer.seek(0)
     saved = torch.load(buffer, weights_only=True)
-    fresh = Net(dropout=0.2)  # draws from the global generator, like a new process would
+    fresh = tiny_mlp((4, 6, 1), seed=1, dropout=0.2)  # another start, as a new process would make
     fresh.load_state_dict(saved["model"])
     second = RollingBall(fresh.parameters(), **kwargs)
     second.load_state_dict(saved["optim"])

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from tests.helpers import classification_data, cross_entropy_closure, tiny_mlp
 from topograph.errors import UsageError
 from topograph.optim.registry import build_optimizer
 from topograph.optim.sam import SAM
@@ -61,46 +62,22 @@ def test_one_step_equals_hand_computation(adaptive, eta):
     assert opt.counts.last_eps_norm == pytest.approx(float(torch.linalg.norm(eps)), rel=1e-12)
 
 
-def tiny_net(seed=0, bn=False):
-    torch.manual_seed(seed)
-    layers = [nn.Linear(5, 8)] + ([nn.BatchNorm1d(8)] if bn else []) + [nn.Tanh(), nn.Dropout(0.2), nn.Linear(8, 3)]
-    return nn.Sequential(*layers)
-
-
-def net_closure(opt, model, x, y, calls=None):
-    def closure(backward: bool = True):
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        if calls is not None:
-            calls.append(backward)
-        if backward:
-            loss.backward()
-        return loss
-
-    return closure
-
-
-def data(seed=1, n=32):
-    gen = torch.Generator().manual_seed(seed)
-    return torch.randn(n, 5, generator=gen), torch.randint(0, 3, (n,), generator=gen)
-
-
 @pytest.mark.parametrize("make_base", [
     lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9),
     lambda p: torch.optim.Adam(p, lr=0.01),
 ])
 def test_rho_zero_is_the_base_optimizer_bit_for_bit(make_base):
-    x, y = data()
-    ref = tiny_net()
+    x, y = classification_data(32, seed=1)
+    ref = tiny_mlp((5, 8, 3), dropout=0.2)
     ref_opt = make_base(ref.parameters())
     torch.manual_seed(5)  # dropout masks
     for _ in range(5):
-        ref_opt.step(net_closure(ref_opt, ref, x, y))
-    model = tiny_net()
+        ref_opt.step(cross_entropy_closure(ref_opt, ref, x, y))
+    model = tiny_mlp((5, 8, 3), dropout=0.2)
     opt = SAM(make_base(model.parameters()), rho=0.0)
     torch.manual_seed(5)
     for _ in range(5):
-        opt.step(net_closure(opt, model, x, y))
+        opt.step(cross_entropy_closure(opt, model, x, y))
     for p, q in zip(ref.parameters(), model.parameters()):
         assert torch.equal(p, q)
     assert opt.work.backward_passes == 5 and opt.counts.perturbed_steps == 0
@@ -117,27 +94,28 @@ def test_two_forward_backward_per_step_and_exact_restore():
     assert torch.equal(flat(params), x0)
 
 
+@pytest.mark.slow
 def test_state_dict_round_trip_resumes_identically():
-    x, y = data()
-    model = tiny_net()
+    x, y = classification_data(32, seed=1)
+    model = tiny_mlp((5, 8, 3), dropout=0.2)
     model.eval()  # no dropout: the continuation is deterministic
     opt = SAM(torch.optim.Adam(model.parameters(), lr=0.01), rho=0.1)
     for _ in range(3):
-        opt.step(net_closure(opt, model, x, y))
+        opt.step(cross_entropy_closure(opt, model, x, y))
     buf = io.BytesIO()
     torch.save({"model": model.state_dict(), "opt": opt.state_dict()}, buf)
     for _ in range(3):
-        opt.step(net_closure(opt, model, x, y))
+        opt.step(cross_entropy_closure(opt, model, x, y))
     buf.seek(0)
     ck = torch.load(buf, weights_only=True)
-    twin = tiny_net(seed=9)
+    twin = tiny_mlp((5, 8, 3), seed=9, dropout=0.2)
     twin.load_state_dict(ck["model"])
     twin.eval()
     twin_opt = SAM(torch.optim.Adam(twin.parameters(), lr=0.01), rho=0.1)
     twin_opt.load_state_dict(ck["opt"])
     assert twin_opt.counts.steps == 3 and twin_opt.work.backward_passes == 6
     for _ in range(3):
-        twin_opt.step(net_closure(twin_opt, twin, x, y))
+        twin_opt.step(cross_entropy_closure(twin_opt, twin, x, y))
     for p, q in zip(model.parameters(), twin.parameters()):
         assert torch.equal(p, q)
     assert twin_opt.counts == opt.counts
@@ -161,28 +139,30 @@ def test_lr_scheduler_sets_the_base_learning_rate():
 
 
 def test_batchnorm_statistics_updated_once_per_step():
-    x, y = data()
-    model = tiny_net(bn=True)
+    x, y = classification_data(32, seed=1)
+    model = tiny_mlp((5, 8, 3), batchnorm=True, dropout=0.2)
     ref = copy.deepcopy(model)
     ref.train()
     with torch.no_grad():
         ref(x)  # one forward at θ: what the running statistics should see
     opt = SAM(torch.optim.SGD(model.parameters(), lr=0.1), rho=0.5, modules=model)
-    opt.step(net_closure(opt, model, x, y))
-    torch.testing.assert_close(model[1].running_mean, ref[1].running_mean, rtol=0, atol=1e-7)
-    assert int(model[1].num_batches_tracked) == 1
-    plain_model = tiny_net(bn=True)  # without modules= the second pass updates them again
+    opt.step(cross_entropy_closure(opt, model, x, y))
+    torch.testing.assert_close(model[2].running_mean, ref[2].running_mean, rtol=0, atol=1e-7)
+    assert int(model[2].num_batches_tracked) == 1
+    plain_model = tiny_mlp((5, 8, 3), batchnorm=True, dropout=0.2)  # without modules= the second pass updates them again
     plain_opt = SAM(torch.optim.SGD(plain_model.parameters(), lr=0.1), rho=0.5)
-    plain_opt.step(net_closure(plain_opt, plain_model, x, y))
-    assert int(plain_model[1].num_batches_tracked) == 2
+    plain_opt.step(cross_entropy_closure(plain_opt, plain_model, x, y))
+    assert int(plain_model[2].num_batches_tracked) == 2
 
 
 def test_registry_builds_sam_and_usage_errors():
-    model = tiny_net()
+    model = tiny_mlp((5, 8, 3), batchnorm=True, dropout=0.2)
     opt = build_optimizer("sam", model.parameters(), model=model, rho=0.1,
                           base={"name": "momentum", "lr": 0.05})
     assert isinstance(opt, SAM) and isinstance(opt.base_optimizer, torch.optim.SGD)
-    assert opt.rho == 0.1 and opt.param_groups[0]["momentum"] == 0.9 and opt._modules is model
+    assert opt.rho == 0.1 and opt.param_groups[0]["momentum"] == 0.9
+    opt.step(cross_entropy_closure(opt, model, *classification_data(32, seed=1)))
+    assert int(model[2].num_batches_tracked) == 1  # the model reached SAM: its second pass froze BatchNorm
     with pytest.raises(UsageError, match="rho must be a finite number >= 0"):
         SAM(torch.optim.SGD(model.parameters(), lr=0.1), rho=-1.0)
     with pytest.raises(UsageError, match="base_optimizer must be a torch.optim.Optimizer"):

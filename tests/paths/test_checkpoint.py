@@ -21,6 +21,7 @@ from topograph.core import FunctionObjective, Objective
 from topograph.errors import UsageError
 from topograph.paths import CurveFinder, FourierPathFinder, NEBPathFinder
 from topograph.paths.checkpoint import SearchCheckpoint
+from topograph.paths.solutions import barrier_matrix
 
 
 @pytest.fixture(autouse=True)
@@ -243,8 +244,6 @@ def assert_same_matrix(resumed, reference):
 def test_barrier_matrix_resumes_after_an_interruption_inside_a_pair(tmp_path):
     """Killed during the search of the second pair: the rerun reads the first pair from its file,
     resumes the second pair's search from its checkpoint and computes the third."""
-    from topograph.paths.solutions import barrier_matrix
-
     objective, sols = solution_set()
     settings = dict(n_terms=2, points=7, steps=12, lr=0.05, checkpoint_every=4)
     reference = barrier_matrix(objective, sols, finder=FourierPathFinder(**settings))
@@ -289,8 +288,6 @@ def test_barrier_matrix_resumes_after_an_interruption_inside_a_pair(tmp_path):
 
 
 def test_barrier_matrix_of_straight_lines_resumes_and_keys_pairs_by_what_they_are(tmp_path):
-    from topograph.paths.solutions import barrier_matrix
-
     objective, sols = solution_set()
     reference = barrier_matrix(objective, sols, points=11)
     partial = barrier_matrix(objective, sols, points=11, pairs=[(0, 2)], checkpoint=tmp_path)

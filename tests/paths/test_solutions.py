@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
 
+from tests.helpers import classification_data, tiny_mlp
+from topograph.cli.main import main
 from topograph.core import FunctionObjective, Objective
 from topograph.paths import linear_barrier
 from topograph.paths import solutions as sol
@@ -95,21 +96,11 @@ def test_barrier_matrix_matches_pairwise_straight_lines(tmp_path):
     assert all(p.stat().st_size > 0 for p in files)
 
 
-@pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_compare_solutions_writes_plot_and_records(tmp_path, one_thread):
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(64, 5, generator=g), torch.randint(0, 3, (64,), generator=g)
+    x, y = classification_data(64)
     models = []
     for seed in (0, 1):
-        torch.manual_seed(seed)
-        m = nn.Sequential(nn.Linear(5, 8), nn.Tanh(), nn.Linear(8, 3))
+        m = tiny_mlp((5, 8, 3), seed=seed)
         opt = torch.optim.Adam(m.parameters(), lr=0.05)
         for _ in range(100):
             opt.zero_grad()
@@ -127,8 +118,6 @@ def test_compare_solutions_writes_plot_and_records(tmp_path, one_thread):
 
 
 def test_cli_paths_bad_input_is_one_line_exit_2(tmp_path, capsys):
-    from topograph.cli.main import main
-
     assert main(["paths", str(tmp_path / "nope-a"), str(tmp_path / "nope-b")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nope-a" in err[0]

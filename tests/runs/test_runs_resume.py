@@ -50,6 +50,7 @@ def metrics_without_times(path: Path) -> list[dict[str, str]]:
         return [{k: v for k, v in row.items() if k not in TIME_COLUMNS} for row in csv.DictReader(fh)]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 def test_killed_run_resumes_to_the_same_result(tmp_path):
     cfg_path = tmp_path / "resume.toml"

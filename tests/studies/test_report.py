@@ -87,6 +87,7 @@ def test_report_is_self_contained_and_escaped(tmp_path):
     assert (tmp_path / "tables" / "t.csv").read_text().splitlines() == ["a,b", "1,0.5", "x<y,"]
 
 
+@pytest.mark.slow
 def test_report_renders_in_chromium(tmp_path):
     path = _small_report().write(tmp_path / "r.html")
     dom = check_renders(path, tmp_path, n_plotly=2, screenshot_name="report-unit.png")

@@ -75,6 +75,7 @@ def runs(tmp_path_factory):
     return train_all(doc, out, progress=False)
 
 
+@pytest.mark.slow
 def test_the_three_readings_of_a_run_match_its_metrics_and_snapshots(runs):
     for kind, col in (("train", "train_loss"), ("test", "test_loss"), ("final", None)):
         s = solution_set("a", runs, kind)

@@ -49,6 +49,7 @@ def test_unknown_study_is_a_usage_error(capsys):
     assert err.count("\n") == 1 and "unknown study 'no-such-study'" in err and "quickstart" in err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", STUDIES)
 def test_study_quick_end_to_end(name, tmp_path, data_env, request):
     if name in FASHION and not data_env:
@@ -99,6 +100,7 @@ def _run_until(cmd, cwd, ready, timeout=120):
     proc.wait()
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill(tmp_path):
     """Kill a study during tuning and again after a final run; the rerun completes without redoing
     finished trials or runs, and every tuned arm ends with exactly its trial budget."""
@@ -161,6 +163,7 @@ tune_epochs = 2
 """
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage")
 def test_trial_of_a_dead_worker_waits_for_the_next_worker_as_interrupted(tmp_path, monkeypatch):
     """A RUNNING trial whose process is gone from this host, or whose heartbeat is stale (any

@@ -78,6 +78,7 @@ def _tables(out: Path) -> dict[str, list[dict[str, str]]]:
     return tables
 
 
+@pytest.mark.slow
 def test_two_workers_one_killed_mid_trial_finish_the_study_like_one_worker(tmp_path, postgres_url):
     import optuna
     from optuna.trial import TrialState

@@ -72,6 +72,7 @@ def _table(res, name):
         return list(csv.DictReader(fh))
 
 
+@pytest.mark.slow
 def test_derived_arms_take_the_tuned_scaled_fixed_and_best_values(study):
     from topograph.runs import Run
 
@@ -92,6 +93,7 @@ def test_derived_arms_take_the_tuned_scaled_fixed_and_best_values(study):
     assert best["data"]["batch_size"] == best_cfg["data"]["batch_size"] and best["run"]["epochs"] == 3
 
 
+@pytest.mark.slow
 def test_heatmap_cells_are_the_mean_of_each_cells_runs(study):
     from topograph.runs import Run
 
@@ -104,6 +106,7 @@ def test_heatmap_cells_are_the_mean_of_each_cells_runs(study):
         assert float(row["test_acc"].split(" ")[0]) == pytest.approx(sum(accs) / len(accs), abs=5e-5)
 
 
+@pytest.mark.slow
 def test_trajectory_rows_cover_each_run_and_plane(study):
     rows = _table(study, "trajectories")
     assert [(r["figure"], r["run"], r["plane"]) for r in rows] == [

@@ -1,7 +1,7 @@
-"""Tests of topograph.data: Dataset, load_dataset and the digits source.
-
-The IDX, download and CIFAR-10 readers are tested in tests/test_data_formats.py.
-"""
+"""Dataset and load_dataset on the bundled digits: sizes, pixels against scikit-learn, stratified,
+validation and limited splits, flattening, subsets, fingerprints, one-line errors.  The file
+formats and sources have their own modules (test_idx, test_download, test_fashion_mnist,
+test_mnist, test_cifar10, test_safe_pickle)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
+from sklearn.datasets import load_digits
 from torch import nn
 from torch.nn import functional as F
 
+from topograph.core import Objective
 from topograph.data import Dataset, dataset_from_tensors, load_dataset
 from topograph.errors import UsageError
 
@@ -20,8 +22,6 @@ from topograph.errors import UsageError
 @pytest.fixture(scope="module")
 def digits_raw():
     """sklearn's digits as an independent reference (pixels/16, flattened)."""
-    from sklearn.datasets import load_digits
-
     bunch = load_digits()
     return bunch.images.reshape(len(bunch.images), -1).astype(np.float32) / 16.0, bunch.target
 
@@ -108,8 +108,6 @@ def test_flatten_subset_and_fingerprint():
 
 
 def test_objective_evaluates_a_dataset():
-    from topograph.core import Objective
-
     ds = load_dataset("digits", flatten=True)
     torch.manual_seed(0)
     model = nn.Linear(64, 10)

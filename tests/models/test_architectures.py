@@ -1,6 +1,6 @@
 """The models of the papers (topograph.models): parameter counts against independent formulas
-and the published numbers, output shapes for 28×28×1 and 32×32×3 inputs, layouts, keywords and
-seeding of build_model."""
+and the published numbers, output shapes for 28×28×1 and 32×32×3 inputs, layouts.  build_model's
+names, keywords and seeding are in test_registry.py."""
 
 from __future__ import annotations
 
@@ -12,10 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from topograph.errors import UsageError
-from topograph.models import (
-    FCP, MLP, MODELS, Autoencoder, LeNet5, SequenceLSTM, ShortcutA, SmallCNN, build_model,
-    model_keywords,
-)
+from topograph.models import FCP, LeNet5, SequenceLSTM, ShortcutA, build_model
 
 MNIST = (1, 28)
 CIFAR = (3, 32)
@@ -143,7 +140,8 @@ def test_no_biases_where_the_paper_has_none():
 IMAGE_MODELS = ["cnn-small", "fcp", "lenet5", "resnet6", "resnet8", "resnet20", "vgg9"]
 
 
-@pytest.mark.parametrize("name", IMAGE_MODELS)
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in ("resnet20", "vgg9") else n
+                                  for n in IMAGE_MODELS])
 @pytest.mark.parametrize("shape", [MNIST, CIFAR])
 def test_image_models_take_both_input_shapes_as_images_and_flat(name, shape):
     channels, side = shape
@@ -221,49 +219,3 @@ def test_lenet_layout():
     assert [(c.out_channels, c.kernel_size, c.padding) for c in convs] == [(6, (5, 5), (2, 2)), (16, (5, 5), (0, 0))]
     assert sum(isinstance(m, nn.AvgPool2d) for m in model.modules()) == 2
     assert [m.out_features for m in model.modules() if isinstance(m, nn.Linear)] == [120, 84, 10]
-
-
-# ---------------------------------------------------------------- build_model
-def test_existing_names_and_classes_are_kept():
-    for name in ("mlp-cifar", "mlp-fmnist", "mlp-784-128-64-10", "mlp-digits", "cnn-small"):
-        assert name in MODELS
-    assert isinstance(build_model("mlp-digits"), MLP) and isinstance(build_model("cnn-small"), SmallCNN)
-    assert build_model("mlp-digits", num_classes=4).sizes == (64, 32, 4)
-    assert isinstance(build_model("autoencoder"), Autoencoder)
-
-
-@pytest.mark.parametrize("name", ["resnet8", "lstm", "vgg9", "lenet5", "autoencoder"])
-def test_build_model_is_seeded_and_leaves_the_global_rng_alone(name):
-    state = torch.get_rng_state()
-    a = build_model(name, seed=3, **({"image_size": 28, "in_channels": 1} if name == "vgg9" else {}))
-    assert torch.equal(torch.get_rng_state(), state)
-    b = build_model(name, seed=3, **({"image_size": 28, "in_channels": 1} if name == "vgg9" else {}))
-    c = build_model(name, seed=4, **({"image_size": 28, "in_channels": 1} if name == "vgg9" else {}))
-    for (ka, va), (kb, vb), (_, vc) in zip(a.state_dict().items(), b.state_dict().items(), c.state_dict().items()):
-        assert ka == kb and torch.equal(va, vb)
-    assert any(not torch.equal(va, vc) for va, vc in zip(a.parameters(), c.parameters()))
-
-
-def test_unknown_keywords_and_bad_values_are_one_line_usage_errors():
-    with pytest.raises(UsageError) as info:
-        build_model("resnet20", depth=20)
-    message = str(info.value)
-    assert message == ("model 'resnet20' has no keyword argument 'depth'; it takes in_channels, image_size, "
-                       "num_classes, shortcut")
-    with pytest.raises(UsageError, match="model 'mlp-digits' has no keyword argument 'in_channels'; it takes num_classes"):
-        build_model("mlp-digits", in_channels=1)
-    with pytest.raises(UsageError, match="in_channels must be a positive integer, got 0"):
-        build_model("lenet5", in_channels=0)
-    with pytest.raises(UsageError, match="num_classes must be a positive integer, got 'ten'"):
-        build_model("vgg9", num_classes="ten")
-    with pytest.raises(UsageError, match="model 'resnet21' is unknown; choose one of .*resnet20.*torchvision:<model>"):
-        build_model("resnet21")
-    with pytest.raises(UsageError, match="seed"):
-        build_model("fcp", seed="0")
-    assert model_keywords("fcp") == ("activation", "in_channels", "image_size", "num_classes")
-    assert model_keywords("torchvision:resnet18") is None
-
-
-def test_user_factories_may_join_the_registry(monkeypatch):
-    monkeypatch.setitem(MODELS, "mine", lambda **kw: nn.Linear(kw.get("width", 2), 1))
-    assert build_model("mine", seed=0, width=3).in_features == 3
