@@ -135,6 +135,8 @@ def barrier_matrix(
             name = f"pair-{fingerprint_key(parts)}"
         if name is not None and (folder / f"{name}.json").exists():
             res = PathResult.load(folder, name)
+            # a kill between saving the pair and removing its search checkpoint leaves the latter
+            shutil.rmtree(folder / f"{name}-search", ignore_errors=True)
         elif finder is None:
             res = linear_barrier(objective, solutions[i], solutions[j], points=points, splits=splits)
             if name is not None:
