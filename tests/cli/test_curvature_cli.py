@@ -28,7 +28,7 @@ def tiny_run(tmp_path_factory):
 
 @pytest.mark.slow
 def test_curvature_cli_writes_json_and_plots_that_match_the_library(tiny_run, tmp_path, capsys):
-    from topograph.curvature import lanczos, HessianOperator
+    from topograph.curvature import HessianOperator, lanczos
 
     out = tmp_path / "curv"
     code = main(["curvature", str(tiny_run.path), "--top-k", "2", "--trace-probes", "20",

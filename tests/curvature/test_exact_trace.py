@@ -10,10 +10,14 @@ from torch import nn
 from tests.helpers import classification_data, dense_hessian, flat_params, loss_of_flat, regression_data
 from topograph.core import FunctionObjective, Objective, ParamSpec
 from topograph.curvature import (
-    HessianOperator, estimate_trace, exact_trace, ggn_trace, layer_curvature, supports_exact_trace,
+    HessianOperator,
+    estimate_trace,
+    exact_trace,
+    ggn_trace,
+    layer_curvature,
+    supports_exact_trace,
 )
 from topograph.errors import UsageError
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 DT = torch.float64

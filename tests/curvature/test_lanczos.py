@@ -8,7 +8,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from tests.helpers import (
-    assert_same_direction, classification_data, cross_entropy_of_flat, dense_hessian, random_symmetric, tiny_mlp,
+    assert_same_direction,
+    classification_data,
+    cross_entropy_of_flat,
+    dense_hessian,
+    random_symmetric,
+    tiny_mlp,
 )
 from topograph.core import Objective
 from topograph.curvature import HessianOperator, LinearOperator, MatrixOperator, hutchpp, lanczos, power_iteration

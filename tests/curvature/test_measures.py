@@ -9,8 +9,13 @@ import torch.nn.functional as F
 from tests.helpers import cross_entropy_of_flat, dense_hessian
 from topograph.core import FunctionObjective
 from topograph.curvature import (
-    curvature_summary, epsilon_sharpness, measure_point, measures_along, measures_along_trajectory,
-    negative_curvature, plot_along,
+    curvature_summary,
+    epsilon_sharpness,
+    measure_point,
+    measures_along,
+    measures_along_trajectory,
+    negative_curvature,
+    plot_along,
 )
 from topograph.errors import UsageError
 

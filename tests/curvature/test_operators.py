@@ -8,11 +8,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from tests.helpers import (
-    assert_same_direction, classification_data, cross_entropy_of_flat, dense_hessian, tiny_mlp,
+    assert_same_direction,
+    classification_data,
+    cross_entropy_of_flat,
+    dense_hessian,
+    tiny_mlp,
 )
 from topograph.core import FunctionObjective, Objective
 from topograph.curvature import (
-    GaussNewtonOperator, HessianOperator, hutchinson, hutchpp, lanczos, layer_curvature,
+    GaussNewtonOperator,
+    HessianOperator,
+    hutchinson,
+    hutchpp,
+    lanczos,
+    layer_curvature,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny models

@@ -14,8 +14,8 @@ import zlib
 import numpy as np
 import pytest
 import scipy.optimize as so
-from scipy.integrate import solve_ivp
 import torch
+from scipy.integrate import solve_ivp
 
 from topograph.core import FunctionObjective
 from topograph.data.analytic import LANDSCAPES, AnalyticLandscape, CriticalPoint, get_landscape

@@ -13,7 +13,6 @@ from topograph.data.idx import read_idx, read_idx_header, write_idx
 from topograph.errors import UsageError
 
 
-
 @pytest.mark.parametrize("dtype", ["u1", "i1", "i2", "i4", "f4", "f8"])
 @pytest.mark.parametrize("suffix", ["", ".gz"])
 def test_idx_round_trip(tmp_path, dtype, suffix):

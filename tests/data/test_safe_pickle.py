@@ -14,7 +14,6 @@ from topograph.data.safe_pickle import safe_load, safe_loads
 from topograph.errors import UsageError
 
 
-
 class _WritesFile:
     """Unpickling this would call ``builtins.exec`` to write a marker file."""
 

@@ -11,7 +11,12 @@ from topograph.core import FunctionObjective
 from topograph.data.analytic import get_landscape
 from topograph.errors import UsageError
 from topograph.paths import (
-    CurveFinder, FourierPath, FourierPathFinder, NEBPathFinder, linear_barrier, profile_path,
+    CurveFinder,
+    FourierPath,
+    FourierPathFinder,
+    NEBPathFinder,
+    linear_barrier,
+    profile_path,
 )
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny problems

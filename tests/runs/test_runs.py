@@ -16,7 +16,8 @@ from topograph.errors import UsageError
 from topograph.models import build_model
 from topograph.runs import Run, RunConfig, load_model, train
 from topograph.runs import schedule as sched
-from topograph.runs.config import ScheduleSection, apply_overrides, parse_override
+from topograph.runs.config import ScheduleSection
+from topograph.runs.config_files import apply_overrides, parse_override
 from topograph.runs.early_stopping import EarlyStopping
 from topograph.runs.toml_writer import dumps as toml_dumps
 

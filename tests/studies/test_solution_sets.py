@@ -14,7 +14,14 @@ import torch
 from topograph.errors import UsageError
 from topograph.runs import train_all
 from topograph.studies.solution_sets import (
-    build_sets, draw_pairs, loss_minimum, select_lowest, separation, set_barriers, solution_set, table_one,
+    build_sets,
+    draw_pairs,
+    loss_minimum,
+    select_lowest,
+    separation,
+    set_barriers,
+    solution_set,
+    table_one,
 )
 
 

@@ -29,145 +29,36 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import re
-import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from topograph.errors import UsageError
-from topograph.factories import FACTORY_FORMS, FactorySpec
 from topograph.models import MODELS, is_model_name
 from topograph.optim import registry
-
-# ---------------------------------------------------------------------- value rules
-
-
-class _Bad(Exception):
-    """A value broke a rule; the message says what is allowed."""
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return (isinstance(v, (int, float)) and not isinstance(v, bool))
-
-
-def positive_int(v: Any) -> int:
-    if not _is_int(v) or v < 1:
-        raise _Bad("a positive integer")
-    return int(v)
-
-
-def nonneg_int(v: Any) -> int:
-    if not _is_int(v) or v < 0:
-        raise _Bad("a non-negative integer (0 = off / no limit)")
-    return int(v)
-
-
-def positive_number(v: Any) -> float:
-    if not _is_number(v) or not (v > 0) or math.isinf(v):
-        raise _Bad("a positive number")
-    return float(v)
-
-
-def nonneg_number(v: Any) -> float:
-    if not _is_number(v) or not (v >= 0) or math.isinf(v):
-        raise _Bad("a non-negative number")
-    return float(v)
-
-
-def boolean(v: Any) -> bool:
-    if not isinstance(v, bool):
-        raise _Bad("true or false")
-    return v
-
-
-def string(v: Any) -> str:
-    if not isinstance(v, str):
-        raise _Bad("a string")
-    return v
-
-
-def factory(v: Any) -> str:
-    if v == "":
-        return v
-    try:
-        return FactorySpec.parse(v, label="factory").text
-    except UsageError:
-        raise _Bad(f"a factory {FACTORY_FORMS} (or \"\" for none)") from None
-
-
-def table(v: Any) -> dict[str, Any]:
-    if not isinstance(v, Mapping):
-        raise _Bad("a table of keyword arguments, e.g. [data.kwargs] or kwargs = {n = 256}")
-    return copy.deepcopy(dict(v))
-
-
-def choice(*options: str) -> Callable[[Any], str]:
-    def check(v: Any) -> str:
-        if v not in options:
-            raise _Bad("one of " + ", ".join(repr(o) for o in options))
-        return v
-
-    return check
-
-
-def run_name(v: Any) -> str:
-    if not isinstance(v, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]*", v):
-        raise _Bad("a non-empty name of letters, digits, '.', '_', '+', '-' (a folder name)")
-    return v
-
-
-def seed_list(v: Any) -> list[int]:
-    if _is_int(v):
-        v = [v]
-    if (not isinstance(v, list) or not v or not all(_is_int(s) and s >= 0 for s in v)
-            or len(set(v)) != len(v)):
-        raise _Bad("a non-empty list of distinct non-negative integers, e.g. [0, 1, 2]")
-    return [int(s) for s in v]
-
-
-BEST_METRICS = ("train_loss", "val_loss", "test_loss")
-
-
-def best_metrics(v: Any) -> list[str]:
-    if not isinstance(v, list) or not all(m in BEST_METRICS for m in v) or len(set(v)) != len(v):
-        raise _Bad("a list of distinct metric names among " + ", ".join(repr(m) for m in BEST_METRICS))
-    return list(v)
-
-
-def batch_size(v: Any) -> int | str:
-    if v == "full":
-        return "full"
-    if not _is_int(v) or v < 1:
-        raise _Bad('a positive integer or "full"')
-    return int(v)
-
-
-def val_size(v: Any) -> int | float:
-    if _is_int(v) and v >= 0:
-        return int(v)
-    if isinstance(v, float) and 0.0 <= v < 1.0:
-        return v
-    raise _Bad("a number of samples (integer >= 0) or a fraction in [0, 1)")
-
-
-def seed_or_false(v: Any) -> int | bool:
-    if v is False:
-        return False
-    if not _is_int(v) or v < 0:
-        raise _Bad("false or a non-negative integer seed")
-    return int(v)
-
-
-def device(v: Any) -> str:
-    if not isinstance(v, str) or not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v):
-        raise _Bad('"auto", "cpu", "cuda", "cuda:N" or "mps"')
-    return v
+from topograph.runs.config_files import apply_overrides, parse_override, read_toml
+from topograph.runs.config_values import (
+    Bad,
+    batch_size,
+    best_metrics,
+    boolean,
+    choice,
+    device,
+    factory,
+    is_int,
+    is_number,
+    nonneg_int,
+    nonneg_number,
+    positive_int,
+    positive_number,
+    run_name,
+    seed_list,
+    seed_or_false,
+    string,
+    table,
+    val_size,
+)
 
 
 def _rule(default: Any, check: Callable[[Any], Any], doc: str) -> Any:
@@ -409,7 +300,7 @@ def _check_field(sec_name: str, f: dataclasses.Field, value: Any, source: str,
     key = f"{sec_name}.{f.name}"
     try:
         return f.metadata["check"](value)
-    except _Bad as bad:
+    except Bad as bad:
         raise _error(source, key, overrides, f"{key} must be {bad}, got {_show(value)}") from None
 
 
@@ -540,15 +431,15 @@ def _check_hyperparameter(key: str, value: Any, default: Any, source: str,
 
     leaf = key.rsplit(".", 1)[-1]
     if leaf == "lr":
-        if not _is_number(value) or not value > 0 or math.isinf(value):
+        if not is_number(value) or not value > 0 or math.isinf(value):
             raise bad("a positive number")
         return float(value)
     if isinstance(default, bool):
         if not isinstance(value, bool):
             raise bad("true or false")
         return value
-    if _is_number(default):
-        if not _is_number(value):
+    if is_number(default):
+        if not is_number(value):
             raise bad("a number")
         if value < 0 and leaf in ("momentum", "dampening", "weight_decay", "eps"):
             raise bad("a non-negative number")
@@ -558,81 +449,18 @@ def _check_hyperparameter(key: str, value: Any, default: Any, source: str,
             raise bad("a number in [0, 1]")
         if not math.isfinite(value):
             raise bad("a finite number")
-        return int(value) if _is_int(default) and _is_int(value) else value
+        return int(value) if is_int(default) and is_int(value) else value
     if isinstance(default, str):
         if not isinstance(value, str):
             raise bad("a string")
         return value
     if isinstance(default, (tuple, list)):
-        if not isinstance(value, list) or len(value) != len(default) or not all(map(_is_number, value)):
+        if not isinstance(value, list) or len(value) != len(default) or not all(map(is_number, value)):
             raise bad(f"a list of {len(default)} numbers")
         if leaf == "betas" and not all(0 <= v < 1 for v in value):
             raise bad("a list of 2 numbers in [0, 1), e.g. [0.9, 0.999]")
         return [float(v) for v in value]
     return value
-
-
-# ---------------------------------------------------------------------- files and overrides
-
-
-#: the value of an override with nothing after ``=``: remove the key
-UNSET = object()
-
-
-def parse_override(text: str) -> tuple[str, Any]:
-    """``"optimizer.lr=0.01"`` → ``("optimizer.lr", 0.01)``; values are TOML, else strings;
-    ``"optimizer.momentum="`` → ``("optimizer.momentum", UNSET)`` (remove the key)."""
-    key, sep, raw = text.partition("=")
-    key = key.strip()
-    if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*(\.[A-Za-z_][A-Za-z0-9_-]*)+", key):
-        raise UsageError(f"--set {text!r}: expected TABLE.KEY=VALUE (or TABLE.KEY= to remove the key), "
-                         "e.g. --set optimizer.lr=0.01")
-    raw = raw.strip()
-    if not raw:
-        return key, UNSET
-    try:
-        value = tomllib.loads(f"v = {raw}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw
-    return key, value
-
-
-def apply_overrides(doc: Mapping[str, Any], overrides: Iterable[str]) -> tuple[dict, frozenset[str]]:
-    """A copy of ``doc`` with ``--set`` overrides applied, and the set of overridden keys
-    (an empty value removes its key)."""
-    out = copy.deepcopy(dict(doc))
-    keys = set()
-    for text in overrides:
-        key, value = parse_override(text)
-        parts = key.split(".")
-        node = out
-        for i, part in enumerate(parts[:-1]):
-            nxt = node.setdefault(part, {})
-            if not isinstance(nxt, dict):
-                raise UsageError(f"--set {key}: '{'.'.join(parts[:i + 1])}' is not a table")
-            node = nxt
-        if value is UNSET:
-            node.pop(parts[-1], None)
-        else:
-            node[parts[-1]] = value
-        keys.add(key)
-        keys.add(parts[0])
-    return out, frozenset(keys)
-
-
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """Parse a TOML file; a missing or malformed file is a one-line :class:`UsageError`."""
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such config file") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as err:
-        raise UsageError(f"{path}: cannot read the config ({err.__class__.__name__})") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise UsageError(f"{path}: not valid TOML: {err}") from None
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> RunConfig:

@@ -36,7 +36,7 @@ from topograph.core import Objective
 from topograph.errors import DamagedFileError, UsageError
 from topograph.io import atomic_write_text, load_weights, safe_torch_load
 from topograph.runs.build import build_run_model, load_run_dataset, run_loss
-from topograph.runs.config import read_toml
+from topograph.runs.config_files import read_toml
 
 CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.csv"

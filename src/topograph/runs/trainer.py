@@ -57,7 +57,8 @@ from topograph.runs.checks import (
     jsonable,
     toml_roundtrip,
 )
-from topograph.runs.config import RunConfig, as_config, read_toml, result_view
+from topograph.runs.config import RunConfig, as_config, result_view
+from topograph.runs.config_files import read_toml
 from topograph.runs.early_stopping import EarlyStopping
 from topograph.runs.loop_state import LoopState
 from topograph.runs.progress import progress_bar
