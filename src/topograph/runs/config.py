@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,8 +45,7 @@ from topograph.runs.config_values import (
     choice,
     device,
     factory,
-    is_int,
-    is_number,
+    hyperparameter,
     nonneg_int,
     nonneg_number,
     positive_int,
@@ -418,49 +416,13 @@ def _hyperparameters(name: str, extra: dict[str, Any], prefix: str, source: str,
             out[key] = {"name": base_name,
                         **_hyperparameters(base_name, base, full, source, overrides)}
             continue
-        out[key] = _check_hyperparameter(full, value, defaults[key], source, overrides)
+        try:
+            out[key] = hyperparameter(key, value, defaults[key])
+        except Bad as bad:
+            raise _error(source, full, overrides, f"{full} must be {bad}, got {_show(value)}") from None
     if spec.wraps_base and "base" not in extra:
         out["base"] = {"name": "sgd", **_hyperparameters("sgd", {}, f"{prefix}.base", source, overrides)}
     return out
-
-
-def _check_hyperparameter(key: str, value: Any, default: Any, source: str,
-                          overrides: frozenset[str]) -> Any:
-    def bad(what: str) -> UsageError:
-        return _error(source, key, overrides, f"{key} must be {what}, got {_show(value)}")
-
-    leaf = key.rsplit(".", 1)[-1]
-    if leaf == "lr":
-        if not is_number(value) or not value > 0 or math.isinf(value):
-            raise bad("a positive number")
-        return float(value)
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise bad("true or false")
-        return value
-    if is_number(default):
-        if not is_number(value):
-            raise bad("a number")
-        if value < 0 and leaf in ("momentum", "dampening", "weight_decay", "eps"):
-            raise bad("a non-negative number")
-        if leaf == "momentum" and not value < 1:
-            raise bad("a number in [0, 1) (the fraction of the previous step kept; 0.9 is usual)")
-        if leaf == "dampening" and not value <= 1:
-            raise bad("a number in [0, 1]")
-        if not math.isfinite(value):
-            raise bad("a finite number")
-        return int(value) if is_int(default) and is_int(value) else value
-    if isinstance(default, str):
-        if not isinstance(value, str):
-            raise bad("a string")
-        return value
-    if isinstance(default, (tuple, list)):
-        if not isinstance(value, list) or len(value) != len(default) or not all(map(is_number, value)):
-            raise bad(f"a list of {len(default)} numbers")
-        if leaf == "betas" and not all(0 <= v < 1 for v in value):
-            raise bad("a list of 2 numbers in [0, 1), e.g. [0.9, 0.999]")
-        return [float(v) for v in value]
-    return value
 
 
 def load_config(path: str | Path, overrides: Iterable[str] = ()) -> RunConfig:

@@ -138,3 +138,39 @@ def device(v: Any) -> str:
     if not isinstance(v, str) or not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", v):
         raise Bad('"auto", "cpu", "cuda", "cuda:N" or "mps"')
     return v
+
+
+def hyperparameter(name: str, value: Any, default: Any) -> Any:
+    """An optimizer hyperparameter ``name`` checked against the type of its default (and the range
+    that ``lr``, ``momentum``, ``dampening``, ``weight_decay``, ``eps`` and ``betas`` allow)."""
+    if name == "lr":
+        if not is_number(value) or not value > 0 or math.isinf(value):
+            raise Bad("a positive number")
+        return float(value)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise Bad("true or false")
+        return value
+    if is_number(default):
+        if not is_number(value):
+            raise Bad("a number")
+        if value < 0 and name in ("momentum", "dampening", "weight_decay", "eps"):
+            raise Bad("a non-negative number")
+        if name == "momentum" and not value < 1:
+            raise Bad("a number in [0, 1) (the fraction of the previous step kept; 0.9 is usual)")
+        if name == "dampening" and not value <= 1:
+            raise Bad("a number in [0, 1]")
+        if not math.isfinite(value):
+            raise Bad("a finite number")
+        return int(value) if is_int(default) and is_int(value) else value
+    if isinstance(default, str):
+        if not isinstance(value, str):
+            raise Bad("a string")
+        return value
+    if isinstance(default, (tuple, list)):
+        if not isinstance(value, list) or len(value) != len(default) or not all(map(is_number, value)):
+            raise Bad(f"a list of {len(default)} numbers")
+        if name == "betas" and not all(0 <= v < 1 for v in value):
+            raise Bad("a list of 2 numbers in [0, 1), e.g. [0.9, 0.999]")
+        return [float(v) for v in value]
+    return value
