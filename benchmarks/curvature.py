@@ -1,13 +1,13 @@
-"""W3 of perf-baseline.md: top Hessian eigenvalue and trace of MLP 784-128-64-10 on 2,000 samples.
+"""W3: top Hessian eigenvalue and trace of MLP 784-128-64-10 on 2,000 samples.
 
 topograph against PyHessian 0.1 and hessian-eigenthings 1.0.0a5 (PyPI), in one process, with
-interleaved rounds and medians (perf-baseline §5), torch.set_num_threads(2).
+interleaved rounds and medians, torch.set_num_threads(2).
 
 * top eigenvalue to 1e-3 relative error against a converged reference (100-step Lanczos):
   topograph = Lanczos with full reorthogonalisation started at the loss gradient (free from the
   kept graph) and PyHessian's own relative-change stopping rule at 1e-3 (the measured error is
   printed); PyHessian = power iteration at its baseline setting (maxIter=20,
-  tol=-1, perf-baseline §7), at the fewest iterations that reach 1e-3 in hindsight ("oracle",
+  tol=-1), at the fewest iterations that reach 1e-3 in hindsight ("oracle",
   found here on seeds 0-2), and with its own stopping rule tol=1e-3.
 * trace at equal (or lower) variance than Hutchinson-50 (the baseline setting): topograph =
   the exact trace of a piecewise-linear network (tr H = tr GGN, variance 0: 1 forward and C
