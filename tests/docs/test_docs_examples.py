@@ -93,11 +93,16 @@ def run_script(script: str, directory: Path, name: str = "examples.py") -> subpr
                           timeout=600)
 
 
-def _pages_with_code() -> list[Path]:
-    return [p for p in PAGES if BLOCK.search(p.read_text(encoding="utf-8"))]
+#: pages whose examples take more than a few seconds (they train runs, map ResNets, search paths)
+SLOW_PAGES = {"README.md", "maps.md", "curvature.md", "paths.md", "optimizers.md", "studies.md"}
 
 
-@pytest.mark.parametrize("page", _pages_with_code(), ids=lambda p: p.name)
+def _pages_with_code() -> list:
+    return [pytest.param(p, id=p.name, marks=[pytest.mark.slow] if p.name in SLOW_PAGES else [])
+            for p in PAGES if BLOCK.search(p.read_text(encoding="utf-8"))]
+
+
+@pytest.mark.parametrize("page", _pages_with_code())
 def test_page_examples_run_and_print_what_the_page_shows(page: Path, tmp_path: Path) -> None:
     blocks = page_blocks(page.read_text(encoding="utf-8"))
     result = run_script(page_script(blocks), tmp_path, f"{page.stem}_examples.py")
