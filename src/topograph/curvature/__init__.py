@@ -7,9 +7,15 @@ networks), :func:`spectral_density` (SLQ) — run
 on any operator; :mod:`~topograph.curvature.measures` turns them into sharpness and saddle
 measures at a point and :mod:`~topograph.curvature.along` along trajectories and paths.
 
->>> from topograph.curvature import HessianOperator, lanczos
->>> op = HessianOperator(objective, batch=(x, y))          # doctest: +SKIP
->>> lanczos(op, k=3).eigenvalues                          # doctest: +SKIP
+>>> import torch
+>>> from topograph.core import FunctionObjective
+>>> from topograph.curvature import HessianOperator, hutchinson, lanczos
+>>> quadratic = FunctionObjective(lambda w: 0.5 * (w * torch.tensor([3.0, 2.0, 1.0]) * w).sum(-1), 3)
+>>> op = HessianOperator(quadratic)                       # H = diag(3, 2, 1)
+>>> [round(v, 6) for v in lanczos(op, k=2).eigenvalues.tolist()]
+[3.0, 2.0]
+>>> round(hutchinson(op, probes=10).estimate, 6)          # Rademacher probes: exact on a diagonal H
+6.0
 """
 
 from topograph.curvature.along import (

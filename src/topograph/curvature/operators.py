@@ -3,7 +3,7 @@
 Every curvature algorithm of :mod:`topograph.curvature` (Lanczos, power iteration, Hutchinson,
 Hutch++, stochastic Lanczos quadrature) sees its matrix through the small protocol
 :class:`LinearOperator` — ``matvec``, ``size``, ``dtype``, ``device`` — as in
-pytorch-hessian-eigenthings v1 (anchors.md §4).  So the algorithms are tested on plain matrices
+pytorch-hessian-eigenthings v1 (N. Golmant et al., 2018).  So the algorithms are tested on plain matrices
 (:class:`MatrixOperator`) and run unchanged on
 
 * :class:`HessianOperator` — H(θ) = ∇²L(θ), the Hessian of the loss at any point, on a whole

@@ -197,7 +197,7 @@ MULLER_BROWN = AnalyticLandscape(
         "c = (−10, −10, −6.5, 0.7), x⁰ = (1, 0, −0.5, −1), y⁰ = (0, 0.5, 1.5, 1) (Müller & Brown "
         "1979, Theor. Chim. Acta 53:75). Minima A (−146.70), B (−108.17), C (−80.77); the "
         "minimum-energy path A→C→B crosses saddles A-C (−40.66, the A→B barrier) and C-B "
-        "(−72.25). The straight segment A→B peaks at 12.68: the path curves (algorithms.md §3.4.1)."
+        "(−72.25). The straight segment A→B peaks at 12.68: the path curves."
     ),
 )
 
@@ -225,7 +225,7 @@ TILTED_DOUBLE_WELL = AnalyticLandscape(
     default_start=(1.5, 1.0),
     description=(
         "Tilted double well f(x, y) = x⁴ − 2x² + 0.3x + y²: the 1-D global-search test of "
-        "algorithms.md §2.8 item 5 (Guided Exploration, seed 000) with y² added, so the 1-D "
+        "Guided Exploration (seed 000) with y² added, so the 1-D "
         "stationary points (roots of 4x³ − 4x + 0.3) become a global minimum x = −1.0356 "
         "(f = −1.3054), a local minimum x = 0.9601 (f = −0.7059) and an index-1 saddle at the "
         "barrier top x = 0.0754 (f = 0.0113), all at y = 0 with the 1-D values. These three are "
@@ -253,7 +253,7 @@ SADDLE_QUARTIC = AnalyticLandscape(
     domain=((-1.5, 1.5), (-1.5, 1.5)),
     default_start=(1.0, 1e-6),
     description=(
-        "Strict-saddle function f(x, y) = x² − y² + y⁴/2 (algorithms.md §2.8 item 4, the "
+        "Strict-saddle function f(x, y) = x² − y² + y⁴/2 (the "
         "saddle-escape test of Guided Exploration): saddle at the origin (Hessian eigenvalues "
         "−2, 2), minima f = −0.5 at (0, ±1); these three are all its stationary points. The "
         "default start (1, 1e-6) is the documented test: plain GD (η = 0.05) needs 146 steps "
@@ -301,7 +301,7 @@ FOUR_GAUSSIAN_TOY = AnalyticLandscape(
         "4-Gaussian toy of Yu & Morozov (arXiv 2602.21276, Fig. 3; paper 001) used to test "
         "FourierPathFinder: f(r) = −e^{−3|r−c₁|²} − e^{−3|r−c₂|²} + e^{−15|r−d₁|²} + "
         "e^{−15|r−d₂|²} + C, c₁ = (−0.5, −0.5), c₂ = (0.5, 0), d₁ = (−0.2, −0.4), d₂ = (0, 0.3), "
-        "C = 1.0190055296306975 (authors' notebook), as transcribed in algorithms.md §3.4. "
+        "C = 1.0190055296306975 (the authors' toy notebook). "
         "Minima A (near the paper's endpoint w₁ = (−0.62, −0.54), f(w₁) = 0.10906) and B (near "
         "w₂ = (0.49, −0.02)); all three saddles join A and B: 'lowest' (0.62439 = the true A→B "
         "barrier), 'second' (0.63726, below d₁), 'third' (0.99607, around d₂); maxima at the "
@@ -330,7 +330,7 @@ DOUBLE_WELL = AnalyticLandscape(
     domain=((-2.0, 2.0), (-1.5, 1.5)),
     default_start=(-1.5, 0.5),
     description=(
-        "Symmetric double well f(x, y) = (x² − 1)² + y² (algorithms.md §3.4.1 and §3.8 item 3, "
+        "Symmetric double well f(x, y) = (x² − 1)² + y² (a "
         "path-tool test): minima (±1, 0) with f = 0, saddle (0, 0) with barrier exactly 1, "
         "reached by the straight segment; these three are all its stationary points."
     ),
@@ -355,7 +355,7 @@ CURVED_DOUBLE_WELL = AnalyticLandscape(
     domain=((-1.8, 1.8), (-1.5, 1.5)),
     default_start=(-1.5, 0.5),
     description=(
-        "Curved double well f(x, y) = (x² − 1)² + 2(y − 0.8(1 − x²))² (algorithms.md §3.4.1): "
+        "Curved double well f(x, y) = (x² − 1)² + 2(y − 0.8(1 − x²))²: "
         "minima (±1, 0), f = 0; the minimum-energy path follows the arc y = 0.8(1 − x²) over "
         "the saddle (0, 0.8) with barrier exactly 1, while the straight segment peaks at 2.28. "
         "These three are all its stationary points."

@@ -1,11 +1,21 @@
 """Maps: filter-normalised loss/accuracy surfaces, trajectories, and the batched engine.
 
-::
+>>> import torch
+>>> from torch import nn
+>>> from topograph.core import Objective
+>>> from topograph.landscape import random_directions, compute_surface
+>>> _ = torch.manual_seed(0)
+>>> model = nn.Sequential(nn.Linear(20, 16), nn.ReLU(), nn.Linear(16, 3))
+>>> objective = Objective(model, nn.functional.cross_entropy, (torch.randn(200, 20), torch.randint(0, 3, (200,))))
+>>> d = random_directions(objective, dim=2, norm="filter", seed=0)
+>>> surf = compute_surface(objective, d, range=(-1, 1), resolution=5, progress=False)
+>>> surf.loss.shape, surf.work.forward_passes
+((5, 5), 25)
+>>> bool(abs(surf.loss[2, 2] - objective.loss()) < 1e-6)     # the centre is the model itself
+True
 
-    from topograph.landscape import random_directions, compute_surface, contour_plot
-    d = random_directions(objective, dim=2, norm="filter", seed=0)
-    surf = compute_surface(objective, d, range=(-1, 1), resolution=31, out="surface.h5")
-    contour_plot(surf, path="surface")          # surface.png + surface.svg
+``contour_plot(surf, path="surface")`` then writes surface.png and surface.svg; ``out="surface.h5"``
+keeps the grid in a resumable file.
 
 Modules: :mod:`~topograph.landscape.directions` (what to plot along),
 :mod:`~topograph.landscape.surface` (grids, resumption, torch.distributed),

@@ -1,8 +1,7 @@
 """Training trajectories projected onto the plane (or line) of a map.
 
 For snapshots θ_t and directions δ_1 … δ_m through the centre θ*, the coordinates are the
-least-squares solution (Li et al. 2018, ``projection.project_2D`` with ``proj_method='lstsq'``;
-algorithms.md §4.4)
+least-squares solution (Li et al. 2018, ``projection.project_2D`` with ``proj_method='lstsq'``)
 
     α_t = argmin_α ‖(θ_t − θ*) − Σ_j α_j δ_j‖²,   i.e.   (DDᵀ) α_t = D (θ_t − θ*),
 

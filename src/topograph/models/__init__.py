@@ -5,7 +5,7 @@ name                   model (parameters for the default input and 10 classes)
 =====================  =====================================================================
 ``mlp-cifar``          seed 003's MLP 3072-64-64-32-10 with ReLU (CIFAR-10, flattened 32×32×3)
 ``mlp-fmnist``         its 784-input twin 784-64-64-32-10 for 28×28 data
-``mlp-784-128-64-10``  the benchmark MLP of ``benchmarks/`` (perf-baseline M1)
+``mlp-784-128-64-10``  the benchmark MLP of ``benchmarks/`` (W1, W3)
 ``mlp-784-256-128-64-10``  the MLP behind seed 000's "~0.90 ceiling" (its control (d))
 ``mlp-digits``         a small MLP 64-32-10 for scikit-learn's 8×8 digits
 ``cnn-small``          Conv32-Pool-Conv64-Pool-FC128-Dropout0.3-FC10 (seed 000; 421,642 on

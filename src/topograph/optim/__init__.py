@@ -2,10 +2,15 @@
 builds any optimizer by name.
 
 All are ``torch.optim.Optimizer`` subclasses driven by ``step(closure)`` with
-``closure(backward: bool = True)`` (:mod:`topograph.optim.closure`)::
+``closure(backward: bool = True)`` (:mod:`topograph.optim.closure`).
 
-    from topograph.optim import build_optimizer, RollingBall
-    opt = build_optimizer("momentum", model.parameters(), lr=0.05)
+>>> from torch import nn
+>>> from topograph.optim import build_optimizer, optimizer_names
+>>> opt = build_optimizer("momentum", nn.Linear(3, 1).parameters(), lr=0.05)
+>>> type(opt).__name__, opt.param_groups[0]["momentum"]
+('SGD', 0.9)
+>>> "rolling-ball" in optimizer_names()
+True
 """
 
 from topograph.optim.closure import MinibatchClosure, Span

@@ -12,7 +12,7 @@ Two routines live here, both on plain Python callables ``phi(u) -> float``:
 * :func:`bracket_golden_search` — the line search of Yu & Morozov, *Neural network
   optimization strategies and the topography of the loss landscape* (arXiv 2602.21276,
   seed 001), exactly as their notebook ``L-BFGS_GSS_NN.ipynb`` (class ``LBFGS_Brent``)
-  runs it; see ``algorithms.md`` §3.3.  It minimises ``phi(u)`` for ``u ≥ 0`` (``u`` is a
+  runs it.  It minimises ``phi(u)`` for ``u ≥ 0`` (``u`` is a
   distance along a unit direction) knowing ``phi(0)``:
 
   1. First trial ``u₁ = first_step``.

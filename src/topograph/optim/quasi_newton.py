@@ -2,7 +2,7 @@ r"""Full-batch quasi-Newton (L-BFGS or dense BFGS) with seed 001's golden-sectio
 
 Source: Yu & Morozov, *Neural network optimization strategies and the topography of the loss
 landscape* (arXiv 2602.21276, seed 001), Algorithm 1, and their notebook
-``L-BFGS_GSS_NN.ipynb`` (class ``LBFGS_Brent``); ``algorithms.md`` §3.3.  One iteration:
+``L-BFGS_GSS_NN.ipynb`` (class ``LBFGS_Brent``).  One iteration:
 
 1. f, g = f(θ_k), ∇f(θ_k)  (one forward+backward pass, normally on the full training set);
 2. push the pair s = θ_k − θ_{k−1}, y = g_k − g_{k−1} (keep the newest m = ``history_size``);

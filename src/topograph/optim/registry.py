@@ -5,7 +5,7 @@ name                     optimizer                                              
 =======================  ==========================================================  ==========
 ``sgd``                  ``torch.optim.SGD`` (momentum 0 by default)                 mini-batch
 ``momentum``             ``torch.optim.SGD(momentum=0.9)`` — PyTorch's heavy ball:   mini-batch
-                         b ← μb + g, θ ← θ − ηb (algorithms.md §4.6; equals seed
+                         b ← μb + g, θ ← θ − ηb (equals seed
                          004's v ← μv − ηg with v = −ηb at constant η)
 ``nesterov``             ``torch.optim.SGD(momentum=0.9, nesterov=True)``            mini-batch
 ``adam``                 ``torch.optim.Adam``                                        mini-batch

@@ -2,7 +2,7 @@ r"""The Rolling Ball Optimizer (RBO) as a ``torch.optim.Optimizer``.
 
 Source: *Rolling Ball Optimizer: Learning by ironing out loss landscape wrinkles* (arXiv
 2505.19527, seed 002) and the authors' JAX code (``project_on_graph``, ``ball_trajectory``,
-``RollingBallOptimizer``); the update below is ``algorithms.md`` §1.2–1.3 line by line.
+``RollingBallOptimizer``); the update below follows them line by line.
 
 A rigid ball of radius ρ rests on the graph Γ = {(θ, f(θ))} of the minibatch loss f (scaled by
 κ, see below).  With g = ∇f(θ_t) and s = √(1 + ‖g‖²) (one global norm over all parameters, as
@@ -18,7 +18,7 @@ in the authors' code):
    "current"``, the authors' code) or at the GD point φ₀ = θ_t − ηg (``proj_init="gd"``);
 5. the model holds the contact point θ_{t+1} = φ_K (never the centre).
 
-Known answers (``algorithms.md`` §1.2.1, all tested in ``tests/test_rolling_ball.py``):
+Known answers (all tested in ``tests/optim/test_rolling_ball.py``):
 on a linear loss the exact foot point is θ_t − ηg for every ρ; with ``proj_init="gd"`` the
 start point already is that foot point, so RBO equals GD exactly for every ρ and K, and
 ``proj_steps=0`` is bit-for-bit ``torch.optim.SGD(lr=η)``.  With ``proj_init="current"`` the
@@ -30,14 +30,14 @@ Cost per step: (1 + K) forward+backward passes on one minibatch (fewer when ``pr
 stops the inner loop early); memory: two parameter-sized buffers (θ_t and θ̃) plus one
 temporary.  The closure is called 1 + K times per step.
 
-Hyperparameters (authors' values in brackets; ``algorithms.md`` §1.4):
+Hyperparameters (the authors' values from their code and paper in brackets):
 ``lr`` η [1.0 in the CIFAR-100 demo, 0.1 JAX default], ``radius`` ρ [10.0 demo, 0.5 JAX
 default; "macroscopic" 1–5 reported best], ``proj_lr`` γ [1e-3 demo], ``proj_steps`` K [100
 demo, 10–20 on a budget], ``proj_init`` ["current"].  ``loss_scale`` κ (not in the sources,
 raised by a reviewer): RBO runs on the graph of κ·f, because the metric of R^(d+1) mixes
 parameter units with loss units — RBO is not invariant to rescaling the loss; report κ.
 
-Departures from ``algorithms.md`` and the authors' code, and why:
+Departures from the paper and the authors' code, and why:
 
 * Per-group hyperparameters.  ``lr`` (η) and ``proj_lr`` (γ) may differ between parameter
   groups (so every LR scheduler works): the centre then moves along the lifted tangent

@@ -21,8 +21,8 @@ So a step costs 2 forward/backward passes on the same minibatch and one extra co
 (alive only during the step).  With ``rho=0``, or when g = 0 (no ascent direction), the step is
 the base optimizer's own on g: 1 F/B, parameters bit for bit those of the base.
 
-Unlike the widely used two-call ``first_step()``/``second_step()`` API (davda54/sam,
-``anchors.md`` §7), this is one ``step(closure)``, as ``torch.optim.LBFGS``, so it fits any
+Unlike the widely used two-call ``first_step()``/``second_step()`` API (davda54/sam on
+GitHub), this is one ``step(closure)``, as ``torch.optim.LBFGS``, so it fits any
 training loop, ``torch.optim.lr_scheduler`` and checkpointing unchanged.  The wrapper shares
 the base's ``param_groups`` (a scheduler attached to the wrapper sets the base's learning
 rate) and ``state``; ``state_dict()`` is ``{"base": base.state_dict(), "sam": counters}``.

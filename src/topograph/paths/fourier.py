@@ -29,7 +29,7 @@ with one of three data terms D (``reduction=``, how the point losses are reduced
                path).  The small mean term keeps every point of the path under some pull.
                Shift and scale of the losses (l → a l + c, a > 0) leave the weights unchanged.
 
-Why soft-max is the default (algorithms.md §3.4.1, re-checked by ``tests/paths/test_paths.py``): a
+Why soft-max is the default (checked by ``tests/paths/test_paths.py``): a
 sum or integral trades barrier height against time spent near the minima — it is not a minimax
 objective.  On the paper's own 4-Gaussian toy Eq. 4 stops at H ≈ 0.68–0.73 (true saddle 0.6244);
 on the Müller–Brown potential it stops 10–25 units above the true barrier −40.66 because the
@@ -134,7 +134,8 @@ class FourierPathFinder(PathFinderSettings):
     eval_splits:    splits of the dense evaluation (default: train and test when present).
     keep_best:      restore the iterate with the lowest value (deterministic runs only).
     gradient_noise: σ of Gaussian noise added to the gradient (the toy notebook used 1).
-    batchnorm:      ``"frozen"`` or ``"recompute"`` for the dense evaluation (see barrier.py).
+    batchnorm:      ``None`` (the objective's policy) or ``"eval"``, ``"batch"``, ``"recompute"`` for the
+                    dense evaluation (``"recompute"`` between BatchNorm networks; see barrier.py).
     engine:         batched-evaluation engine (``"auto"``, ``"generic"``, ``"first-layer"``).
     seed:           seeds the random t subsets, minibatches and noise.
     progress:       a progress bar (None: when stderr is a terminal).

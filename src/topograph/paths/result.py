@@ -1,6 +1,6 @@
 """The result type shared by every path method: a dense loss profile and the barrier it implies.
 
-Barrier definitions (algorithms.md §3.6, recommended for the toolkit):
+Barrier definitions:
 
 * the **height** H = max_t L(ω(t)) — what FourierPathFinder (arXiv:2602.21276, Eq. 5),
   Garipov et al. 2018 and AutoNEB report;
@@ -83,7 +83,7 @@ class PathResult:
     path:
         the path itself (a :class:`~topograph.paths.family.LinearPath`; ``path.points(t)``).
     history:
-        per optimisation step: ``objective`` (the optimised quantity) and ``max_loss`` (the
+        per optimisation step: ``value`` (the optimised quantity) and ``max_loss`` (the
         highest loss among the points used in that step).
     work:
         the forward passes, backward passes and HVPs the whole call spent

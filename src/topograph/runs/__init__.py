@@ -1,10 +1,12 @@
 """Training runs: a TOML config → a training loop → one resumable run directory per seed.
 
-::
-
-    from topograph.runs import train, Run
-    run = train({"optimizer": {"name": "momentum", "lr": 0.05}, "run": {"epochs": 10}}, "runs")
-    run.metrics()[-1]["test_acc"], run.model(), run.snapshots()
+>>> import tempfile
+>>> from topograph.runs import train, Run
+>>> with tempfile.TemporaryDirectory() as out:
+...     run = train({"optimizer": {"name": "momentum", "lr": 0.05}, "run": {"epochs": 1}}, out, progress=False)
+...     again = Run.open(run.path)                   # a run directory, read back
+...     print(len(again.metrics()), again.metrics()[-1]["test_acc"] > 0.5, again.snapshots()[1].shape[0])
+2 True 2
 
 Modules: :mod:`~topograph.runs.config` (schema, TOML, overrides), :mod:`~topograph.runs.trainer`
 (the loop), :mod:`~topograph.runs.schedule` (LR schedules), :mod:`~topograph.runs.early_stopping`,

@@ -9,8 +9,8 @@ r"""Learning-rate schedules: torch's own schedulers, stepped where each one expe
     ``CosineAnnealingLR(T_max, eta_min)``, stepped once per epoch:
     η_e = η_min + ½(η₀ − η_min)(1 + cos(π e / T_max)).
 ``sgdr``
-    ``CosineAnnealingWarmRestarts(T_0, T_mult, eta_min)`` — SGDR (Loshchilov & Hutter 2017,
-    algorithms.md §4.5): η = η_min + ½(η₀ − η_min)(1 + cos(π T_cur / T_i)), where T_cur counts
+    ``CosineAnnealingWarmRestarts(T_0, T_mult, eta_min)`` — SGDR (Loshchilov & Hutter 2017):
+    η = η_min + ½(η₀ − η_min)(1 + cos(π T_cur / T_i)), where T_cur counts
     epochs since the last restart and is updated **every batch** with fractional epochs; at
     T_cur = T_i the rate jumps back to η₀ and T_{i+1} = T_mult · T_i (restarts at epochs 1, 3,
     7, 15, … for T_0 = 1, T_mult = 2).  After the optimizer step on batch i of epoch e

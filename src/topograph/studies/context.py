@@ -12,7 +12,8 @@ from topograph.runs.store import Run
 from topograph.studies.spec import StudySpec
 from topograph.studies.tuning import TuningResult
 
-#: a forward-only pass counted as this fraction of a forward+backward pass (algorithms.md §0)
+#: a forward-only pass counted as this fraction of a forward+backward pass (a backward pass costs
+#: about two forward passes)
 FORWARD_FRACTION = 1.0 / 3.0
 
 
