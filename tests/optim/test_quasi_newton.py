@@ -50,7 +50,7 @@ def test_golden_section_bad_arguments(a, b, kwargs):
 
 
 def test_seed001_line_search_expanding_trace():
-    """Trials 0.2, 0.8, 1.6, 3.2, 6.4 (algorithms.md §3.3), then golden on (1.6, 3.2, 6.4)."""
+    """Trials 0.2, 0.8, 1.6, 3.2, 6.4 (the bracketing trials of Yu & Morozov 2026), then golden on (1.6, 3.2, 6.4)."""
     trials = []
     result = bracket_golden_search(lambda u: trials.append(u) or (u - 3.0) ** 2, 9.0, 0.2)
     assert trials[:5] == pytest.approx([0.2, 0.8, 1.6, 3.2, 6.4])

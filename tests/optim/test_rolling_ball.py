@@ -1,4 +1,4 @@
-"""RollingBall against the known answers of algorithms.md §1.2.1 / §1.8 and torch's SGD."""
+"""RollingBall against closed-form steps worked by hand (Belgoumri et al. 2025) and torch's SGD."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def test_truncated_solver_step_factor(gamma, steps, g2, expected):
     opt.step(analytic_closure(x, lambda v: a @ v, lambda v: a))
     factor = 1 - (1 - gamma * (1 + g2)) ** steps
     torch.testing.assert_close(x.detach(), x0 - 0.5 * factor * a, rtol=1e-12, atol=1e-14)
-    assert factor == pytest.approx(expected, abs=1e-4)  # the numbers quoted in algorithms.md
+    assert factor == pytest.approx(expected, abs=1e-4)  # 1 − (1 − γ(1 + ‖a‖²))^T, worked by hand
     assert opt.diagnostics.step_ratio == pytest.approx(factor, rel=1e-10)
     assert opt.diagnostics.inner_steps == steps
 

@@ -59,7 +59,7 @@ def mb_setup():
     a, va = newton_stationary(f, [-0.558, 1.442])
     b, _ = newton_stationary(f, [0.623, 0.028])
     _, v_saddle = newton_stationary(f, [-0.822, 0.624])
-    scaled = FunctionObjective(lambda w: (f(w) - va) / 100.0, 2)  # the scale of algorithms.md App. A
+    scaled = FunctionObjective(lambda w: (f(w) - va) / 100.0, 2)  # heights in hundredths
     return scaled, a, b, va, v_saddle
 
 
@@ -94,7 +94,7 @@ def test_toy_neb_finds_the_saddle(toy_setup):
 def test_toy_bezier_stays_above_the_saddle(toy_setup):
     obj, a, b, h_saddle = toy_setup
     r = CurveFinder(curve="bezier", steps=300, lr=0.01, progress=False).find(obj, a, b)
-    assert h_saddle <= r.height < 1.1024  # one bend barely helps here (algorithms.md §3.4.1)
+    assert h_saddle <= r.height < 1.1024  # one bend barely helps here
 
 
 def test_double_well_height_is_one():

@@ -72,6 +72,8 @@ def test_engines_agree_on_gradients_and_chunked_backward():
         t = torch.linspace(0, 1, 9)
         ev.backward(path.basis(t), path.vectors, lambda lo: 0.1 * torch.logsumexp(lo / 0.1, 0), split="train")
         grads.append(path.control.grad.clone())
+        # one backward pass per point, per data chunk when the two-pass scheme goes chunk by chunk
+        assert obj.work.backward_passes == (9 * 4 if budget == 0 else 9), (engine, chunk, budget)
     for g in grads[1:]:
         torch.testing.assert_close(g, grads[0], rtol=1e-4, atol=1e-6)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 from rich.table import Table
+from torch import Tensor
 
 from topograph.cli.checks import check_writable
 from topograph.cli.console import make_console
@@ -76,38 +77,9 @@ def command(path: Path | None, split: str, batch_size: int | None, top_k: int, t
                          "trajectory")
     if out is not None:
         check_writable(out, label="--out")
-    weights = weights_source(sources, [str(path)] if path is not None else [], count=1, command="curvature")
-
-
-    run, theta = None, None
-    if weights is not None:  # a weights file with --model/--data or --config
-        objective = Objective(weights.models[0], weights.loss_fn, weights.dataset)
-        path = weights.weights[0]
-    else:
-        run = Run.open(path)
-        objective = run.objective()
-    if weights is None and path.is_file():  # a checkpoint: evaluate at its weights
-
-        model = load_model(path)
-        theta = ParamSpec.from_module(model).flatten(dict(model.named_parameters())).detach()
-    if split not in objective.split_names():
-        raise UsageError(f"--split {split!r} is not in the data; it has: {', '.join(objective.split_names())}")
-    n_split = objective.num_samples(split)
-    if batch_size is not None and batch_size > n_split:
-        raise UsageError(f"--batch-size {batch_size}: the {split} split has only {n_split} samples; give at "
-                         f"most {n_split}, or leave the option out to use the whole split")
-    batch = None
-    if batch_size is not None:
-        xs, ys = objective.splits[split]
-        batch = (xs[:batch_size], ys[:batch_size])
-    if out is None and run is None:
-        out = path.parent / f"{path.stem}-curvature"
-        check_writable(out, label="the default --out (beside the weights file; choose another with --out)")
-    elif out is None:
-        out = Path(run.path) / "curvature"
-        check_writable(out, label="the default --out (in the run directory; choose another with --out)")
-    out = Path(out)
-
+    run, objective, theta, path = _where(path, sources)
+    batch = _batch(objective, split, batch_size)
+    out = Path(out) if out is not None else _default_out(run, path)
     op = HessianOperator(objective, theta, split=split, batch=batch)
     if top_k > op.size:
         raise UsageError(f"--top-k {top_k}: the model has only {op.size} parameters, so the Hessian has "
@@ -117,7 +89,7 @@ def command(path: Path | None, split: str, batch_size: int | None, top_k: int, t
     tr = estimate_trace(op, probes=trace_probes, method="auto", seed=seed)  # exact when supported
     sharp = epsilon_sharpness(objective, theta, split=split, batch=batch, seed=seed)
     report: dict = {
-        "path": str(path), "split": split, "samples": batch_size or n_split,
+        "path": str(path), "split": split, "samples": batch_size or objective.num_samples(split),
         "parameters": op.size, "loss": sharp.loss,
         "top_k": top_k, "top_eigenvalues": [float(v) for v in eig.eigenvalues],
         "trace": tr.estimate, "trace_std_error": tr.std_error,
@@ -125,13 +97,7 @@ def command(path: Path | None, split: str, batch_size: int | None, top_k: int, t
     }
     files = []
     if density:
-        dens = spectral_density(op, steps=80, runs=3, seed=seed)
-        nc = negative_curvature_from_density(dens)
-        report["density"] = {"sigma": dens.sigma, "nodes": dens.nodes.tolist(),
-                             "weights": dens.weights.tolist()}
-        report.update(negative_fraction=nc.negative_fraction, lambda_min=nc.lambda_min,
-                      saddle_ratio=nc.ratio)
-        files += plot_density(dens, out / "density")
+        files += _density(op, report, out, seed)
     if per_layer:
         report["layers"] = [lc.as_dict() for lc in layer_curvature(
             objective, theta, split=split, batch=batch, k=1, trace_probes=trace_probes, seed=seed)]
@@ -142,21 +108,71 @@ def command(path: Path | None, split: str, batch_size: int | None, top_k: int, t
         files += plot_along(along, out / "along_trajectory")
     report["hvps"] = op.hvps
     _atomic_json(out / "curvature.json", report)
+    _print(report, path, top_k, files, out)
 
-    table = Table(title=f"Hessian of the {split} loss at {path}")
+
+def _where(path: Path | None, sources: SourceOptions) -> tuple[Run | None, Objective, Tensor | None, Path]:
+    """The run (if any), the objective, the point (None: the model's own weights) and the file
+    or directory measured."""
+    weights = weights_source(sources, [str(path)] if path is not None else [], count=1, command="curvature")
+    if weights is not None:  # a weights file with --model/--data or --config
+        return None, Objective(weights.models[0], weights.loss_fn, weights.dataset), None, weights.weights[0]
+    run = Run.open(path)
+    theta = None
+    if path.is_file():  # a checkpoint: evaluate at its weights
+        model = load_model(path)
+        theta = ParamSpec.from_module(model).flatten(dict(model.named_parameters())).detach()
+    return run, run.objective(), theta, path
+
+
+def _batch(objective: Objective, split: str, batch_size: int | None) -> tuple[Tensor, Tensor] | None:
+    """The first ``batch_size`` samples of ``split`` (None: the whole split)."""
+    if split not in objective.split_names():
+        raise UsageError(f"--split {split!r} is not in the data; it has: {', '.join(objective.split_names())}")
+    n_split = objective.num_samples(split)
+    if batch_size is not None and batch_size > n_split:
+        raise UsageError(f"--batch-size {batch_size}: the {split} split has only {n_split} samples; give at "
+                         f"most {n_split}, or leave the option out to use the whole split")
+    if batch_size is None:
+        return None
+    xs, ys = objective.splits[split]
+    return xs[:batch_size], ys[:batch_size]
+
+
+def _default_out(run: Run | None, path: Path) -> Path:
+    if run is None:
+        out = path.parent / f"{path.stem}-curvature"
+        check_writable(out, label="the default --out (beside the weights file; choose another with --out)")
+    else:
+        out = Path(run.path) / "curvature"
+        check_writable(out, label="the default --out (in the run directory; choose another with --out)")
+    return out
+
+
+def _density(op: HessianOperator, report: dict, out: Path, seed: int) -> list[Path]:
+    """The spectral density (SLQ) into ``report``; its plot's files."""
+    dens = spectral_density(op, steps=80, runs=3, seed=seed)
+    nc = negative_curvature_from_density(dens)
+    report["density"] = {"sigma": dens.sigma, "nodes": dens.nodes.tolist(), "weights": dens.weights.tolist()}
+    report.update(negative_fraction=nc.negative_fraction, lambda_min=nc.lambda_min, saddle_ratio=nc.ratio)
+    return plot_density(dens, out / "density")
+
+
+def _print(report: dict, path: Path, top_k: int, files: list[Path], out: Path) -> None:
+    table = Table(title=f"Hessian of the {report['split']} loss at {path}")
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_row("loss", f"{report['loss']:.5g}")
     for i, v in enumerate(report["top_eigenvalues"]):
         table.add_row(f"λ_{i + 1}", f"{v:.5g}")
-    table.add_row("trace", f"{tr.estimate:.5g} ± {tr.std_error:.2g}")
-    table.add_row(f"ε-sharpness (ε={sharp.epsilon:g}, %)", f"{sharp.value:.4g}")
-    if density:
+    table.add_row("trace", f"{report['trace']:.5g} ± {report['trace_std_error']:.2g}")
+    table.add_row(f"ε-sharpness (ε={report['epsilon']:g}, %)", f"{report['epsilon_sharpness']:.4g}")
+    if "density" in report:
         table.add_row("negative eigenvalue fraction", f"{report['negative_fraction']:.3g}")
         table.add_row("λ_min (Ritz)", f"{report['lambda_min']:.4g}")
     console = make_console()
     console.print(table)
-    if per_layer:
+    if "layers" in report:
         lt = Table(title="per layer")
         for col in ("layer", "size", "λ_max", "trace"):
             lt.add_column(col, justify="right" if col != "layer" else "left")

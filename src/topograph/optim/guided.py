@@ -31,7 +31,7 @@ Every ``explore_every`` = k steps (an *exploration event*), on the SAME minibatc
 6. **Action.**  Let P = {(i, ±): L_i^± < L₀ − margin} (improving probes).
    * SLOPE: if P ≠ ∅, d = Σ_P w (±u_i), w ∝ exp(−(L_i^± − L₀)/T) (softmin, T = ``temperature``
      or the std of the 2n probe losses), ∇_e = g − β‖g‖ d/‖d‖; else ∇_e = g.
-     ``bias="random"`` (control (b) of the paper's ablations: "GE with β > 0 but random d"):
+     ``bias="random"`` (a control topograph adds; the paper has none: "GE with β > 0 but random d"):
      d is a fresh random direction of the same kind, drawn from (``seed``, event) and
      independent of the probe losses — the same probes, classification and bias size, so the
      comparison isolates what the probe *information* adds beyond noise.

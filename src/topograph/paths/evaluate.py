@@ -106,6 +106,7 @@ class PathEvaluator:
             losses = self.losses(coeffs, vectors, split=split, batch=batch)
             value = reduce(losses)
             value.backward()
+            obj.work.add(backward_passes=k)
             return losses.detach(), float(value.detach())
         losses, _ = self.evaluate(coeffs, vectors, split=split, batch=batch)
         losses = losses.to(vectors).requires_grad_(True)
@@ -115,6 +116,7 @@ class PathEvaluator:
         for x, y in obj.chunks(split):
             li = self.losses(coeffs, leaf, batch=(x, y))
             ((li * weights).sum() * (x.shape[0] / n_used)).backward()
+            obj.work.add(backward_passes=k)
         vectors.backward(leaf.grad)
         return losses.detach(), float(value.detach())
 
