@@ -17,7 +17,9 @@ Integrity, file by file:
    (a local copy vouches for its own bytes this way);
 2. sources that know the SHA-256 of the official files' **decompressed content**
    (``content_sha256``, MNIST) check it on every load: a file whose content differs from the
-   official one is refused unless ``SHA256SUMS`` vouches for it.  The content checksum does
+   official one is refused unless ``SHA256SUMS`` vouches for it.  (Within one process a load
+   of files whose path, size, inode and modification and change times are unchanged reuses the
+   arrays and digests of the first, checked read: a study loads its data once per run.)  The content checksum does
    not depend on the gzip encoder, so the official download and a re-compressed copy of the
    same files both pass;
 3. sources that only know checksums of the official ``.gz`` files (Fashion-MNIST) record
@@ -32,6 +34,7 @@ content SHA-256 where known.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +57,24 @@ FILES = {
     "test_labels": "t10k-labels-idx1-ubyte.gz",
 }
 SUMS_FILE = "SHA256SUMS"
+
+
+#: files read and checked in this process, by their identity (:func:`_stamp`): the decoded
+#: arrays (read-only), their digests and verdicts — a data set loaded again while its files are
+#: unchanged is not decompressed and hashed again (studies load it once per run)
+_CHECKED: OrderedDict[tuple, tuple[dict[str, np.ndarray], dict[str, str], dict[str, str], frozenset[str]]] = \
+    OrderedDict()
+_CHECKED_MAX = 4
+
+
+def _stamp(path: Path) -> tuple | None:
+    """A file's identity for the cache: resolved path, size, inode and modification and change
+    times in nanoseconds (``None`` for a missing file) — any write to it changes the stamp."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (str(path.resolve()), st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _find(folder: Path, gz_name: str) -> Path | None:
@@ -183,18 +204,28 @@ class IdxImageSource:
         sums_path = folder / SUMS_FILE
         sums = read_sha256sums(sums_path) if sums_path.is_file() else {}
 
-        file_digests: dict[str, str] = {}
-        content_digests: dict[str, str] = {}
-        how: set[str] = set()
-        arrays: dict[str, np.ndarray] = {}
-        for key, path in paths.items():
-            file_digests[path.name] = digest = sha256_file(path)
-            listed = sums.get(path.name)
-            if listed is not None and listed != digest:
-                raise UsageError(f"{path}: SHA-256 mismatch with {sums_path}: expected {listed}, found {digest}")
-            magic = IMAGES_MAGIC if key.endswith("images") else LABELS_MAGIC
-            arrays[key], content_digests[path.name] = read_idx_and_sha256(path, magic=magic)
-            how.add(self._verdict(path, digest, content_digests[path.name], listed is not None, sums_path))
+        stamp = (self.name, _stamp(sums_path), tuple((key, _stamp(path)) for key, path in sorted(paths.items())))
+        if stamp in _CHECKED:
+            arrays, file_digests, content_digests, how = _CHECKED[stamp]
+            _CHECKED.move_to_end(stamp)
+            how = set(how)
+        else:
+            file_digests, content_digests = {}, {}
+            how = set()
+            arrays = {}
+            for key, path in paths.items():
+                file_digests[path.name] = digest = sha256_file(path)
+                listed = sums.get(path.name)
+                if listed is not None and listed != digest:
+                    raise UsageError(f"{path}: SHA-256 mismatch with {sums_path}: expected {listed}, found {digest}")
+                magic = IMAGES_MAGIC if key.endswith("images") else LABELS_MAGIC
+                arrays[key], content_digests[path.name] = read_idx_and_sha256(path, magic=magic)
+                arrays[key].setflags(write=False)
+                how.add(self._verdict(path, digest, content_digests[path.name], listed is not None, sums_path))
+            _CHECKED[stamp] = (arrays, dict(file_digests), dict(content_digests), frozenset(how))
+            while len(_CHECKED) > _CHECKED_MAX:
+                _CHECKED.popitem(last=False)
+        file_digests, content_digests = dict(file_digests), dict(content_digests)
 
         splits = {split: self._split(split, arrays, paths) for split in ("train", "test")}
         sizes = {split: int(y.shape[0]) for split, (_, y) in splits.items()}
@@ -247,7 +278,7 @@ class IdxImageSource:
             raise UsageError(
                 f"{paths[f'{split}_labels']}: label {int(labels.max())} outside 0-{len(self.class_names) - 1}"
             )
-        x = torch.from_numpy(images).unsqueeze(1).to(torch.float32).div_(255.0)
+        x = torch.from_numpy(images.astype(np.float32)).unsqueeze(1).div_(255.0)  # a fresh copy
         return x, torch.from_numpy(labels.astype(np.int64))
 
 
