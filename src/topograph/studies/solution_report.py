@@ -27,11 +27,13 @@ epochs at which ω^train and ω^test are read.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import torch
 
 from topograph.paths import FourierPathFinder
 from topograph.paths.solutions import centroid_distances, kernel_pca, linear_pca, weight_statistics
@@ -128,7 +130,7 @@ def solutions(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
     ``barrier_sets``, ``landscapes``, ``path_objectives``, ``pairs``, ``pair_seed``, ``pairing``
     (``"random"`` or ``"disjoint"``), ``path_points``, ``path_steps``, ``path_lr``, ``path_reg``,
     ``n_terms``, ``temperature``, ``path_batch`` (a minibatch per path step; default the full
-    split), ``paper``, ``paper_claims``, ``paper_weights``; ``tag`` (suffix of the table names, for
+    split), ``threads`` (torch CPU threads of the path searches), ``paper``, ``paper_claims``, ``paper_weights``; ``tag`` (suffix of the table names, for
     several ``solutions`` analyses in one study, e.g. one per model) and ``title``."""
     return _tagged(_solutions(ctx, opts), opts)
 
@@ -161,8 +163,22 @@ def _solutions(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
     out += _distances(sets, arms, groups)
     out += _kpca(sets, arms, groups, opts)
     if int(opts.get("pairs", 0)) > 0:
-        out += _barriers(ctx, sets, arms, opts)
+        with _torch_threads(opts.get("threads")):
+            out += _barriers(ctx, sets, arms, opts)
     return out
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None):
+    """Run the block with ``threads`` torch CPU threads (``None``: leave torch's setting), as
+    ``run.threads`` does for training: one thread is fastest for small models on a busy machine."""
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _table_one(sets, arms, opts) -> list[Any]:
