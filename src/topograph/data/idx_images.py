@@ -60,11 +60,11 @@ SUMS_FILE = "SHA256SUMS"
 
 
 #: files read and checked in this process, by their identity (:func:`_stamp`): the decoded
-#: arrays (read-only), their digests and verdicts — a data set loaded again while its files are
-#: unchanged is not decompressed and hashed again (studies load it once per run)
-_CHECKED: OrderedDict[tuple, tuple[dict[str, np.ndarray], dict[str, str], dict[str, str], frozenset[str]]] = \
-    OrderedDict()
-_CHECKED_MAX = 4
+#: splits, their digests and verdicts — a data set loaded again while its files are unchanged is
+#: not decompressed and hashed again (studies load it once per run); callers get clones
+_CHECKED: OrderedDict[tuple, tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], dict[str, str], dict[str, str],
+                                   frozenset[str]]] = OrderedDict()
+_CHECKED_MAX = 2
 
 
 def _stamp(path: Path) -> tuple | None:
@@ -206,13 +206,12 @@ class IdxImageSource:
 
         stamp = (self.name, _stamp(sums_path), tuple((key, _stamp(path)) for key, path in sorted(paths.items())))
         if stamp in _CHECKED:
-            arrays, file_digests, content_digests, how = _CHECKED[stamp]
+            checked, file_digests, content_digests, how = _CHECKED[stamp]
             _CHECKED.move_to_end(stamp)
-            how = set(how)
         else:
             file_digests, content_digests = {}, {}
-            how = set()
-            arrays = {}
+            verdicts: set[str] = set()
+            arrays: dict[str, np.ndarray] = {}
             for key, path in paths.items():
                 file_digests[path.name] = digest = sha256_file(path)
                 listed = sums.get(path.name)
@@ -220,14 +219,15 @@ class IdxImageSource:
                     raise UsageError(f"{path}: SHA-256 mismatch with {sums_path}: expected {listed}, found {digest}")
                 magic = IMAGES_MAGIC if key.endswith("images") else LABELS_MAGIC
                 arrays[key], content_digests[path.name] = read_idx_and_sha256(path, magic=magic)
-                arrays[key].setflags(write=False)
-                how.add(self._verdict(path, digest, content_digests[path.name], listed is not None, sums_path))
-            _CHECKED[stamp] = (arrays, dict(file_digests), dict(content_digests), frozenset(how))
+                verdicts.add(self._verdict(path, digest, content_digests[path.name], listed is not None, sums_path))
+            checked = {split: self._split(split, arrays, paths) for split in ("train", "test")}
+            how = frozenset(verdicts)
+            _CHECKED[stamp] = (checked, file_digests, content_digests, how)
             while len(_CHECKED) > _CHECKED_MAX:
                 _CHECKED.popitem(last=False)
-        file_digests, content_digests = dict(file_digests), dict(content_digests)
-
-        splits = {split: self._split(split, arrays, paths) for split in ("train", "test")}
+        # fresh tensors for the caller (load_dataset normalises them in place)
+        splits = {split: (x.clone(), y.clone()) for split, (x, y) in checked.items()}
+        file_digests, content_digests, how = dict(file_digests), dict(content_digests), set(how)
         sizes = {split: int(y.shape[0]) for split, (_, y) in splits.items()}
         verified = how.pop() if len(how) == 1 else ("mixed" if how else "none")
         meta = {
@@ -278,7 +278,7 @@ class IdxImageSource:
             raise UsageError(
                 f"{paths[f'{split}_labels']}: label {int(labels.max())} outside 0-{len(self.class_names) - 1}"
             )
-        x = torch.from_numpy(images.astype(np.float32)).unsqueeze(1).div_(255.0)  # a fresh copy
+        x = torch.from_numpy(images).unsqueeze(1).to(torch.float32).div_(255.0)
         return x, torch.from_numpy(labels.astype(np.int64))
 
 
