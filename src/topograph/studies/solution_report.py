@@ -130,8 +130,9 @@ def solutions(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
     ``barrier_sets``, ``landscapes``, ``path_objectives``, ``pairs``, ``pair_seed``, ``pairing``
     (``"random"`` or ``"disjoint"``), ``path_points``, ``path_steps``, ``path_lr``, ``path_reg``,
     ``n_terms``, ``temperature``, ``path_batch`` (a minibatch per path step; default the full
-    split), ``threads`` (torch CPU threads of the path searches), ``paper``, ``paper_claims``, ``paper_weights``; ``tag`` (suffix of the table names, for
-    several ``solutions`` analyses in one study, e.g. one per model) and ``title``."""
+    split), ``threads`` (torch CPU threads of the path searches), ``paper``, ``paper_claims``,
+    ``paper_weights``; ``tag`` (suffix of the table names, for several ``solutions`` analyses in
+    one study, e.g. one per model) and ``title``."""
     return _tagged(_solutions(ctx, opts), opts)
 
 
