@@ -142,3 +142,32 @@ def test_download_from_a_local_mirror_checks_the_content(http_root, mnist_dir, t
         load_dataset("mnist", root=tmp_path / "other", download=True)
     assert "SHA-256 mismatch of the decompressed content" in str(info.value) and "\n" not in str(info.value)
     assert not any((tmp_path / "other").rglob("*ubyte*"))
+
+
+def test_unchanged_files_are_read_and_checked_once_per_process(tmp_path, monkeypatch):
+    """A second load of the same, unchanged files reuses the checked arrays (no decompression,
+    no hashing) and still hands out fresh tensors; a file written since is read and checked
+    again — a damaged one is refused as before."""
+    from topograph.data import idx_images
+
+    folder = tmp_path / "mnist"
+    _write_small_mnist(folder)
+    files = sorted(folder.iterdir())
+    (folder / "SHA256SUMS").write_text("".join(f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}\n"
+                                               for p in files))
+    reads = []
+    real = idx_images.read_idx_and_sha256
+    monkeypatch.setattr(idx_images, "read_idx_and_sha256", lambda path, **kw: reads.append(path) or real(path, **kw))
+    first = load_dataset("mnist", root=folder, normalize=False)
+    assert len(reads) == 4
+    first.train[0].zero_()                                   # the caller owns its tensors
+    again = load_dataset("mnist", root=folder, normalize=False)
+    assert len(reads) == 4                                   # nothing read again
+    images = read_idx(folder / "train-images-idx3-ubyte.gz")
+    torch.testing.assert_close(again.train[0][:, 0] * 255, torch.from_numpy(images).float(), rtol=0, atol=1e-4)
+    assert again.meta["verified"] == "SHA256SUMS" and again.meta["sha256"] == first.meta["sha256"]
+    # a file written since the first load (not vouched for any more): read again, refused
+    write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.zeros(10, np.uint8))
+    with pytest.raises(UsageError, match=r"t10k-labels-idx1-ubyte.gz: SHA-256 mismatch with .*SHA256SUMS"):
+        load_dataset("mnist", root=folder)
+    assert len(reads) > 4

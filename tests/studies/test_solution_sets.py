@@ -64,6 +64,25 @@ def test_draw_pairs_is_a_seeded_uniform_draw_without_replacement():
     assert all(abs(c - expected) < 5 * math.sqrt(expected) for c in counts.values())
 
 
+def test_disjoint_pairs_are_a_seeded_uniform_random_matching():
+    pairs = draw_pairs(16, 8, seed=5, pairing="disjoint")
+    used = [i for p in pairs for i in p]
+    assert len(pairs) == 8 and sorted(used) == list(range(16)) and all(i < j for i, j in pairs)
+    assert pairs == draw_pairs(16, 8, seed=5, pairing="disjoint") != draw_pairs(16, 8, seed=6, pairing="disjoint")
+    assert len(draw_pairs(7, 10, seed=0, pairing="disjoint")) == 3          # at most ⌊n/2⌋ pairs
+    few = draw_pairs(10, 2, seed=1, pairing="disjoint")
+    assert len(few) == 2 and len({i for p in few for i in p}) == 4
+    # uniform: each of the 15 pairs of 6 is in a random perfect matching with probability 1/5
+    counts = {p: 0 for p in combinations(range(6), 2)}
+    for s in range(3000):
+        for p in draw_pairs(6, 3, seed=s, pairing="disjoint"):
+            counts[p] += 1
+    expected = 3000 / 5
+    assert all(abs(c - expected) < 5 * math.sqrt(expected) for c in counts.values())
+    with pytest.raises(UsageError, match="pairing"):
+        draw_pairs(6, 3, seed=0, pairing="nearest")
+
+
 def test_separation_is_cohens_d_per_component():
     scores = np.array([[0.0, 1.0], [2.0, -1.0], [10.0, 1.0], [12.0, -1.0]])
     d = separation(scores, ["a", "a", "b", "b"], "a", "b")

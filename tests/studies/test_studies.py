@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import os
 import signal
 import subprocess
@@ -11,22 +12,27 @@ from pathlib import Path
 
 import pytest
 
+from tests.studies.test_report import CHROMIUM, check_renders
 from topograph.cli.main import main
 from topograph.studies import list_studies, load_study, study_names
 from topograph.studies.runner import run_study
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED_DATA = ROOT.parent / "shared" / "data"
-STUDIES = ["quickstart", "escape", "topography", "rolling-ball", "guided-exploration", "optimizer-comparison"]
-FASHION = {"rolling-ball", "guided-exploration", "optimizer-comparison"}
+STUDIES = ["quickstart", "escape", "topography", "topography-models", "rolling-ball", "rolling-ball-conv",
+           "guided-exploration", "optimizer-comparison"]
+#: the data folder each study needs beyond the bundled digits
+DATA = {"rolling-ball": "mnist", "rolling-ball-conv": "mnist", "topography": "mnist", "topography-models": "mnist",
+        "guided-exploration": "fashion-mnist", "optimizer-comparison": "fashion-mnist"}
 
 
 @pytest.fixture
 def data_env(monkeypatch):
-    if not os.environ.get("TOPOGRAPH_DATA_DIR") and (SHARED_DATA / "fashion-mnist").exists():
+    """The data folders found (under TOPOGRAPH_DATA_DIR, or ../shared/data when it is unset)."""
+    if not os.environ.get("TOPOGRAPH_DATA_DIR") and SHARED_DATA.exists():
         monkeypatch.setenv("TOPOGRAPH_DATA_DIR", str(SHARED_DATA))
-    root = Path(os.environ.get("TOPOGRAPH_DATA_DIR", "")) / "fashion-mnist"
-    return root.exists()
+    root = Path(os.environ.get("TOPOGRAPH_DATA_DIR", ""))
+    return {name for name in ("mnist", "fashion-mnist") if (root / name).exists()}
 
 
 def test_all_studies_shipped_and_listed(capsys):
@@ -52,10 +58,11 @@ def test_unknown_study_is_a_usage_error(capsys):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", STUDIES)
 def test_study_quick_end_to_end(name, tmp_path, data_env, request):
-    if name in FASHION and not data_env:
+    needs = DATA.get(name)
+    if needs and needs not in data_env:
         if os.environ.get("CI") == "true":
-            pytest.fail("Fashion-MNIST not found: set TOPOGRAPH_DATA_DIR (CI provides ../shared/data)")
-        pytest.skip("Fashion-MNIST not found (set TOPOGRAPH_DATA_DIR)")
+            pytest.fail(f"{needs} not found: set TOPOGRAPH_DATA_DIR (CI provides ../shared/data)")
+        pytest.skip(f"{needs} not found (set TOPOGRAPH_DATA_DIR)")
     res = run_study(name, quick=True, out=tmp_path, progress=False)
     html = res.report.read_text()
     spec = load_study(name, quick=True)
@@ -64,7 +71,10 @@ def test_study_quick_end_to_end(name, tmp_path, data_env, request):
     for arm in spec.arms:
         got = results["arms"][arm.name]
         assert got["seeds"] == arm.seeds
-        assert all(0.0 <= a <= 1.0 for a in got["test_acc"])
+        if arm.config.get("model", {}).get("loss") == "mse":     # a reconstruction: no accuracy
+            assert all(math.isnan(a) for a in got["test_acc"]) and all(v >= 0 for v in got["test_loss"])
+        else:
+            assert all(0.0 <= a <= 1.0 for a in got["test_acc"])
     tables = {p.stem for p in res.tables}
     assert {"results", "compute"} <= tables
     if spec.comparisons:
@@ -76,12 +86,38 @@ def test_study_quick_end_to_end(name, tmp_path, data_env, request):
         counts = {a: t["complete"] + t["pruned"] for a, t in results["tuning"].items()}
         assert set(counts.values()) == {spec.budget.trials}, counts
     assert "QUICK mode" in html and "analysis" not in _failures(html), _failures(html)
+    # the tables and figures the study's title promises
+    assert EXPECTED_TABLES.get(name, set()) <= tables, EXPECTED_TABLES[name] - tables
+    for title in EXPECTED_FIGURES.get(name, ()):
+        assert title in html, f"no figure {title!r} in the report"
+    n_plotly = html.count("plotly-figure")
     if name == "quickstart":  # the full report renders in Chromium (plotly figures + no console errors)
-        from tests.studies.test_report import check_renders
-
-        n_plotly = html.count("plotly-figure")
         assert n_plotly >= 1
         check_renders(res.report, tmp_path, n_plotly, "study-quickstart-quick.png")
+    elif name in EXPECTED_FIGURES and CHROMIUM is not None:  # and the MNIST studies' figures
+        dom = check_renders(res.report, tmp_path, n_plotly, f"study-{name}-quick.png")
+        assert dom.count("data:image/png;base64,") == html.count("data:image/png;base64,") > 0
+
+
+#: tables (CSV names) and figure titles the MNIST studies must produce in quick mode
+EXPECTED_TABLES = {
+    "topography": {"table-i", "final-iterates", "table-i-comparisons", "loss-curve-minima", "barriers",
+                   "barrier-comparisons", "distances", "kernel-pca", "weight-statistics"},
+    "topography-models": {f"{t}-{m}" for m in ("autoencoder", "lenet", "lstm")
+                          for t in ("table-i", "final-iterates", "loss-curve-minima", "distances", "kernel-pca",
+                                    "weight-statistics")} | {"barriers-autoencoder", "barrier-comparisons-autoencoder"},
+    "rolling-ball": {"comparisons", "heatmap-radius-lr", "stability-radius-lr", "stability-radius-lr-focus",
+                     "epochs-to-reach-rbo", "epochs-to-reach-rbo-seeds", "tuning"},
+    "rolling-ball-conv": {"comparisons"},
+}
+EXPECTED_FIGURES = {
+    "topography": ("Training and test loss along training", "Fig. 4 (sum objective)", "Fig. 4 (softmax objective)",
+                   "Fig. S2 (sum objective)", "Fig. 5:", "Fig. S3:", "Fig. 6:", "Fig. S4:"),
+    "topography-models": ("Fig. 4 (sum objective)", "Fig. 6:", "Training and test loss along training"),
+    "rolling-ball": ("test_acc over radius × lr", "Worst class over the seeds of each cell", "test_acc along training",
+                     "Metric curves vs epochs"),
+    "rolling-ball-conv": ("Metric curves vs epochs", "Metric curves vs compute (F/B)"),
+}
 
 
 def _failures(html: str) -> str:

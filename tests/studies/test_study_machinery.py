@@ -129,3 +129,19 @@ def test_bad_derived_keys_are_usage_errors(tmp_path):
         p.write_text(bad)
         with pytest.raises(UsageError, match=match):
             load_study(str(p), quick=True)
+
+
+def test_arm_seeds_set_one_arms_seeds_per_mode(tmp_path):
+    """budgets.MODE.arm_seeds gives one arm its own seeds in that mode only; a name that is not an
+    arm, or a value that is not a list of seeds, is one line."""
+    text = TINY.replace("[budgets.default]\nseeds = [0, 1]", "[budgets.default]\nseeds = [0, 1]\narm_seeds = { half = [0, 1, 2, 3] }")
+    p = tmp_path / "seeds.toml"
+    p.write_text(text)
+    default, quick = load_study(str(p)), load_study(str(p), quick=True)
+    assert default.arm("half").seeds == [0, 1, 2, 3] and default.arm("tuned").seeds == [0, 1]
+    assert quick.arm("half").seeds == [0, 1]
+    for value, match in (("{ nope = [0, 1] }", "arm_seeds names no arm 'nope'"), ("{ half = 3 }", "table of seed lists")):
+        p.write_text(TINY.replace("[budgets.default]\nseeds = [0, 1]", f"[budgets.default]\nseeds = [0, 1]\narm_seeds = {value}"))
+        with pytest.raises(UsageError, match=match) as info:
+            load_study(str(p))
+        assert "\n" not in str(info.value)

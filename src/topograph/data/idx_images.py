@@ -17,7 +17,9 @@ Integrity, file by file:
    (a local copy vouches for its own bytes this way);
 2. sources that know the SHA-256 of the official files' **decompressed content**
    (``content_sha256``, MNIST) check it on every load: a file whose content differs from the
-   official one is refused unless ``SHA256SUMS`` vouches for it.  The content checksum does
+   official one is refused unless ``SHA256SUMS`` vouches for it.  (Within one process a load
+   of files whose path, size, inode and modification and change times are unchanged reuses the
+   arrays and digests of the first, checked read: a study loads its data once per run.)  The content checksum does
    not depend on the gzip encoder, so the official download and a re-compressed copy of the
    same files both pass;
 3. sources that only know checksums of the official ``.gz`` files (Fashion-MNIST) record
@@ -32,6 +34,7 @@ content SHA-256 where known.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,6 +64,24 @@ FILES = {
     "test_labels": "t10k-labels-idx1-ubyte.gz",
 }
 SUMS_FILE = "SHA256SUMS"
+
+
+#: files read and checked in this process, by their identity (:func:`_stamp`): the decoded
+#: splits, their digests and verdicts — a data set loaded again while its files are unchanged is
+#: not decompressed and hashed again (studies load it once per run); callers get clones
+_CHECKED: OrderedDict[tuple, tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], dict[str, str], dict[str, str],
+                                   frozenset[str]]] = OrderedDict()
+_CHECKED_MAX = 2
+
+
+def _stamp(path: Path) -> tuple | None:
+    """A file's identity for the cache: resolved path, size, inode and modification and change
+    times in nanoseconds (``None`` for a missing file) — any write to it changes the stamp."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (str(path.resolve()), st.st_size, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _find(folder: Path, gz_name: str) -> Path | None:
@@ -190,20 +211,30 @@ class IdxImageSource:
         sums_path = folder / SUMS_FILE
         sums = read_sha256sums(sums_path) if sums_path.is_file() else {}
 
-        file_digests: dict[str, str] = {}
-        content_digests: dict[str, str] = {}
-        how: set[str] = set()
-        arrays: dict[str, np.ndarray] = {}
-        for key, path in paths.items():
-            file_digests[path.name] = digest = sha256_file(path)
-            listed = sums.get(path.name)
-            if listed is not None and listed != digest:
-                raise UsageError(f"{path}: SHA-256 mismatch with {sums_path}: expected {listed}, found {digest}")
-            magic = IMAGES_MAGIC if key.endswith("images") else LABELS_MAGIC
-            arrays[key], content_digests[path.name] = read_idx_and_sha256(path, magic=magic)
-            how.add(self._verdict(path, digest, content_digests[path.name], listed is not None, sums_path))
-
-        splits = {split: self._split(split, arrays, paths) for split in ("train", "test")}
+        stamp = (self.name, _stamp(sums_path), tuple((key, _stamp(path)) for key, path in sorted(paths.items())))
+        if stamp in _CHECKED:
+            checked, file_digests, content_digests, how = _CHECKED[stamp]
+            _CHECKED.move_to_end(stamp)
+        else:
+            file_digests, content_digests = {}, {}
+            verdicts: set[str] = set()
+            arrays: dict[str, np.ndarray] = {}
+            for key, path in paths.items():
+                file_digests[path.name] = digest = sha256_file(path)
+                listed = sums.get(path.name)
+                if listed is not None and listed != digest:
+                    raise UsageError(f"{path}: SHA-256 mismatch with {sums_path}: expected {listed}, found {digest}")
+                magic = IMAGES_MAGIC if key.endswith("images") else LABELS_MAGIC
+                arrays[key], content_digests[path.name] = read_idx_and_sha256(path, magic=magic)
+                verdicts.add(self._verdict(path, digest, content_digests[path.name], listed is not None, sums_path))
+            checked = {split: self._split(split, arrays, paths) for split in ("train", "test")}
+            how = frozenset(verdicts)
+            _CHECKED[stamp] = (checked, file_digests, content_digests, how)
+            while len(_CHECKED) > _CHECKED_MAX:
+                _CHECKED.popitem(last=False)
+        # fresh tensors for the caller (load_dataset normalises them in place)
+        splits = {split: (x.clone(), y.clone()) for split, (x, y) in checked.items()}
+        file_digests, content_digests, how = dict(file_digests), dict(content_digests), set(how)
         sizes = {split: int(y.shape[0]) for split, (_, y) in splits.items()}
         verified = how.pop() if len(how) == 1 else ("mixed" if how else "none")
         meta = {

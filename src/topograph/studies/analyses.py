@@ -4,7 +4,8 @@ Always included: the results table (papers' numbers beside ours, mean ± std ove
 comparisons (paired-by-seed t-test + bootstrap CI, a verdict that never says "better" unless
 p < α), tuning, compute, and the exact configs/seeds/versions.  Optional kinds, listed in a
 study's ``[[analyses]]``: ``curves``, ``sweep``, ``heatmap`` (a two-key sweep), ``surface`` (plotly 3-D map + trajectory),
-``curvature`` (Hessian measures along training), ``trajectories`` (runs on random and PCA
+``curvature`` (Hessian measures along training), ``epochs_to_reach`` and ``stability`` (claims
+read off training curves — :mod:`topograph.studies.curve_claims`), ``trajectories`` (runs on random and PCA
 planes, figure by figure — :mod:`topograph.studies.trajectories`), ``loss_curves`` and ``solutions`` (sets of
 solutions: Table I, barriers, distances, kernel PCA, weight statistics —
 :mod:`topograph.studies.solution_report`), ``basin_maps`` (analytic landscapes).  An analysis whose building block is not
@@ -30,6 +31,7 @@ from topograph.landscape.directions import pca_directions, random_directions
 from topograph.optim.demo_report import plot_basins, plot_sgdr
 from topograph.optim.demos import basin_map, demo_optimizers, sgdr_escape
 from topograph.report import Code, Figure, Heading, Image, Note, Plotly, Report, Table
+from topograph.studies.curve_claims import epochs_to_reach_section, stability_section
 from topograph.studies.context import StudyContext, fb_cost
 from topograph.studies.solution_report import loss_curves, solutions
 from topograph.studies.stats import compare, format_mean_std, summarize
@@ -415,7 +417,7 @@ def basin_maps(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
 ANALYSES: dict[str, Callable[[StudyContext, dict[str, Any]], list[Any]]] = {
     "curves": curves, "sweep": sweep, "heatmap": heatmap, "surface": surface, "batch_surfaces": batch_surfaces,
     "curvature": curvature, "solutions": solutions, "loss_curves": loss_curves, "trajectories": trajectories,
-    "basin_maps": basin_maps,
+    "basin_maps": basin_maps, "epochs_to_reach": epochs_to_reach_section, "stability": stability_section,
 }
 
 

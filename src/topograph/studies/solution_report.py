@@ -27,11 +27,13 @@ epochs at which ω^train and ω^test are read.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import torch
 
 from topograph.paths import FourierPathFinder
 from topograph.paths.solutions import centroid_distances, kernel_pca, linear_pca, weight_statistics
@@ -79,7 +81,14 @@ def _colour(arms: list[str], name: str) -> str:
 
 
 def loss_curves(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
-    """Training and test loss against epochs, minima marked (the paper's Figs 2 and S1)."""
+    """Training and test loss against epochs, minima marked (the paper's Figs 2 and S1).
+
+    Options: ``arms``, ``select`` (n of N, as ``solutions``), ``tag`` and ``title`` (see
+    :func:`solutions`)."""
+    return _tagged(_loss_curves(ctx, opts), opts)
+
+
+def _loss_curves(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
     plt = _mpl()
     arms = list(opts.get("arms") or [a.name for a in ctx.spec.arms if not a.sweep and a.name in ctx.runs])
     n_sel = int(opts.get("select", 0))
@@ -122,7 +131,19 @@ def loss_curves(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
 
 
 def solutions(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
-    """Table I, barrier distributions, distances, kernel PCA (+ control), weight statistics."""
+    """Table I, barrier distributions, distances, kernel PCA (+ control), weight statistics.
+
+    Options (docs/studies.md): ``arms`` = [A, B], ``select``, ``groups``, ``kernels``,
+    ``barrier_sets``, ``landscapes``, ``path_reductions``, ``pairs``, ``pair_seed``, ``pairing``
+    (``"random"`` or ``"disjoint"``), ``path_points``, ``path_steps``, ``path_lr``, ``path_reg``,
+    ``n_terms``, ``temperature``, ``path_batch`` (a minibatch per path step; default the full
+    split), ``threads`` (torch CPU threads of the path searches), ``paper``, ``paper_claims``,
+    ``paper_weights``; ``tag`` (suffix of the table names, for several ``solutions`` analyses in
+    one study, e.g. one per model) and ``title``."""
+    return _tagged(_solutions(ctx, opts), opts)
+
+
+def _solutions(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
     arms = list(opts.get("arms", []))
     if len(arms) != 2:
         return [Heading("Sets of solutions"), Note("analysis 'solutions' needs arms = [A, B] (two arms, e.g. "
@@ -150,8 +171,22 @@ def solutions(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
     out += _distances(sets, arms, groups)
     out += _kpca(sets, arms, groups, opts)
     if int(opts.get("pairs", 0)) > 0:
-        out += _barriers(ctx, sets, arms, opts)
+        with _torch_threads(opts.get("threads")):
+            out += _barriers(ctx, sets, arms, opts)
     return out
+
+
+@contextlib.contextmanager
+def _torch_threads(threads: int | None):
+    """Run the block with ``threads`` torch CPU threads (``None``: leave torch's setting), as
+    ``run.threads`` does for training: one thread is fastest for small models on a busy machine."""
+    previous = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(int(threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _table_one(sets, arms, opts) -> list[Any]:
@@ -294,21 +329,29 @@ def _barriers(ctx, sets, arms, opts) -> list[Any]:
     landscapes = list(opts.get("landscapes", ["train", "test"]))
     objectives = list(opts.get("path_reductions", ["sum", "softmax"]))
     k_pairs, seed = int(opts.get("pairs", 300)), int(opts.get("pair_seed", 0))
+    pairing = str(opts.get("pairing", "random"))
+    batch = opts.get("path_batch")
     base = FourierPathFinder(points=int(opts.get("path_points", 50)), steps=int(opts.get("path_steps", 100)),
                              lr=float(opts.get("path_lr", 1e-3)), reg=float(opts.get("path_reg", 1e-4)),
                              n_terms=int(opts.get("n_terms", 10)), temperature=float(opts.get("temperature", 0.05)),
-                             progress=False, seed=seed)
+                             batch_size=int(batch) if batch else None, progress=False, seed=seed)
     objective = ctx.runs[arms[0]][0].objective()
+    steps_how = (f"{base.steps} steps on a random minibatch of {base.batch_size} samples of the landscape's split "
+                 "each (the paper: full batch)" if base.batch_size else f"{base.steps} full-batch steps")
+    pairs_how = (f"{k_pairs} disjoint pairs per set (a random perfect matching of the set's runs, numpy seed {seed}: "
+                 "no run is in two pairs, so the heights of a set are independent and two sets of different runs are "
+                 "compared with Welch's t-test)" if pairing == "disjoint" else
+                 f"{k_pairs} pairs per set drawn at random (numpy seed {seed}) among the set's pairs — pairs share "
+                 "endpoints, so the heights of one set are not independent: no p-value is given")
     out: list[Any] = [Heading("Barrier heights between random pairs (the paper's Fig. 4 and S2)", 3),
                       Note(f"FourierPathFinder: N_F = {base.n_terms} sine terms, M = {base.points} points, λ = {base.reg}, "
-                           f"Adam lr {base.lr}, {base.steps} full-batch steps; path objective: "
+                           f"Adam lr {base.lr}, {steps_how}; path objective: "
                            + " and ".join({"sum": "the paper's sum (Eq. 4)", "softmax":
                                            f"the soft-max with relative temperature {base.temperature}",
                                            "squared": "the toy notebook's squared sum"}.get(o, o) for o in objectives)
-                           + f". Pairs: {k_pairs} per set drawn at random (numpy seed {seed}) among the set's pairs. "
-                           "H = the maximum of the loss on a dense re-evaluation of the found path (Eq. 5). Pairs share "
-                           "endpoints, so the heights of one set are not independent: no p-value is given.", "info")]
-    rows = []
+                           + f". Pairs: {pairs_how}. H = the maximum of the loss over the whole split on a dense "
+                           "re-evaluation of the found path (Eq. 5).", "info")]
+    rows, cmp_rows = [], []
     for landscape in landscapes:
         for obj_kind in objectives:
             finder = replace(base, reduction=obj_kind)
@@ -316,7 +359,7 @@ def _barriers(ctx, sets, arms, opts) -> list[Any]:
             all_h = {}
             for name in names:
                 s = sets[name]
-                pairs = draw_pairs(len(s.runs), k_pairs, seed)
+                pairs = draw_pairs(len(s.runs), k_pairs, seed, pairing=pairing)
                 cache = ctx.study_dir / "paths" / landscape / obj_kind
                 recs = set_barriers(objective, s, pairs, finder=finder, landscape=landscape, cache_dir=cache)
                 h = np.asarray([r["height"] for r in recs], float)
@@ -326,6 +369,7 @@ def _barriers(ctx, sets, arms, opts) -> list[Any]:
                                                             digits=5) if h.size else "",
                              "H median": float(np.median(h)) if h.size else math.nan,
                              "ΔH mean": float(np.mean([r["barrier"] for r in recs])) if recs else math.nan})
+            cmp_rows += _barrier_comparisons(all_h, arms, landscape, obj_kind, pairing)
             finite = np.concatenate([v for v in all_h.values() if v.size]) if any(v.size for v in all_h.values()) else np.array([])
             bins = np.histogram_bin_edges(finite, bins=20) if finite.size else 10
             for name, h in all_h.items():
@@ -341,7 +385,47 @@ def _barriers(ctx, sets, arms, opts) -> list[Any]:
                               "light red/gold = second arm's train/test sets"))
     out.append(Table("barriers", "Path heights H (dense) between random pairs of each set",
                      ["landscape", "objective", "set", "pairs", "H mean ± sd", "H median", "ΔH mean"], rows))
+    if cmp_rows:
+        out.append(Table("barrier-comparisons", "Path heights of the two arms' sets read the same way (a − b)",
+                         ["landscape", "objective", "sets", "a mean ± sd", "b mean ± sd", "difference (a − b)",
+                          "95% CI", "test", "p-value", "verdict", "paper says"], cmp_rows,
+                         caption="the paper: SGD solutions are separated by lower barriers than L-BFGS-GSS ones, "
+                         "early-stopped (test sets) or not (train sets); the autoencoder is the exception"))
     return out
+
+
+def _barrier_comparisons(heights: dict[str, np.ndarray], arms: list[str], landscape: str, obj_kind: str,
+                         pairing: str) -> list[dict[str, Any]]:
+    """One row per kind read by both arms: the first arm's heights against the second's (Welch's
+    t-test when the pairs are disjoint; no test when they share endpoints)."""
+    rows = []
+    for kind in KINDS:
+        a, b = f"{arms[0]}/{kind}", f"{arms[1]}/{kind}"
+        if a not in heights or b not in heights:
+            continue
+        c = compare(heights[a], heights[b], label_a=a, label_b=b, metric="H", paired=False,
+                    higher_is_better=False, seed=0)
+        testable = pairing == "disjoint"
+        rows.append({"landscape": landscape, "objective": obj_kind, "sets": f"{a} vs {b}", "a mean ± sd": str(c.a),
+                     "b mean ± sd": str(c.b), "difference (a − b)": c.difference,
+                     "95% CI": f"[{c.ci_low:.4g}, {c.ci_high:.4g}]" if testable else "",
+                     "test": c.test if testable else "none (pairs share endpoints)",
+                     "p-value": c.p_value if testable else math.nan,
+                     "verdict": c.verdict if testable else "not testable: heights of random pairs are not independent",
+                     "paper says": f"{arms[1]} lower (histograms, 300 random pairs per set)"})
+    return rows
+
+
+def _tagged(sections: list[Any], opts: dict[str, Any]) -> list[Any]:
+    """With ``tag`` (several analyses of one kind in a study, e.g. one per model): table names
+    get ``-TAG`` (their CSV files stay distinct) and the first heading gets ``title``."""
+    tag, title = opts.get("tag"), opts.get("title")
+    for k, sec in enumerate(sections):
+        if tag and isinstance(sec, Table):
+            sec.name = f"{sec.name}-{tag}"
+        if title and k == 0 and isinstance(sec, Heading):
+            sec.text = f"{sec.text}: {title}"
+    return sections
 
 
 __all__ = ["loss_curves", "solutions"]

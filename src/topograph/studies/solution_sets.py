@@ -181,16 +181,36 @@ def table_one(sets: dict[str, SolutionSet], arm: str) -> dict[str, np.ndarray]:
 # ---------------------------------------------------------------------- pairs and barriers
 
 
-def draw_pairs(n: int, k: int, seed: int) -> list[tuple[int, int]]:
-    """``k`` distinct unordered pairs (i < j) of ``range(n)`` drawn uniformly without replacement
-    with ``numpy.random.default_rng(seed)`` (all pairs, in order, when k ≥ n(n−1)/2)."""
-    total = n * (n - 1) // 2
+#: how the pairs of a set are drawn (see :func:`draw_pairs`)
+PAIRINGS = ("random", "disjoint")
+
+
+def draw_pairs(n: int, k: int, seed: int, *, pairing: str = "random") -> list[tuple[int, int]]:
+    """``k`` distinct unordered pairs (i < j) of ``range(n)``, drawn with
+    ``numpy.random.default_rng(seed)``.
+
+    ``pairing="random"`` (the paper's "random pairs"): uniformly without replacement among the
+    n(n−1)/2 pairs (all pairs, in order, when k ≥ n(n−1)/2).  Pairs then share endpoints, so
+    the heights of one set are not independent observations.
+
+    ``pairing="disjoint"``: min(k, ⌊n/2⌋) pairs of a uniformly random permutation taken two by
+    two — no index appears twice, so each pair's height is an independent observation (two
+    sets of different runs can then be compared with an ordinary two-sample test).
+    """
+    if pairing not in PAIRINGS:
+        raise UsageError(f"pairing={pairing!r} is not known; use one of {', '.join(PAIRINGS)}")
     if n < 2 or k <= 0:
         return []
+    rng = np.random.default_rng(int(seed))
+    if pairing == "disjoint":
+        perm = rng.permutation(n)
+        pairs = [tuple(sorted((int(perm[2 * m]), int(perm[2 * m + 1])))) for m in range(min(int(k), n // 2))]
+        return sorted(pairs)
+    total = n * (n - 1) // 2
     every = [(i, j) for i in range(n) for j in range(i + 1, n)]
     if k >= total:
         return every
-    idx = np.random.default_rng(int(seed)).choice(total, size=int(k), replace=False)
+    idx = rng.choice(total, size=int(k), replace=False)
     return sorted(every[int(t)] for t in idx)
 
 
@@ -246,5 +266,5 @@ def separation(scores: np.ndarray, groups: Sequence[str], a: str, b: str) -> lis
     return out
 
 
-__all__ = ["KINDS", "SolutionSet", "build_sets", "draw_pairs", "loss_minimum", "select_lowest", "separation",
-           "set_barriers", "solution_set", "table_one"]
+__all__ = ["KINDS", "PAIRINGS", "SolutionSet", "build_sets", "draw_pairs", "loss_minimum", "select_lowest",
+           "separation", "set_barriers", "solution_set", "table_one"]

@@ -15,6 +15,8 @@ Schema (every table is documented in ``docs/studies.md``)::
     [[analyses]]     kind = "..." and its options
     [budgets.default], [budgets.quick]
                  seeds, trials, startup_trials, tune_epochs, tune_val_size, sweep_seeds, set = {...},
+                 arm_set = {ARM = {...}},                 # per-mode config overrides of one arm
+                 arm_seeds = {ARM = [0, 1, ...]},         # per-mode seeds of one arm (else seeds)
                  analyses = {kind = {options}}            # per-mode analysis options
 
 A budget's ``set`` is deep-merged into ``base``; its ``analyses`` options into the analyses.
@@ -176,6 +178,12 @@ def load_study(name_or_path: str | Path, *, quick: bool = False) -> StudySpec:
                     analyses=dict(b.get("analyses", {})),
                     startup_trials=_startup_trials(b, f"{source}: budgets.{mode}"))
     base = deep_merge(raw.get("base", {}), b.get("set", {}))
+    arm_seeds = b.get("arm_seeds", {})
+    if not isinstance(arm_seeds, dict) or not all(
+            isinstance(v, list) and v and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in v)
+            for v in arm_seeds.values()):
+        raise UsageError(f"{source}: budgets.{mode}.arm_seeds must be a table of seed lists, e.g. "
+                         "{ae-sgd = [0, 1, 2, 3]}")
     arms: list[Arm] = []
     for i, a in enumerate(raw.get("arms", [])):
         where = f"{source}: arms[{i}]"
@@ -200,7 +208,8 @@ def load_study(name_or_path: str | Path, *, quick: bool = False) -> StudySpec:
                         paper=dict(a.get("paper", {})), match=dict(a.get("match", {})),
                         tune_from=str(a.get("tune_from", "")) if budget.trials else "",
                         tune_scale={k: float(v) for k, v in scale.items()},
-                        best_of=dict(best_of), fixed=dict(fixed), seeds=list(a.get("seeds", budget.seeds))))
+                        best_of=dict(best_of), fixed=dict(fixed),
+                        seeds=list(arm_seeds.get(name, a.get("seeds", budget.seeds)))))
     for i, s in enumerate(raw.get("sweeps", [])):
         where = f"{source}: sweeps[{i}]"
         sname = _require(s, "name", where, str)
@@ -220,6 +229,9 @@ def load_study(name_or_path: str | Path, *, quick: bool = False) -> StudySpec:
                             seeds=list(s.get("seeds", budget.sweep_seeds)), sweep=sname,
                             sweep_values=point))
     names = [a.name for a in arms]
+    unknown = [k for k in arm_seeds if k not in names]
+    if unknown:
+        raise UsageError(f"{source}: budgets.{mode}.arm_seeds names no arm {unknown[0]!r}; arms: {', '.join(names)}")
     if len(set(names)) != len(names):
         raise UsageError(f"{source}: arm names must be unique, got {names}")
     for arm in arms:  # validate every config now: a typo fails before hours of training
