@@ -31,8 +31,8 @@ from topograph.landscape.directions import pca_directions, random_directions
 from topograph.optim.demo_report import plot_basins, plot_sgdr
 from topograph.optim.demos import basin_map, demo_optimizers, sgdr_escape
 from topograph.report import Code, Figure, Heading, Image, Note, Plotly, Report, Table
-from topograph.studies.curve_claims import epochs_to_reach_section, stability_section
 from topograph.studies.context import StudyContext, fb_cost
+from topograph.studies.curve_claims import epochs_to_reach_section, stability_section
 from topograph.studies.solution_report import loss_curves, solutions
 from topograph.studies.stats import compare, format_mean_std, summarize
 from topograph.studies.trajectories import trajectories

@@ -17,10 +17,15 @@ from topograph.studies.tuning import TuningResult
 FORWARD_FRACTION = 1.0 / 3.0
 
 
+def fb_equivalents(gradients: float, evaluations: float) -> float:
+    """Forward+backward-equivalents of ``gradients`` gradient evaluations among ``evaluations``
+    loss evaluations in all: G + (F − G)/3."""
+    return gradients + FORWARD_FRACTION * max(evaluations - gradients, 0.0)
+
+
 def fb_cost(summary: dict[str, Any]) -> float:
-    """Compute of a run in forward+backward-equivalents: grad_evals + (func − grad)/3."""
-    g, f = float(summary.get("grad_evals", 0)), float(summary.get("func_evals", 0))
-    return g + FORWARD_FRACTION * max(f - g, 0.0)
+    """Compute of a run in forward+backward-equivalents (:func:`fb_equivalents` of its totals)."""
+    return fb_equivalents(float(summary.get("grad_evals", 0)), float(summary.get("func_evals", 0)))
 
 
 @dataclass
@@ -50,4 +55,4 @@ class StudyContext:
         return out
 
 
-__all__ = ["FORWARD_FRACTION", "StudyContext", "fb_cost"]
+__all__ = ["FORWARD_FRACTION", "StudyContext", "fb_cost", "fb_equivalents"]

@@ -41,7 +41,7 @@ import numpy as np
 from matplotlib.colors import ListedColormap
 
 from topograph.report import Figure, Heading, Note, Table
-from topograph.studies.runner import FORWARD_FRACTION, StudyContext
+from topograph.studies.context import StudyContext, fb_equivalents
 from topograph.studies.stats import format_mean_std, summarize
 
 #: the classes of :func:`classify_stability`, from worst to best
@@ -70,9 +70,8 @@ def epochs_to_reach(rows: Sequence[Mapping[str, Any]], metric: str, target: floa
 
 def fb_at(row: Mapping[str, Any]) -> float:
     """Forward+backward-equivalents spent up to a metrics row: F/B + (F − F/B)/3 from the
-    row's running totals (as :func:`topograph.studies.runner.fb_cost` counts a whole run)."""
-    g, f = _value(row, "grad_evals_total"), _value(row, "func_evals_total")
-    return g + FORWARD_FRACTION * max(f - g, 0.0)
+    row's running totals (as :func:`topograph.studies.context.fb_cost` counts a whole run)."""
+    return fb_equivalents(_value(row, "grad_evals_total"), _value(row, "func_evals_total"))
 
 
 def reach_row(arm_rows: Sequence[Mapping[str, Any]], base_rows: Sequence[Mapping[str, Any]], metric: str, *,

@@ -263,5 +263,13 @@ def load_study(name_or_path: str | Path, *, quick: bool = False) -> StudySpec:
         comparisons=comparisons, analyses=analyses, raw=raw, source=source)
 
 
-__all__ = ["Arm", "Budget", "MODES", "StudySpec", "deep_merge", "load_study", "read_study_toml",
-           "study_names"]
+__all__ = [
+    "MODES",
+    "Arm",
+    "Budget",
+    "StudySpec",
+    "deep_merge",
+    "load_study",
+    "read_study_toml",
+    "study_names",
+]
