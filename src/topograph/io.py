@@ -195,6 +195,14 @@ def new_figure(width: float = 6.0, height: float = 4.0, **kwargs: Any) -> Figure
     return Figure(figsize=(width, height), **kwargs)
 
 
+def new_subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] = (6.0, 4.0),
+                 **kwargs: Any) -> tuple[Figure, Any]:
+    """``(figure, axes)`` like ``pyplot.subplots`` (same arguments), on a bare figure of
+    :func:`new_figure`."""
+    fig = new_figure(*figsize)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
 def save_figure(fig: Any, path: str | os.PathLike, *, dpi: int = 130) -> list[Path]:
     """Write a matplotlib figure to ``<stem>.png`` and ``<stem>.svg`` atomically.
 
@@ -213,6 +221,17 @@ def save_figure(fig: Any, path: str | os.PathLike, *, dpi: int = 130) -> list[Pa
     return written
 
 
-__all__ = ["DEFAULT_REMEDY", "atomic_open", "new_figure", "atomic_torch_save", "atomic_write_bytes", "atomic_write_json",
-           "atomic_write_text", "load_weights", "safe_torch_load", "save_figure",
-           "state_dict_mismatch", "temp_file_beside"]
+__all__ = [
+    "DEFAULT_REMEDY",
+    "atomic_open",
+    "atomic_torch_save",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "load_weights",
+    "new_figure",
+    "safe_torch_load",
+    "save_figure",
+    "state_dict_mismatch",
+    "temp_file_beside",
+]

@@ -27,6 +27,7 @@ import numpy as np
 import topograph
 from topograph.curvature import measures_along_trajectory
 from topograph.data.analytic import get_landscape
+from topograph.io import new_subplots
 from topograph.landscape.directions import pca_directions, random_directions
 from topograph.optim.demo_report import plot_basins, plot_sgdr
 from topograph.optim.demos import basin_map, demo_optimizers, sgdr_escape
@@ -39,14 +40,6 @@ from topograph.studies.trajectories import trajectories
 
 METRICS = ("test_acc", "test_loss", "train_loss", "train_acc")
 
-
-def _mpl():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 # ---------------------------------------------------------------------- always
@@ -160,12 +153,11 @@ def compute_section(ctx: StudyContext, seconds: float) -> list[Any]:
 
 
 def curves(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
-    plt = _mpl()
     arms = opts.get("arms") or [a.name for a in ctx.spec.arms if not a.sweep and a.name in ctx.runs]
     metrics = opts.get("metrics", ["test_acc", "train_loss"])
     out = []
     for x_axis in ("epoch", "grad_evals_total"):
-        fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6))
+        fig, axes = new_subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6))
         axes = np.atleast_1d(axes)
         for arm in arms:
             for ax, m in zip(axes, metrics):
@@ -227,7 +219,6 @@ def heatmap(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
     Options: ``sweep``; ``x`` and ``y`` (the swept keys, e.g. ``"optimizer.lr"`` and
     ``"optimizer.radius"``); ``metric`` (default ``test_acc``); ``title``, ``caption``.  A cell
     whose runs ended with a non-finite loss is drawn grey and marked "div."."""
-    plt = _mpl()
     name, metric = opts.get("sweep"), opts.get("metric", "test_acc")
     kx, ky = opts["x"], opts["y"]
     arms = [a for a in ctx.spec.arms if a.sweep == name and a.name in ctx.runs]
@@ -249,7 +240,7 @@ def heatmap(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
         rows.append({ky.split(".")[-1]: a.sweep_values[ky], kx.split(".")[-1]: a.sweep_values[kx],
                      metric: format_mean_std(*_ms(vals)), "seeds": len(vals),
                      "final train loss": format_mean_std(*_ms(losses)), "diverged": div})
-    fig, ax = plt.subplots(figsize=(1.1 * len(xs) + 2.5, 0.8 * len(ys) + 1.8))
+    fig, ax = new_subplots(figsize=(1.1 * len(xs) + 2.5, 0.8 * len(ys) + 1.8))
     im = ax.imshow(np.ma.masked_invalid(grid), origin="lower", cmap="viridis", aspect="auto")
     ax.set_facecolor("#bbbbbb")
     fig.colorbar(im, ax=ax, label=metric)
@@ -346,8 +337,7 @@ def batch_surfaces(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
 def curvature(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
     """Top Hessian eigenvalue and trace at every snapshot of one run per arm."""
 
-    plt = _mpl()
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = new_subplots(1, 2, figsize=(10, 3.6))
     rows = []
     for arm in opts.get("arms", []):
         run = ctx.runs[arm][0]

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 from matplotlib.colors import ListedColormap
 
+from topograph.io import new_subplots
 from topograph.report import Figure, Heading, Note, Table
 from topograph.studies.context import StudyContext, fb_equivalents
 from topograph.studies.stats import format_mean_std, summarize
@@ -108,14 +109,6 @@ def classify_stability(rows: Sequence[Mapping[str, Any]], *, progress: float = 0
     return "stable"
 
 
-def _mpl():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
 
 # ---------------------------------------------------------------------- report sections
 
@@ -172,8 +165,7 @@ def epochs_to_reach_section(ctx: StudyContext, opts: dict[str, Any]) -> list[Any
 
 
 def _reach_figure(ctx: StudyContext, arm: str, baselines: list[str], metric: str) -> Figure:
-    plt = _mpl()
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig, ax = new_subplots(figsize=(6.4, 3.6))
     for name in [arm, *baselines]:
         runs = ctx.runs.get(name, [])
         if not runs:
@@ -203,7 +195,6 @@ def stability_section(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
 
     Options: ``sweep``, ``x``, ``y`` (swept keys), ``focus`` (a table key → value), ``progress``,
     ``rise``, ``paper``, ``title``, ``caption``."""
-    plt = _mpl()
     name, kx, ky = opts.get("sweep"), opts["x"], opts["y"]
     progress, rise = float(opts.get("progress", 0.5)), float(opts.get("rise", 1.0))
     title = opts.get("title", f"Stability over {ky.split('.')[-1]} × {kx.split('.')[-1]}")
@@ -228,7 +219,7 @@ def stability_section(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
         if focus and all(a.sweep_values.get(k) == v for k, v in focus.items()):
             focus_rows.append({**row, "verdict": "stable in every seed" if classes.count("stable") == len(classes)
                                else "not stable in every seed"})
-    fig, ax = plt.subplots(figsize=(1.1 * len(xs) + 2.5, 0.8 * len(ys) + 1.8))
+    fig, ax = new_subplots(figsize=(1.1 * len(xs) + 2.5, 0.8 * len(ys) + 1.8))
     cmap = ListedColormap([STABILITY_COLOURS[c] for c in STABILITY_CLASSES])
     ax.imshow(np.ma.masked_invalid(worst), origin="lower", cmap=cmap, vmin=-0.5, vmax=len(STABILITY_CLASSES) - 0.5,
               aspect="auto")

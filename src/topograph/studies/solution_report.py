@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from topograph.io import new_subplots
 from topograph.paths import FourierPathFinder
 from topograph.paths.solutions import centroid_distances, kernel_pca, linear_pca, weight_statistics
 from topograph.report import Figure, Heading, Note, Table
@@ -57,14 +58,6 @@ SET_COLOURS = {(0, "train"): "#1f3b73", (0, "test"): "#6fa8dc", (1, "train"): "#
                (0, "final"): "#555555", (1, "final"): "#aaaaaa"}
 KERNELS = ("rbf", "poly", "sigmoid", "linear")
 
-
-def _mpl():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _ms(values) -> str:
@@ -89,10 +82,9 @@ def loss_curves(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
 
 
 def _loss_curves(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
-    plt = _mpl()
     arms = list(opts.get("arms") or [a.name for a in ctx.spec.arms if not a.sweep and a.name in ctx.runs])
     n_sel = int(opts.get("select", 0))
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    fig, axes = new_subplots(1, 2, figsize=(11, 3.8))
     colours = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
     rows = []
     for c, arm in zip(colours, arms):
@@ -245,7 +237,6 @@ def _weights(sets, arms, opts) -> list[Any]:
 
 
 def _distances(sets, arms, groups) -> list[Any]:
-    plt = _mpl()
     out: list[Any] = [Heading("Distances to the common origin (the paper's Fig. 5 and S3)", 3)]
     rows = []
     for k, (a, b) in enumerate(groups):
@@ -253,7 +244,7 @@ def _distances(sets, arms, groups) -> list[Any]:
         labels = [a] * len(sets[a].runs) + [b] * len(sets[b].runs)
         cd = centroid_distances(x, groups=labels)
         half = float(np.linalg.norm(x[np.asarray(labels) == a].mean(0) - cd["centroid"]))
-        fig, ax = plt.subplots(figsize=(6, 3.4))
+        fig, ax = new_subplots(figsize=(6, 3.4))
         for name in (a, b):
             d = np.asarray(cd["by_group"][name])
             ax.hist(d, bins=max(5, min(20, d.size)), alpha=0.6, color=_colour(arms, name), label=name)
@@ -291,7 +282,6 @@ def _kernel_scores(x: np.ndarray, kernel: str) -> tuple[np.ndarray, str]:
 
 
 def _kpca(sets, arms, groups, opts) -> list[Any]:
-    plt = _mpl()
     kernels = list(opts.get("kernels", KERNELS))
     out: list[Any] = [Heading("Kernel PCA (the paper's Fig. 6 and S4) and the kernel control", 3)]
     rows = []
@@ -299,7 +289,7 @@ def _kpca(sets, arms, groups, opts) -> list[Any]:
         x = np.concatenate([sets[a].vectors().double().numpy(), sets[b].vectors().double().numpy()])
         labels = [a] * len(sets[a].runs) + [b] * len(sets[b].runs)
         shown = kernels if k == 0 else ["rbf"]
-        fig, axes = plt.subplots(1, len(shown), figsize=(4.2 * len(shown), 3.6), squeeze=False)
+        fig, axes = new_subplots(1, len(shown), figsize=(4.2 * len(shown), 3.6), squeeze=False)
         for ax, kern in zip(axes[0], shown):
             scores, title = _kernel_scores(x, kern)
             for name in (a, b):
@@ -323,7 +313,6 @@ def _kpca(sets, arms, groups, opts) -> list[Any]:
 
 
 def _barriers(ctx, sets, arms, opts) -> list[Any]:
-    plt = _mpl()
     names = list(opts.get("barrier_sets", [f"{arms[0]}/train", f"{arms[0]}/test", f"{arms[1]}/train",
                                              f"{arms[1]}/test"]))
     landscapes = list(opts.get("landscapes", ["train", "test"]))
@@ -355,7 +344,7 @@ def _barriers(ctx, sets, arms, opts) -> list[Any]:
     for landscape in landscapes:
         for obj_kind in objectives:
             finder = replace(base, reduction=obj_kind)
-            fig, ax = plt.subplots(figsize=(6.4, 3.6))
+            fig, ax = new_subplots(figsize=(6.4, 3.6))
             all_h = {}
             for name in names:
                 s = sets[name]

@@ -26,6 +26,7 @@ A budget's ``set`` is deep-merged into ``base``; its ``analyses`` options into t
 from __future__ import annotations
 
 import copy
+import itertools
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -160,7 +161,6 @@ def _startup_trials(budget: Mapping[str, Any], where: str) -> int | None:
 
 def load_study(name_or_path: str | Path, *, quick: bool = False) -> StudySpec:
     """Parse and validate a study in the chosen mode (budgets applied, sweeps expanded)."""
-
     raw, source = read_study_toml(name_or_path)
     mode = "quick" if quick else "default"
     allowed = {"study", "base", "arms", "sweeps", "comparisons", "analyses", "budgets"}
@@ -168,15 +168,7 @@ def load_study(name_or_path: str | Path, *, quick: bool = False) -> StudySpec:
         if key not in allowed:
             raise UsageError(f"{source}: unknown table [{key}]; allowed: {', '.join(sorted(allowed))}")
     head = _require(raw, "study", source, dict)
-    budgets = _require(raw, "budgets", source, dict)
-    if mode not in budgets:
-        raise UsageError(f"{source}: missing [budgets.{mode}]")
-    b = budgets[mode]
-    budget = Budget(seeds=list(b.get("seeds", [0, 1, 2, 3, 4])), trials=int(b.get("trials", 0)),
-                    tune_epochs=int(b.get("tune_epochs", 3)), tune_val_size=b.get("tune_val_size", 0.1),
-                    sweep_seeds=list(b.get("sweep_seeds", b.get("seeds", [0]))[:]),
-                    analyses=dict(b.get("analyses", {})),
-                    startup_trials=_startup_trials(b, f"{source}: budgets.{mode}"))
+    budget, b = _budget(raw, mode, source)
     base = deep_merge(raw.get("base", {}), b.get("set", {}))
     arm_seeds = b.get("arm_seeds", {})
     if not isinstance(arm_seeds, dict) or not all(
@@ -184,66 +176,14 @@ def load_study(name_or_path: str | Path, *, quick: bool = False) -> StudySpec:
             for v in arm_seeds.values()):
         raise UsageError(f"{source}: budgets.{mode}.arm_seeds must be a table of seed lists, e.g. "
                          "{ae-sgd = [0, 1, 2, 3]}")
-    arms: list[Arm] = []
-    for i, a in enumerate(raw.get("arms", [])):
-        where = f"{source}: arms[{i}]"
-        name = _require(a, "name", where, str)
-        cfg = deep_merge(base, a.get("set", {}))
-        if "optimizer" in a:
-            cfg["optimizer"] = copy.deepcopy(a["optimizer"])
-        cfg = deep_merge(cfg, b.get("arm_set", {}).get(name, {}))
-        tune = check_space(a.get("tune", {}), f"{where}.tune") if budget.trials else {}
-        scale = a.get("tune_scale", {})
-        if not isinstance(scale, dict) or not all(isinstance(v, (int, float)) and v > 0 for v in scale.values()):
-            raise UsageError(f"{where}.tune_scale must be a table of positive numbers, e.g. {{\"optimizer.lr\" = 0.5}}")
-        fixed = a.get("fixed", {})
-        if not isinstance(fixed, dict) or not all("." in k for k in fixed):
-            raise UsageError(f"{where}.fixed must be a table of dotted keys, e.g. {{\"optimizer.explore_every\" = 1}}")
-        if fixed:
-            cfg = apply_params(cfg, fixed)
-        best_of = a.get("best_of", {})
-        if best_of and (not isinstance(best_of, dict) or "sweep" not in best_of):
-            raise UsageError(f"{where}.best_of must be a table like {{sweep = \"grid\", metric = \"test_acc\"}}")
-        arms.append(Arm(name=name, label=a.get("label", name), config=cfg, tune=tune,
-                        paper=dict(a.get("paper", {})), match=dict(a.get("match", {})),
-                        tune_from=str(a.get("tune_from", "")) if budget.trials else "",
-                        tune_scale={k: float(v) for k, v in scale.items()},
-                        best_of=dict(best_of), fixed=dict(fixed),
-                        seeds=list(arm_seeds.get(name, a.get("seeds", budget.seeds)))))
-    for i, s in enumerate(raw.get("sweeps", [])):
-        where = f"{source}: sweeps[{i}]"
-        sname = _require(s, "name", where, str)
-        grid = _require(s, "grid", where, dict)
-        grid = deep_merge(grid, b.get("sweep_grid", {}).get(sname, {}))
-        cfg0 = deep_merge(base, s.get("set", {}))
-        if "optimizer" in s:
-            cfg0["optimizer"] = copy.deepcopy(s["optimizer"])
-        import itertools
-
-        keys = list(grid)
-        for values in itertools.product(*(grid[k] for k in keys)):
-            point = dict(zip(keys, values))
-            label = ",".join(f"{k.split('.')[-1]}={v}" for k, v in point.items())
-            aname = f"{sname}-" + "-".join(f"{k.split('.')[-1]}{v}" for k, v in point.items())
-            arms.append(Arm(name=aname.replace("/", "_"), label=label, config=apply_params(cfg0, point),
-                            seeds=list(s.get("seeds", budget.sweep_seeds)), sweep=sname,
-                            sweep_values=point))
+    arms = [_arm(a, f"{source}: arms[{i}]", base, b, budget, arm_seeds) for i, a in enumerate(raw.get("arms", []))]
+    for i, sweep in enumerate(raw.get("sweeps", [])):
+        arms += _sweep_arms(sweep, f"{source}: sweeps[{i}]", base, b, budget)
     names = [a.name for a in arms]
     unknown = [k for k in arm_seeds if k not in names]
     if unknown:
         raise UsageError(f"{source}: budgets.{mode}.arm_seeds names no arm {unknown[0]!r}; arms: {', '.join(names)}")
-    if len(set(names)) != len(names):
-        raise UsageError(f"{source}: arm names must be unique, got {names}")
-    for arm in arms:  # validate every config now: a typo fails before hours of training
-        doc = copy.deepcopy(arm.config)
-        doc.setdefault("run", {})["name"] = arm.name
-        RunConfig.from_dict(doc, source=f"{source} arm {arm.name}")
-        if arm.tune_from and (arm.tune_from not in names or not spec_arm_tuned(arms, arm.tune_from)):
-            raise UsageError(f"{source}: arm {arm.name}: tune_from must name a tuned arm, got {arm.tune_from!r}")
-        if arm.match and arm.match.get("arm") not in names:
-            raise UsageError(f"{source}: arm {arm.name}: match.arm must name another arm")
-        if arm.best_of and not any(a.sweep == arm.best_of["sweep"] for a in arms):
-            raise UsageError(f"{source}: arm {arm.name}: best_of.sweep must name a sweep, got {arm.best_of['sweep']!r}")
+    _check_arms(arms, source)
     comparisons = list(raw.get("comparisons", []))
     for i, c in enumerate(comparisons):
         for k in ("a", "b"):
@@ -261,6 +201,86 @@ def load_study(name_or_path: str | Path, *, quick: bool = False) -> StudySpec:
         paper=head.get("paper", ""), differences=list(head.get("differences", [])),
         cost_minutes=dict(head.get("cost_minutes", {})), mode=mode, budget=budget, arms=arms,
         comparisons=comparisons, analyses=analyses, raw=raw, source=source)
+
+
+def _budget(raw: dict, mode: str, source: str) -> tuple[Budget, dict]:
+    """The mode's ``[budgets.MODE]`` table, read into a :class:`Budget` (and the table itself)."""
+    budgets = _require(raw, "budgets", source, dict)
+    if mode not in budgets:
+        raise UsageError(f"{source}: missing [budgets.{mode}]")
+    b = budgets[mode]
+    budget = Budget(seeds=list(b.get("seeds", [0, 1, 2, 3, 4])), trials=int(b.get("trials", 0)),
+                    tune_epochs=int(b.get("tune_epochs", 3)), tune_val_size=b.get("tune_val_size", 0.1),
+                    sweep_seeds=list(b.get("sweep_seeds", b.get("seeds", [0]))[:]),
+                    analyses=dict(b.get("analyses", {})),
+                    startup_trials=_startup_trials(b, f"{source}: budgets.{mode}"))
+    return budget, b
+
+
+def _arm(a: dict, where: str, base: dict, b: dict, budget: Budget, arm_seeds: dict) -> Arm:
+    """One ``[[arms]]`` entry: its config (base, its ``set``, its optimizer, the mode's
+    ``arm_set``, its ``fixed`` values) and its tuning and matching settings, checked."""
+    name = _require(a, "name", where, str)
+    cfg = deep_merge(base, a.get("set", {}))
+    if "optimizer" in a:
+        cfg["optimizer"] = copy.deepcopy(a["optimizer"])
+    cfg = deep_merge(cfg, b.get("arm_set", {}).get(name, {}))
+    tune = check_space(a.get("tune", {}), f"{where}.tune") if budget.trials else {}
+    scale = a.get("tune_scale", {})
+    if not isinstance(scale, dict) or not all(isinstance(v, (int, float)) and v > 0 for v in scale.values()):
+        raise UsageError(f"{where}.tune_scale must be a table of positive numbers, e.g. {{\"optimizer.lr\" = 0.5}}")
+    fixed = a.get("fixed", {})
+    if not isinstance(fixed, dict) or not all("." in k for k in fixed):
+        raise UsageError(f"{where}.fixed must be a table of dotted keys, e.g. {{\"optimizer.explore_every\" = 1}}")
+    if fixed:
+        cfg = apply_params(cfg, fixed)
+    best_of = a.get("best_of", {})
+    if best_of and (not isinstance(best_of, dict) or "sweep" not in best_of):
+        raise UsageError(f"{where}.best_of must be a table like {{sweep = \"grid\", metric = \"test_acc\"}}")
+    return Arm(name=name, label=a.get("label", name), config=cfg, tune=tune,
+               paper=dict(a.get("paper", {})), match=dict(a.get("match", {})),
+               tune_from=str(a.get("tune_from", "")) if budget.trials else "",
+               tune_scale={k: float(v) for k, v in scale.items()},
+               best_of=dict(best_of), fixed=dict(fixed),
+               seeds=list(arm_seeds.get(name, a.get("seeds", budget.seeds))))
+
+
+def _sweep_arms(s: dict, where: str, base: dict, b: dict, budget: Budget) -> list[Arm]:
+    """One ``[[sweeps]]`` entry expanded: an arm per point of its grid (the mode's
+    ``sweep_grid`` merged in)."""
+    sname = _require(s, "name", where, str)
+    grid = _require(s, "grid", where, dict)
+    grid = deep_merge(grid, b.get("sweep_grid", {}).get(sname, {}))
+    cfg0 = deep_merge(base, s.get("set", {}))
+    if "optimizer" in s:
+        cfg0["optimizer"] = copy.deepcopy(s["optimizer"])
+    keys = list(grid)
+    arms = []
+    for values in itertools.product(*(grid[k] for k in keys)):
+        point = dict(zip(keys, values))
+        label = ",".join(f"{k.split('.')[-1]}={v}" for k, v in point.items())
+        aname = f"{sname}-" + "-".join(f"{k.split('.')[-1]}{v}" for k, v in point.items())
+        arms.append(Arm(name=aname.replace("/", "_"), label=label, config=apply_params(cfg0, point),
+                        seeds=list(s.get("seeds", budget.sweep_seeds)), sweep=sname, sweep_values=point))
+    return arms
+
+
+def _check_arms(arms: list[Arm], source: str) -> None:
+    """Unique names, every config valid now (a typo fails before hours of training), and every
+    reference to another arm or sweep resolved."""
+    names = [a.name for a in arms]
+    if len(set(names)) != len(names):
+        raise UsageError(f"{source}: arm names must be unique, got {names}")
+    for arm in arms:
+        doc = copy.deepcopy(arm.config)
+        doc.setdefault("run", {})["name"] = arm.name
+        RunConfig.from_dict(doc, source=f"{source} arm {arm.name}")
+        if arm.tune_from and (arm.tune_from not in names or not spec_arm_tuned(arms, arm.tune_from)):
+            raise UsageError(f"{source}: arm {arm.name}: tune_from must name a tuned arm, got {arm.tune_from!r}")
+        if arm.match and arm.match.get("arm") not in names:
+            raise UsageError(f"{source}: arm {arm.name}: match.arm must name another arm")
+        if arm.best_of and not any(a.sweep == arm.best_of["sweep"] for a in arms):
+            raise UsageError(f"{source}: arm {arm.name}: best_of.sweep must name a sweep, got {arm.best_of['sweep']!r}")
 
 
 __all__ = [

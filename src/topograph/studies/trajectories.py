@@ -30,21 +30,14 @@ from typing import Any
 
 import numpy as np
 import torch
+from matplotlib.ticker import MaxNLocator
 
+from topograph.io import new_subplots
 from topograph.landscape import compute_surface
 from topograph.landscape.directions import pca_directions, random_directions
 from topograph.landscape.trajectory import covering_range, project
 from topograph.report import Figure, Heading, Note, Table
 from topograph.studies.context import StudyContext
-
-
-def _mpl():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _runs_of(ctx: StudyContext, spec: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -60,13 +53,6 @@ def _runs_of(ctx: StudyContext, spec: dict[str, Any]) -> list[tuple[str, Any]]:
         if all(k in values and _same(values[k], v) for k, v in fixed.items()):
             cells.append((values[vary], f"{vary.split('.')[-1]}={values[vary]}", ctx.runs[arm.name][0]))
     return [(label, run) for _, label, run in sorted(cells, key=lambda c: c[0])]
-
-
-def _ticks(n: int):
-    """Few tick labels: text layout dominates the drawing time of many small panels."""
-    from matplotlib.ticker import MaxNLocator
-
-    return MaxNLocator(n)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -107,7 +93,6 @@ def _surface(ctx, run, obj, dirs, window, n: int, tag: str):
 
 def trajectories(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
     """One figure per configured figure: runs × (random plane, PCA plane, residual fraction)."""
-    plt = _mpl()
     n = int(opts.get("points", 15))
     seed = int(opts.get("plane_seed", 0))
     planes = list(opts.get("planes", ["random", "pca"]))
@@ -127,71 +112,10 @@ def trajectories(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
             out.append(Note(f"{name}: no runs match {spec}; nothing drawn", "warning"))
             continue
         cols = len(planes) + 1
-        fig, axes = plt.subplots(len(runs), cols + 1, figsize=(4.0 * (cols + 1), 3.3 * len(runs)), squeeze=False)
+        fig, axes = new_subplots(len(runs), cols + 1, figsize=(4.0 * (cols + 1), 3.3 * len(runs)), squeeze=False)
         for r, (label, run) in enumerate(runs):
-            obj = _objective(run, datasets)
-            all_steps, all_snaps = run.snapshots()
-            steps, snaps = _finite_prefix(obj, all_steps, all_snaps)
-            diverged = len(steps) < len(all_steps)
-            m = run.metrics()
-            ax_loss = axes[r, -1]
-            ax_loss.plot([x["epoch"] for x in m], [x["train_loss"] for x in m], marker=".", label="train")
-            ax_loss.plot([x["epoch"] for x in m], [x["test_loss"] for x in m], marker=".", label="test")
-            ax_loss.set_yscale("log")
-            ax_loss.xaxis.set_major_locator(_ticks(4))
-            ax_loss.set_xlabel("epoch")
-            ax_loss.set_title(f"{label}: loss", fontsize=8)
-            ax_loss.legend(fontsize=6)
-            if snaps.shape[0] < 3:
-                for ax in axes[r, :-1]:
-                    ax.set_axis_off()
-                axes[r, 0].text(0.05, 0.5, f"{label}: fewer than 3 finite snapshots\n(diverged or none saved)",
-                                fontsize=8, transform=axes[r, 0].transAxes)
-                rows.append({"figure": name, "run": label, "seed": run.seed, "plane": "—", "snapshots": snaps.shape[0],
-                             "mean residual fraction": math.nan, "initial-point residual": math.nan,
-                             "explained variance": "", "diverged": diverged})
-                continue
-            center = snaps[-1]
-            ax_res = axes[r, len(planes)]
-            for c, plane in enumerate(planes):
-                if plane == "random":
-                    dirs = random_directions(obj, center, dim=2, seed=seed)
-                else:
-                    dirs = pca_directions(obj, snaps, center, dim=2)
-                traj = project(snaps, dirs, steps=steps)
-                window = [(-1.0, 1.0), (-1.0, 1.0)] if plane == "random" else covering_range([traj])
-                surf = _surface(ctx, run, obj, dirs, window, n, plane)
-                z = np.log10(np.clip(np.ma.masked_invalid(surf.loss.T), 1e-12, None))
-                ax = axes[r, c]
-                cs = ax.contourf(surf.axes[0], surf.axes[1], z, levels=20, cmap="viridis")
-                cb = fig.colorbar(cs, ax=ax, shrink=0.8)
-                cb.locator = _ticks(4)
-                cb.update_ticks()
-                ax.xaxis.set_major_locator(_ticks(4))
-                ax.yaxis.set_major_locator(_ticks(4))
-                xy = traj.coordinates
-                ax.plot(xy[:, 0], xy[:, 1], "-o", color="red", ms=2, lw=1)
-                ax.plot(xy[-1, 0], xy[-1, 1], "*", color="white", ms=8)
-                ev = dirs.explained_variance_ratio
-                span = float(np.abs(xy).max())
-                ax.set_title(f"{label}: {plane} plane" + (f" (PCA {ev[0]:.0%}, {ev[1]:.0%})" if ev else
-                                                            f"; the path spans ±{span:.2g}")
-                             + (" — diverged later" if diverged else ""), fontsize=8)
-                ax.set_xlabel("α" if plane == "random" else "PC1")
-                ax.set_ylabel("β" if plane == "random" else "PC2")
-                epochs = [e for e, _ in steps]
-                ax_res.plot(epochs, traj.residual_fraction, marker=".", label=plane)
-                finite = traj.residual_fraction[np.isfinite(traj.residual_fraction)]
-                rows.append({"figure": name, "run": label, "seed": run.seed, "plane": plane,
-                             "snapshots": int(snaps.shape[0]), "mean residual fraction": traj.mean_residual_fraction,
-                             "initial-point residual": float(finite[0]) if finite.size else math.nan,
-                             "explained variance": ", ".join(f"{e:.1%}" for e in ev) if ev else "",
-                             "diverged": diverged})
-            ax_res.set_ylim(0, 1.05)
-            ax_res.xaxis.set_major_locator(_ticks(4))
-            ax_res.set_xlabel("epoch")
-            ax_res.set_title(f"{label}: residual fraction", fontsize=8)
-            ax_res.legend(fontsize=6)
+            drawn = _draw_run(ctx, fig, axes[r], label, run, _objective(run, datasets), planes, seed, n)
+            rows += [{"figure": name, **row} for row in drawn]
         fig.tight_layout()
         out.append(Figure(f"{name}: {spec.get('title', '')}".strip(": "), fig,
                           spec.get("caption", "") + f" ({len(runs)} run(s), one seed each; log10 training loss; "
@@ -203,6 +127,82 @@ def trajectories(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
                      caption="the initial point's offset from θ* is the longest the plane must show; residual "
                              "fractions are undefined (NaN) at θ* itself"))
     return out
+
+
+def _draw_run(ctx: StudyContext, fig, axes, label: str, run, obj, planes: list[str], seed: int,
+              n: int) -> list[dict[str, Any]]:
+    """One row of a figure: the run on each plane, its residual fractions and its loss curves;
+    the table rows (one per plane)."""
+    all_steps, all_snaps = run.snapshots()
+    steps, snaps = _finite_prefix(obj, all_steps, all_snaps)
+    diverged = len(steps) < len(all_steps)
+    _loss_curves(axes[-1], run.metrics(), label)
+    if snaps.shape[0] < 3:
+        for ax in axes[:-1]:
+            ax.set_axis_off()
+        axes[0].text(0.05, 0.5, f"{label}: fewer than 3 finite snapshots\n(diverged or none saved)",
+                     fontsize=8, transform=axes[0].transAxes)
+        return [{"run": label, "seed": run.seed, "plane": "—", "snapshots": snaps.shape[0],
+                 "mean residual fraction": math.nan, "initial-point residual": math.nan,
+                 "explained variance": "", "diverged": diverged}]
+    center = snaps[-1]
+    ax_res = axes[len(planes)]
+    rows = []
+    for c, plane in enumerate(planes):
+        if plane == "random":
+            dirs = random_directions(obj, center, dim=2, seed=seed)
+        else:
+            dirs = pca_directions(obj, snaps, center, dim=2)
+        traj = project(snaps, dirs, steps=steps)
+        window = [(-1.0, 1.0), (-1.0, 1.0)] if plane == "random" else covering_range([traj])
+        surf = _surface(ctx, run, obj, dirs, window, n, plane)
+        _plane_panel(fig, axes[c], surf, traj, dirs, label, plane, diverged)
+        ax_res.plot([e for e, _ in steps], traj.residual_fraction, marker=".", label=plane)
+        finite = traj.residual_fraction[np.isfinite(traj.residual_fraction)]
+        ev = dirs.explained_variance_ratio
+        rows.append({"run": label, "seed": run.seed, "plane": plane,
+                     "snapshots": int(snaps.shape[0]), "mean residual fraction": traj.mean_residual_fraction,
+                     "initial-point residual": float(finite[0]) if finite.size else math.nan,
+                     "explained variance": ", ".join(f"{e:.1%}" for e in ev) if ev else "",
+                     "diverged": diverged})
+    ax_res.set_ylim(0, 1.05)
+    ax_res.xaxis.set_major_locator(MaxNLocator(4))
+    ax_res.set_xlabel("epoch")
+    ax_res.set_title(f"{label}: residual fraction", fontsize=8)
+    ax_res.legend(fontsize=6)
+    return rows
+
+
+def _loss_curves(ax, metrics: list[dict[str, Any]], label: str) -> None:
+    ax.plot([x["epoch"] for x in metrics], [x["train_loss"] for x in metrics], marker=".", label="train")
+    ax.plot([x["epoch"] for x in metrics], [x["test_loss"] for x in metrics], marker=".", label="test")
+    ax.set_yscale("log")
+    ax.xaxis.set_major_locator(MaxNLocator(4))
+    ax.set_xlabel("epoch")
+    ax.set_title(f"{label}: loss", fontsize=8)
+    ax.legend(fontsize=6)
+
+
+def _plane_panel(fig, ax, surf, traj, dirs, label: str, plane: str, diverged: bool) -> None:
+    """The log10 training loss on the plane, the projected trajectory and θ*.  Few tick labels:
+    text layout dominates the drawing time of many small panels."""
+    z = np.log10(np.clip(np.ma.masked_invalid(surf.loss.T), 1e-12, None))
+    cs = ax.contourf(surf.axes[0], surf.axes[1], z, levels=20, cmap="viridis")
+    cb = fig.colorbar(cs, ax=ax, shrink=0.8)
+    cb.locator = MaxNLocator(4)
+    cb.update_ticks()
+    ax.xaxis.set_major_locator(MaxNLocator(4))
+    ax.yaxis.set_major_locator(MaxNLocator(4))
+    xy = traj.coordinates
+    ax.plot(xy[:, 0], xy[:, 1], "-o", color="red", ms=2, lw=1)
+    ax.plot(xy[-1, 0], xy[-1, 1], "*", color="white", ms=8)
+    ev = dirs.explained_variance_ratio
+    span = float(np.abs(xy).max())
+    ax.set_title(f"{label}: {plane} plane" + (f" (PCA {ev[0]:.0%}, {ev[1]:.0%})" if ev else
+                                                f"; the path spans ±{span:.2g}")
+                 + (" — diverged later" if diverged else ""), fontsize=8)
+    ax.set_xlabel("α" if plane == "random" else "PC1")
+    ax.set_ylabel("β" if plane == "random" else "PC2")
 
 
 __all__ = ["trajectories"]

@@ -34,6 +34,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import optuna
+from optuna.trial import TrialState
 
 from topograph.errors import UsageError
 from topograph.runs.config import RunConfig
@@ -139,7 +141,6 @@ class _PruningCallback:
         self.reported = int(reported)
 
     def __call__(self, row: Mapping[str, Any]) -> None:
-        import optuna
 
         epoch = int(row["epoch"])
         if epoch <= self.reported or epoch == 0:
@@ -165,7 +166,6 @@ def _storage(url: str):
     Workers started at once on an empty database race to create its tables (Optuna creates
     them on first use; the loser's ``CREATE TABLE`` fails): a failed creation is retried a few
     times, by which time the tables exist.  A URL that cannot be used gives one line."""
-    import optuna
     import sqlalchemy.exc
     from sqlalchemy.engine import make_url
 
@@ -220,7 +220,6 @@ def _trial_sampler(seed: int, startup: int):
     ``(seed, trial number)``: the start-up trials are the same whichever worker draws them and
     in whatever order, so several workers sharing a study try what one worker would try.  (TPE's
     later proposals depend on which trials have finished when they are drawn.)"""
-    import optuna
 
     class StartupByNumber(optuna.samplers.BaseSampler):
         def __init__(self) -> None:
@@ -260,7 +259,6 @@ def _account_for_dead_trials(study, storage) -> list[int]:
     directory, named by the parameters, resumes from its checkpoint where the file system is
     shared).  A worker is dead when it ran on this host and its process is gone, or when the
     trial's heartbeat is older than ``HEARTBEAT_GRACE_SECONDS`` (any host).  Returns the numbers."""
-    from optuna.trial import TrialState
 
     host = socket.gethostname()
     stale = set(storage._get_stale_trial_ids(study._study_id))
@@ -294,10 +292,35 @@ def _alive(pid: int) -> bool:
 def _within_budget(study, trial, n_trials: int) -> bool:
     """Whether ``trial`` is one of the first ``n_trials`` trials that hold the budget (every
     state but FAIL); a trial two workers created at once beyond the budget is not."""
-    from optuna.trial import TrialState
 
     holding = sorted(t.number for t in study.get_trials(deepcopy=False) if t.state != TrialState.FAIL)
     return trial.number in holding[:n_trials]
+
+
+def _run_trial(study, rdb, trial, objective) -> None:
+    """Run one asked trial and tell the study how it ended: complete, pruned, failed (a
+    non-finite result, or an error, which is raised again), or — stopped by the user — waiting
+    for the next worker."""
+    try:
+        with _heartbeat(rdb, trial._trial_id):
+            value = objective(trial)
+    except optuna.TrialPruned:
+        study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
+    except FloatingPointError as err:
+        trial.set_user_attr("fail_reason", f"{type(err).__name__}: {err}")
+        study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+    except KeyboardInterrupt:  # stopped by the user: the trial waits for the next worker
+        rdb.set_trial_user_attr(trial._trial_id, "interrupted",
+                                int(rdb.get_trial(trial._trial_id).user_attrs.get("interrupted", 0)) + 1)
+        rdb.set_trial_state_values(trial._trial_id, state=TrialState.WAITING)
+        raise
+    except BaseException as err:
+        with contextlib.suppress(Exception):
+            trial.set_user_attr("fail_reason", f"{type(err).__name__}: {err}"[:500])
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+        raise
+    else:  # (skip_if_finished: a worker whose heartbeat stalled may find its trial run by another)
+        study.tell(trial, value, skip_if_finished=True)
 
 
 def tune_arm(*, arm: str, study_name: str, base_config: Mapping[str, Any],
@@ -317,8 +340,6 @@ def tune_arm(*, arm: str, study_name: str, base_config: Mapping[str, Any],
     :func:`_account_for_dead_trials`) is run again by the others, counted as ``interrupted``, not
     failed.  Resumes: trials already in the storage count toward the budget.
     """
-    import optuna
-    from optuna.trial import TrialState
 
 
     if not base_config.get("data", {}).get("val_size"):
@@ -366,26 +387,7 @@ def tune_arm(*, arm: str, study_name: str, base_config: Mapping[str, Any],
             trial.set_user_attr("surplus", True)
             study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             continue
-        try:
-            with _heartbeat(rdb, trial._trial_id):
-                value = objective(trial)
-        except optuna.TrialPruned:
-            study.tell(trial, state=TrialState.PRUNED, skip_if_finished=True)
-        except FloatingPointError as err:
-            trial.set_user_attr("fail_reason", f"{type(err).__name__}: {err}")
-            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-        except KeyboardInterrupt:  # stopped by the user: the trial waits for the next worker
-            rdb.set_trial_user_attr(trial._trial_id, "interrupted",
-                                    int(rdb.get_trial(trial._trial_id).user_attrs.get("interrupted", 0)) + 1)
-            rdb.set_trial_state_values(trial._trial_id, state=TrialState.WAITING)
-            raise
-        except BaseException as err:
-            with contextlib.suppress(Exception):
-                trial.set_user_attr("fail_reason", f"{type(err).__name__}: {err}"[:500])
-                study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
-            raise
-        else:  # (skip_if_finished: a worker whose heartbeat stalled may find its trial run by another)
-            study.tell(trial, value, skip_if_finished=True)
+        _run_trial(study, rdb, trial, objective)
     trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")]
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:
