@@ -28,7 +28,7 @@ title = "two workers"
 cost_minutes = { default = 1, quick = 1 }
 [base]
 run = { epochs = 2, threads = 1 }
-data = { name = "digits", batch_size = 4, limit_train = 600, limit_test = 200 }
+data = { name = "digits", batch_size = 1, limit_train = 600, limit_test = 200 }
 model = { name = "mlp-digits" }
 [[arms]]
 name = "a"
@@ -46,7 +46,7 @@ seeds = [0, 1]
 seeds = [0, 1]
 trials = 2
 startup_trials = 2  # every trial a seeded start-up draw: the same trials whichever worker runs them
-tune_epochs = 6
+tune_epochs = 40  # a trial of ~6 s: long enough that both workers are inside one at once
 """
 
 #: columns that differ between any two runs of a study (wall time, where the files went)
