@@ -1,10 +1,11 @@
 """Evaluation chunks sized to the model's activations; counting them touches nothing."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tests.helpers import classification_data
+from tests.helpers import classification_data, tiny_conv_bn
 from topograph.core import Objective
 from topograph.core.modules import ACTIVATION_BUDGET, activations_per_sample, chunk_size_for
 
@@ -40,3 +41,18 @@ def test_objective_picks_the_chunk_from_the_activations_and_the_loss_does_not_de
     whole = Objective(conv, F.cross_entropy, (x, y), chunk_size=300)
     assert abs(auto.loss() - whole.loss()) < 1e-6
     assert Objective(conv, F.cross_entropy, (x, y), batchnorm="batch").chunk_size == 8192
+
+
+def test_a_conv_net_on_the_cpu_sees_channels_last_strides_even_with_one_channel():
+    # with one channel "contiguous" and "channels-last" describe the same tensor, and
+    # .contiguous(memory_format=...) keeps the contiguous strides: the first convolution then
+    # ran in the default layout and its output forced a reorder before the next one
+    model = tiny_conv_bn(channels=1, batchnorm=False)
+    x, y = torch.randn(8, 1, 6, 6), torch.randint(0, 3, (8,))
+    obj = Objective(model, F.cross_entropy, (x, y))
+    laid = obj.layout(x)
+    assert laid.stride()[1] == 1 and torch.equal(laid, x)
+    kernels = {k: v for k, v in obj.layout_params(dict(model.named_parameters())).items() if v.ndim == 4}
+    assert kernels and all(v.stride()[1] == 1 for v in kernels.values())
+    reference = F.cross_entropy(model(x), y).item()
+    assert obj.loss() == pytest.approx(reference, rel=1e-6)
