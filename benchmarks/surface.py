@@ -128,7 +128,7 @@ def forward_rate(case: Case, seconds: float = 1.5) -> tuple[float, str]:
     for chunk in (32, 64, 128, 256, 512, case.x.shape[0]):
         for channels_last in layouts:
             m = copy.deepcopy(model).to(memory_format=torch.channels_last) if channels_last else model
-            x = case.x.contiguous(memory_format=torch.channels_last) if channels_last else case.x
+            x = case.x.to(memory_format=torch.channels_last) if channels_last else case.x
             m(x[:chunk])  # warm-up
             sync(x)
             done, t0 = 0, time.perf_counter()

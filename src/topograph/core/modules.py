@@ -19,11 +19,13 @@ from collections.abc import Iterator
 import torch
 from torch import Tensor, nn
 
-#: floats of activations one evaluation chunk may hold: 2²² (16 MiB of float32), about the
-#: size of this machine's last-level cache share.  On 2 CPU cores a conv net ran ≈ 2× faster
-#: in chunks that fit it than in chunks of 8,192 samples, while an MLP is flat over a wide range
-#: (benchmarks/surface.py prints the per-chunk-size table).
-ACTIVATION_BUDGET = 1 << 22
+#: floats of activations (summed over every layer's output) one evaluation chunk may hold: 2²⁵.
+#: Measured on 2 CPU cores (benchmarks/README.md): a conv net's compute per sample is flat from
+#: chunks of 32 to 256 samples, while each chunk's call costs ~0.3 ms of Python and dispatch,
+#: so the largest chunk whose layers still work in cache wins — cnn-small (88k floats per sample)
+#: gets 256, ResNet-20 (463k) 64, where 2²² gave both 32 and a 7×7 / 5×5 surface took 20 % / 8 %
+#: longer; whole splits of 8,192 samples ran ≈ 2× slower.  An MLP is flat over a wide range.
+ACTIVATION_BUDGET = 1 << 25
 
 
 def structural_copy(module: nn.Module) -> nn.Module:

@@ -19,7 +19,7 @@ themselves (an autoencoder trained on ``(x, x)``); inputs may be images, vectors
 
 Evaluation chunks.  A whole split is evaluated in chunks of ``chunk_size`` samples.  By default
 (``chunk_size=None``) the size is chosen from the model's activations: the largest power of two
-whose chunk holds at most 2²² activation floats (:func:`topograph.core.modules.chunk_size_for`),
+whose chunk holds at most 2²⁵ activation floats (:func:`topograph.core.modules.chunk_size_for`),
 so a conv net's layers work in cache while an MLP gets large GEMMs.  Under
 ``batchnorm="batch"`` the chunk is also the batch whose statistics normalise it, so the default
 there is a fixed 8192 (set it explicitly to choose the statistics).
