@@ -227,7 +227,8 @@ def test_a_real_process_from_the_users_folder(folder):
     _, _, objective = reference(folder)
     directions = random_directions(objective, dim=2, norm="filter", ignore_1d=True, seed=0)
     expected = compute_surface(objective, directions, range=(-1.0, 1.0), resolution=3, progress=False)
-    np.testing.assert_array_equal(Surface.load(folder / "real.h5").loss, expected.loss)
+    # another process may run its reductions on other threads: equal to float rounding
+    np.testing.assert_allclose(Surface.load(folder / "real.h5").loss, expected.loss, rtol=1e-6)
     proc = subprocess.run([*command, "surface", "--model", "no_such_user_module:net", "--weights", "a.pt", *DATA],
                           cwd=folder, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
