@@ -248,7 +248,7 @@ class GuidedExploration(WrappingOptimizer):
         params = self._params()
         if params:
             grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
-            grad_norm = float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]), dtype=torch.float64))
+            grad_norm = float(torch.nn.utils.get_total_norm(grads))  # ‖g‖ over all the tensors
             ema = st["grad_norm_ema"]
             st["grad_norm_ema"] = grad_norm if ema is None else ema + (1.0 - EMA_DECAY) * (grad_norm - ema)
             if st["step"] % self.explore_every == 0:
