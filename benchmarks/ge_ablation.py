@@ -26,12 +26,14 @@ import torch
 import torch.nn.functional as F
 
 
-def type_checked(closure) -> bool:
-    """accepts_backward that knows a MinibatchClosure takes ``backward`` without reading its signature."""
-    from topograph.optim import MinibatchClosure
-    from topograph.optim.closure import accepts_backward
+def signature_every_call(closure, *, backward: bool, forward_only_ok=None):
+    """evaluate_closure as it was: the closure's signature read on every call, backward ones too."""
+    from topograph.optim.closure import accepts_backward, evaluate_closure
 
-    return True if isinstance(closure, MinibatchClosure) else accepts_backward(closure)
+    if backward and accepts_backward(closure):
+        with torch.enable_grad():
+            return closure(backward=True).detach(), True
+    return evaluate_closure(closure, backward=backward, forward_only_ok=forward_only_ok)
 
 
 def per_tensor_norms(grads) -> torch.Tensor:
@@ -47,8 +49,8 @@ def switches(old: bool):
 
     if not old:
         return {
-            "+ MinibatchClosure known to take `backward` (no signature read)":
-                lambda patch: patch(guided, "accepts_backward", type_checked),
+            "- closure signature read on backward calls too (before 2026-12-05)":
+                lambda patch: patch(guided, "evaluate_closure", signature_every_call),
             "- ‖g‖ by per-tensor norms, not one get_total_norm call":
                 lambda patch: patch(torch.nn.utils, "get_total_norm", per_tensor_norms),
         }

@@ -2,7 +2,9 @@
 
 topograph's optimizers call ``closure(backward: bool = True)``: the closure zeroes the
 gradients, computes the loss on the current batch, runs ``loss.backward()`` only if asked and
-returns the loss.  Plain ``torch.optim``-style closures with no argument work too; they always
+returns the loss.  A call that wants the backward pass is a plain ``closure()`` (torch.optim's
+contract, so the default must be ``True``); only a forward-only call passes ``backward=False``.
+Plain ``torch.optim``-style closures with no argument work too; they always
 run backward, so a forward-only evaluation of such a closure still pays for a backward pass
 (and is counted as a backward pass).
 
@@ -43,20 +45,28 @@ def require_closure(closure: Callable | None, optimizer: str) -> Callable:
     return closure
 
 
-def evaluate_closure(closure: Callable, *, backward: bool, forward_only_ok: bool) -> tuple[Tensor, bool]:
+def evaluate_closure(closure: Callable, *, backward: bool, forward_only_ok: bool | None = None) -> tuple[Tensor, bool]:
     """Run the closure; return ``(loss, did_backward)``.
 
-    With ``backward=False`` and a closure that accepts ``backward``, the closure runs under
-    ``torch.no_grad()`` with ``backward=False``; otherwise it runs with gradients enabled
-    and performs its backward pass.  ``forward_only_ok`` is :func:`accepts_backward` of the
-    closure, computed once per ``step``.
+    With ``backward=True`` the closure is called as ``closure()``: torch.optim's contract for a
+    call that computes the loss and its gradients, whatever keywords the closure takes.  With
+    ``backward=False`` and a closure that accepts ``backward``, it runs under
+    ``torch.no_grad()`` as ``closure(backward=False)``; a closure that does not accept it runs
+    with gradients enabled and performs its backward pass.  ``forward_only_ok`` is
+    :func:`accepts_backward` of the closure, when the caller knows it already (it is read from
+    the signature otherwise, only for a forward-only call).
     """
-    if not backward and forward_only_ok:
+    if backward:
+        with torch.enable_grad():
+            return _as_tensor(closure()), True
+    if forward_only_ok is None:
+        forward_only_ok = accepts_backward(closure)
+    if forward_only_ok:
         with torch.no_grad():
             loss = closure(backward=False)
         return _as_tensor(loss), False
     with torch.enable_grad():
-        loss = closure(backward=True) if forward_only_ok else closure()
+        loss = closure()
     return _as_tensor(loss), True
 
 

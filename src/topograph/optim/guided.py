@@ -273,7 +273,7 @@ class GuidedExploration(WrappingOptimizer):
         return counted
 
     def _call(self, closure: Callable, *, backward: bool) -> Tensor:
-        loss, did_backward = evaluate_closure(closure, backward=backward, forward_only_ok=accepts_backward(closure))
+        loss, did_backward = evaluate_closure(closure, backward=backward)
         self.own_state["forward_passes"] += 1
         self.own_state["backward_passes"] += int(did_backward)
         return loss
