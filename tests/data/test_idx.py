@@ -44,7 +44,8 @@ def test_idx_truncated_file_gives_one_line_error(tmp_path, compress):
     with pytest.raises(UsageError) as info:
         read_idx(path, magic=2051)
     message = str(info.value)
-    assert message == f"{path}: truncated: expected 47040000 payload bytes, found 1000"
+    assert message == (f"{path}: truncated: expected 47040000 payload bytes, found 1000; "
+                       "re-download the file (download=True) or point TOPOGRAPH_DATA_DIR at a good copy")
     assert "\n" not in message
 
 

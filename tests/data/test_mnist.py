@@ -97,7 +97,8 @@ def test_a_damaged_or_foreign_file_is_refused_in_one_line(tmp_path):
     path.write_bytes(gzip.compress(gzip.decompress(path.read_bytes())[:-100]))
     with pytest.raises(UsageError) as info:
         load_dataset("mnist", root=folder)
-    assert str(info.value) == f"{path}: truncated: expected {20 * 784} payload bytes, found {20 * 784 - 100}"
+    assert str(info.value) == (f"{path}: truncated: expected {20 * 784} payload bytes, found {20 * 784 - 100}; "
+                               "re-download the file (download=True) or point TOPOGRAPH_DATA_DIR at a good copy")
 
 
 def test_sha256sums_vouches_for_a_copy_of_your_own(tmp_path):

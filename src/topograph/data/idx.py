@@ -45,6 +45,8 @@ LABELS_MAGIC = 2049
 IMAGES_MAGIC = 2051
 _GZIP_MAGIC = b"\x1f\x8b"
 _EXPECTED = "expected an IDX file (2049 labels / 2051 images)"
+#: the way back from a damaged data file, ending every such message
+_WAY_BACK = "re-download the file (download=True) or point TOPOGRAPH_DATA_DIR at a good copy"
 
 
 def _open(path: Path) -> BinaryIO:
@@ -81,18 +83,18 @@ def content_sha256(path: str | Path) -> str:
             for block in iter(lambda: stream.read(1 << 20), b""):
                 h.update(block)
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise UsageError(f"{path}: corrupt gzip stream ({exc}); re-download the file") from None
+        raise UsageError(f"{path}: corrupt gzip stream ({exc}); {_WAY_BACK}") from None
     return h.hexdigest()
 
 
 def _read_header(stream: BinaryIO, path: Path) -> tuple[int, tuple[int, ...], bytes]:
     head = stream.read(4)
     if len(head) < 4:
-        raise UsageError(f"{path}: too short for an IDX header ({len(head)} bytes); {_EXPECTED}")
+        raise UsageError(f"{path}: too short for an IDX header ({len(head)} bytes); {_EXPECTED}; {_WAY_BACK}")
     magic = struct.unpack(">i", head)[0]
     zero, code, ndim = struct.unpack(">HBB", head)
     if zero != 0 or code not in IDX_DTYPES or ndim == 0:
-        raise UsageError(f"{path}: bad magic number 0x{magic & 0xFFFFFFFF:08x}, {_EXPECTED}")
+        raise UsageError(f"{path}: bad magic number 0x{magic & 0xFFFFFFFF:08x}, {_EXPECTED}; {_WAY_BACK}")
     raw_sizes = stream.read(4 * ndim)
     if len(raw_sizes) < 4 * ndim:
         raise UsageError(
@@ -144,7 +146,7 @@ def _read(path: Path, magic: int | None, digest: hashlib._Hash | None) -> np.nda
             expected = out.nbytes
             found = _read_exactly(stream, memoryview(out.reshape(-1).view(np.uint8)))
             if found < expected:
-                raise UsageError(f"{path}: truncated: expected {expected} payload bytes, found {found}")
+                raise UsageError(f"{path}: truncated: expected {expected} payload bytes, found {found}; {_WAY_BACK}")
             if digest is not None:
                 digest.update(header)
                 digest.update(memoryview(out.reshape(-1).view(np.uint8)))
@@ -152,10 +154,10 @@ def _read(path: Path, magic: int | None, digest: hashlib._Hash | None) -> np.nda
             if extra:
                 raise UsageError(
                     f"{path}: {'at least ' if extra == 1 << 16 else ''}{extra} trailing bytes after the "
-                    f"{expected}-byte payload declared by the header {list(sizes)}"
+                    f"{expected}-byte payload declared by the header {list(sizes)}; {_WAY_BACK}"
                 )
     except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
-        raise UsageError(f"{path}: corrupt gzip stream ({exc}); re-download the file") from None
+        raise UsageError(f"{path}: corrupt gzip stream ({exc}); {_WAY_BACK}") from None
     return out.astype(dtype.newbyteorder("="), copy=False) if dtype.byteorder == ">" else out
 
 
