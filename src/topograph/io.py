@@ -203,6 +203,17 @@ def new_subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float]
     return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
+def grid_subplots(xs, ys, x_label: str, y_label: str) -> tuple[Figure, Any]:
+    """``(figure, axes)`` sized for a heat map of ``len(ys)`` × ``len(xs)`` cells, with the
+    values ``xs``/``ys`` as tick labels (``imshow``'s cell j, i) and the two axis labels."""
+    fig, ax = new_subplots(figsize=(1.1 * len(xs) + 2.5, 0.8 * len(ys) + 1.8))
+    ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs])
+    ax.set_yticks(range(len(ys)), [f"{v:g}" for v in ys])
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    return fig, ax
+
+
 def save_figure(fig: Any, path: str | os.PathLike, *, dpi: int = 130) -> list[Path]:
     """Write a matplotlib figure to ``<stem>.png`` and ``<stem>.svg`` atomically.
 

@@ -347,7 +347,8 @@ def test_restart_after_a_damaged_checkpoint_gives_the_uninterrupted_run(runs, tr
     (run / "checkpoints/last.pt").unlink()
     assert main(argv) == 0
     assert f"run directory: {run}" in capsys.readouterr().out
-    fresh, reference = torch.load(run / "model.pt"), torch.load(trained / "a/seed-0/model.pt")
+    fresh = torch.load(run / "model.pt", weights_only=True)
+    reference = torch.load(trained / "a/seed-0/model.pt", weights_only=True)
     assert fresh.keys() == reference.keys() and all(torch.equal(fresh[k], reference[k]) for k in fresh)
     assert [r["train_loss"] for r in Run.open(run).metrics()] == [
         r["train_loss"] for r in Run.open(trained / "a/seed-0").metrics()]

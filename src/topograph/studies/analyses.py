@@ -27,7 +27,7 @@ import numpy as np
 import topograph
 from topograph.curvature import measures_along_trajectory
 from topograph.data.analytic import get_landscape
-from topograph.io import new_subplots
+from topograph.io import grid_subplots, new_subplots
 from topograph.landscape.directions import pca_directions, random_directions
 from topograph.optim.demo_report import plot_basins, plot_sgdr
 from topograph.optim.demos import basin_map, demo_optimizers, sgdr_escape
@@ -240,14 +240,10 @@ def heatmap(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
         rows.append({ky.split(".")[-1]: a.sweep_values[ky], kx.split(".")[-1]: a.sweep_values[kx],
                      metric: format_mean_std(*_ms(vals)), "seeds": len(vals),
                      "final train loss": format_mean_std(*_ms(losses)), "diverged": div})
-    fig, ax = new_subplots(figsize=(1.1 * len(xs) + 2.5, 0.8 * len(ys) + 1.8))
+    fig, ax = grid_subplots(xs, ys, kx.split(".")[-1], ky.split(".")[-1])
     im = ax.imshow(np.ma.masked_invalid(grid), origin="lower", cmap="viridis", aspect="auto")
     ax.set_facecolor("#bbbbbb")
     fig.colorbar(im, ax=ax, label=metric)
-    ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs])
-    ax.set_yticks(range(len(ys)), [f"{v:g}" for v in ys])
-    ax.set_xlabel(kx.split(".")[-1])
-    ax.set_ylabel(ky.split(".")[-1])
     for i in range(len(ys)):
         for j in range(len(xs)):
             text = "div." if diverged[i, j] else ("" if np.isnan(grid[i, j]) else f"{grid[i, j]:.2f}")

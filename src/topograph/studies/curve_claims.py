@@ -1,6 +1,6 @@
 """Claims read off training curves: "reaches the baseline's accuracy in half the epochs" and
-"stays stable at learning rate η" (the rolling-ball paper, arXiv 2505.19527, as transcribed
-second-hand; ``algorithms.md`` §1.4, §1.6).  Analysis kinds ``epochs_to_reach`` and
+"stays stable at learning rate η" (the rolling-ball paper, arXiv 2505.19527; these statements
+are known second-hand, from a transcription of a later version of the paper).  Analysis kinds ``epochs_to_reach`` and
 ``stability``.
 
 **Epochs to reach a baseline.**  For a run of arm A and the run of baseline B with the same
@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 from matplotlib.colors import ListedColormap
 
-from topograph.io import new_subplots
+from topograph.io import grid_subplots, new_subplots
 from topograph.report import Figure, Heading, Note, Table
 from topograph.studies.context import StudyContext, fb_equivalents
 from topograph.studies.stats import format_mean_std, summarize
@@ -219,14 +219,10 @@ def stability_section(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
         if focus and all(a.sweep_values.get(k) == v for k, v in focus.items()):
             focus_rows.append({**row, "verdict": "stable in every seed" if classes.count("stable") == len(classes)
                                else "not stable in every seed"})
-    fig, ax = new_subplots(figsize=(1.1 * len(xs) + 2.5, 0.8 * len(ys) + 1.8))
+    fig, ax = grid_subplots(xs, ys, kx.split(".")[-1], ky.split(".")[-1])
     cmap = ListedColormap([STABILITY_COLOURS[c] for c in STABILITY_CLASSES])
     ax.imshow(np.ma.masked_invalid(worst), origin="lower", cmap=cmap, vmin=-0.5, vmax=len(STABILITY_CLASSES) - 0.5,
               aspect="auto")
-    ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs])
-    ax.set_yticks(range(len(ys)), [f"{v:g}" for v in ys])
-    ax.set_xlabel(kx.split(".")[-1])
-    ax.set_ylabel(ky.split(".")[-1])
     for i in range(len(ys)):
         for j in range(len(xs)):
             if np.isfinite(worst[i, j]):
