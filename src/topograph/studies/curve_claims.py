@@ -1,7 +1,7 @@
 """Claims read off training curves: "reaches the baseline's accuracy in half the epochs" and
 "stays stable at learning rate η" (the rolling-ball paper, arXiv 2505.19527; these statements
-are known second-hand, from a transcription of a later version of the paper).  Analysis kinds ``epochs_to_reach`` and
-``stability``.
+are known second-hand, from a transcription of a later version of the paper).  Analysis kinds
+``epochs_to_reach`` and ``stability``.
 
 **Epochs to reach a baseline.**  For a run of arm A and the run of baseline B with the same
 seed, the *target* is B's value of a metric at its last epoch E_B (its final accuracy, or its
