@@ -126,8 +126,9 @@ def _failures(html: str) -> str:
     return " | ".join(re.findall(r"analysis '[^']+' failed[^<]*", html))
 
 
-def _run_until(cmd, cwd, ready, timeout=120):
-    """Start the study, SIGKILL it as soon as ``ready()`` holds."""
+def _run_until(cmd, cwd, ready, timeout=900):
+    """Start the study, SIGKILL it as soon as ``ready()`` holds (the timeout only bounds a hang:
+    on a loaded machine the rest of the tuning took over 2 minutes before the first final run)."""
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + timeout
     while time.time() < deadline and not ready() and proc.poll() is None:
@@ -280,6 +281,29 @@ def test_a_trial_created_beyond_the_budget_is_surplus(tmp_path):
     assert [_within_budget(study, t, 2) for t in (t0, t1, t2)] == [True, True, False]
     study.tell(t0, state=TrialState.FAIL)
     assert _within_budget(study, t2, 2)
+
+
+def test_a_trial_whose_worker_died_before_naming_itself_goes_back_to_the_queue(tmp_path, monkeypatch):
+    """A worker killed between study.ask() and writing its pid leaves a RUNNING trial with no
+    owner and no heartbeat: once older than the grace it waits for the next worker (the
+    SIGKILL test hung on such a trial); a trial its live worker has named stays running."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from topograph.studies import tuning
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    rdb = tuning._storage(f"sqlite:///{tmp_path / 'o.sqlite3'}")
+    study = optuna.create_study(study_name="s", storage=rdb)
+    orphan, owned = study.ask(), study.ask()
+    owned.set_user_attr("host", tuning.socket.gethostname())
+    owned.set_user_attr("pid", os.getpid())
+    assert tuning._account_for_dead_trials(study, rdb) == []  # younger than the grace
+    monkeypatch.setattr(tuning, "HEARTBEAT_GRACE_SECONDS", -1.0)
+    assert tuning._account_for_dead_trials(study, rdb) == [orphan.number]
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states == {orphan.number: TrialState.WAITING, owned.number: TrialState.RUNNING}
+    assert study.get_trials()[orphan.number].user_attrs["interrupted"] == 1
 
 
 @pytest.mark.parametrize("url, words", [

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import datetime
 import hashlib
 import json
 import math
@@ -258,15 +259,22 @@ def _account_for_dead_trials(study, storage) -> list[int]:
     and ``interrupted`` (a user attribute) counted up; the next worker to ask runs them (their run
     directory, named by the parameters, resumes from its checkpoint where the file system is
     shared).  A worker is dead when it ran on this host and its process is gone, or when the
-    trial's heartbeat is older than ``HEARTBEAT_GRACE_SECONDS`` (any host).  Returns the numbers."""
+    trial's heartbeat is older than ``HEARTBEAT_GRACE_SECONDS`` (any host), or when a trial older
+    than that names no worker at all (its worker died between asking for it and naming itself).
+    Returns the numbers."""
 
     host = socket.gethostname()
     stale = set(storage._get_stale_trial_ids(study._study_id))
+    now = datetime.datetime.now()  # optuna's own clock for datetime_start
     revived = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid = int(t.user_attrs.get("pid", -1))
         gone = t.user_attrs.get("host") == host and pid != os.getpid() and not _alive(pid)
-        if not (gone or t._trial_id in stale):
+        # a worker killed between asking for the trial and naming itself left neither a pid nor a
+        # heartbeat: the trial is nobody's once it is older than the heartbeat grace
+        orphan = "pid" not in t.user_attrs and t.datetime_start is not None \
+            and (now - t.datetime_start).total_seconds() > HEARTBEAT_GRACE_SECONDS
+        if not (gone or orphan or t._trial_id in stale):
             continue
         try:
             storage.set_trial_user_attr(t._trial_id, "interrupted", int(t.user_attrs.get("interrupted", 0)) + 1)
@@ -355,8 +363,6 @@ def tune_arm(*, arm: str, study_name: str, base_config: Mapping[str, Any],
     trials_dir = Path(trials_dir)
 
     def objective(trial) -> float:
-        trial.set_user_attr("host", socket.gethostname())
-        trial.set_user_attr("pid", os.getpid())
         params = suggest(trial, space)
         doc = apply_params(base_config, params)
         doc.setdefault("run", {})
@@ -383,6 +389,8 @@ def tune_arm(*, arm: str, study_name: str, base_config: Mapping[str, Any],
         with warnings.catch_warnings():  # heartbeats are recorded by _heartbeat, not by optimize()
             warnings.filterwarnings("ignore", message="Heartbeat of storage")
             trial = study.ask()
+        trial.set_user_attr("host", socket.gethostname())  # whose trial it is, at once (see
+        trial.set_user_attr("pid", os.getpid())            # _account_for_dead_trials)
         if not _within_budget(study, trial, n_trials):
             trial.set_user_attr("surplus", True)
             study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
