@@ -1,4 +1,5 @@
-"""Checks the commands make before any work: can the output be written?
+"""Checks the commands make before any work: can the output be written, do the data have the
+split and the samples asked for?
 
 Kept free of torch so that ``topograph COMMAND --help`` stays fast.
 """
@@ -35,6 +36,18 @@ def check_writable(path: str | os.PathLike, *, label: str, kind: str = "dir") ->
         raise UsageError(f"{what}: cannot be written ({target} is read-only or not yours); "
                          "give another path")
     return path
+
+
+def check_split(objective, split: str, batch_size: int | None) -> None:
+    """One-line :class:`UsageError` unless ``objective`` has the split ``split`` with at least
+    ``batch_size`` samples (``None``: the whole split)."""
+    names = objective.split_names()
+    if split not in names:
+        raise UsageError(f"--split {split!r} is not in the data; it has: {', '.join(names)}")
+    n_split = objective.num_samples(split)
+    if batch_size is not None and batch_size > n_split:
+        raise UsageError(f"--batch-size {batch_size}: the {split} split has only {n_split} samples; give at "
+                         f"most {n_split}, or leave the option out to use the whole split")
 
 
 def _writable(folder: Path) -> bool:

@@ -13,7 +13,7 @@ import click
 from rich.table import Table
 from torch import Tensor
 
-from topograph.cli.checks import check_writable
+from topograph.cli.checks import check_split, check_writable
 from topograph.cli.console import make_console
 from topograph.cli.sources import SourceOptions, source_options, weights_source
 from topograph.core import Objective, ParamSpec
@@ -127,12 +127,7 @@ def _where(path: Path | None, sources: SourceOptions) -> tuple[Run | None, Objec
 
 def _batch(objective: Objective, split: str, batch_size: int | None) -> tuple[Tensor, Tensor] | None:
     """The first ``batch_size`` samples of ``split`` (None: the whole split)."""
-    if split not in objective.split_names():
-        raise UsageError(f"--split {split!r} is not in the data; it has: {', '.join(objective.split_names())}")
-    n_split = objective.num_samples(split)
-    if batch_size is not None and batch_size > n_split:
-        raise UsageError(f"--batch-size {batch_size}: the {split} split has only {n_split} samples; give at "
-                         f"most {n_split}, or leave the option out to use the whole split")
+    check_split(objective, split, batch_size)
     if batch_size is None:
         return None
     xs, ys = objective.splits[split]

@@ -27,7 +27,7 @@ import click
 import torch
 import torch.distributed as dist
 
-from topograph.cli.checks import check_writable
+from topograph.cli.checks import check_split, check_writable
 from topograph.cli.sources import SourceOptions, WeightsSource, source_options, weights_source
 from topograph.core import Objective
 from topograph.core.directions import NORMS
@@ -153,12 +153,7 @@ def _surface(path: Path | WeightsSource, dim, range_, resolution, norm, keep_1d,
         module = load_model(path)
         objective = Objective(module, run.loss_fn(), run.dataset())
         out_dir, prefix = run.path, ""
-    if split not in objective.split_names():
-        raise UsageError(f"--split {split}: the data has no such split; it has {', '.join(objective.split_names())}")
-    n_split = objective.num_samples(split)
-    if batch_size is not None and batch_size > n_split:
-        raise UsageError(f"--batch-size {batch_size}: the {split} split has only {n_split} samples; give at "
-                         f"most {n_split}, or leave the option out to use the whole split")
+    check_split(objective, split, batch_size)
     paths = []
     if trajectory:
         steps, snaps = run.snapshots()
