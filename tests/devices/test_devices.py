@@ -171,7 +171,7 @@ def test_trainer_runs_the_optimizer_on_the_device(tmp_path, optimizer):
                "model": {"name": "mlp-digits"}, "optimizer": optimizer}
         summaries.append(train(RunConfig.from_dict(doc), tmp_path, seed=0, progress=False).summary)
     cpu, dev = summaries
-    assert dev["grad_evals"] == cpu["grad_evals"] and dev["func_evals"] == cpu["func_evals"]
+    assert dev["backward_passes"] == cpu["backward_passes"] and dev["forward_passes"] == cpu["forward_passes"]
     for key, value in cpu["final"].items():  # float32 training: the same run to rounding, not bitwise
         if key.endswith("_loss"):  # (an accuracy moves in steps of one sample)
             assert dev["final"][key] == pytest.approx(value, rel=1e-2), key

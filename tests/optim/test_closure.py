@@ -155,8 +155,8 @@ def test_trainer_closure_offers_the_span_and_counts_its_forwards(tmp_path, monke
     steps = 2 * 256 // 32
     events = steps // 4
     assert calls == [9] * events  # every event's 9 probe points in one span call
-    assert run.summary["grad_evals"] == steps
-    assert run.summary["func_evals"] == steps + 9 * events
+    assert run.summary["backward_passes"] == steps
+    assert run.summary["forward_passes"] == steps + 9 * events
 
 
 def test_carried_centre_products_equal_a_fresh_span():

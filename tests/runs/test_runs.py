@@ -69,8 +69,8 @@ def test_optimizers_decrease_the_loss(tmp_path, opt):
     assert rows[-1]["test_acc"] > rows[0]["test_acc"]
     steps_per_epoch = 1 if opt["name"] == "gd" else math.ceil(LIMIT / 32)
     assert rows[-1]["step"] == epochs * steps_per_epoch
-    assert rows[-1]["grad_evals_total"] == epochs * steps_per_epoch  # one closure call per step
-    assert rows[-1]["grad_samples_total"] == epochs * LIMIT
+    assert rows[-1]["backward_passes_total"] == epochs * steps_per_epoch  # one closure call per step
+    assert rows[-1]["backward_samples_total"] == epochs * LIMIT
 
 
 def test_gd_step_is_the_full_batch_gradient_step(tmp_path, digits):
@@ -220,7 +220,7 @@ def test_run_directory_contents_and_api(tmp_path, digits):
     torch.testing.assert_close(flat(load_model(d)), flat(model))
     torch.testing.assert_close(flat(load_model(d / "checkpoints/last.pt")), flat(model))
     torch.testing.assert_close(flat(load_model(d / "model.pt")), flat(model))
-    assert run.summary["grad_evals"] == last["grad_evals_total"] == 16
+    assert run.summary["backward_passes"] == last["backward_passes_total"] == 16
 
 
 def test_finished_run_is_not_redone_and_other_configs_are_refused(tmp_path):

@@ -88,4 +88,4 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     labels_a, snaps_a = resumed.snapshots()
     labels_b, snaps_b = reference.snapshots()
     assert labels_a == labels_b and torch.equal(snaps_a, snaps_b)
-    assert resumed.summary["grad_evals"] == reference.summary["grad_evals"]
+    assert resumed.summary["backward_passes"] == reference.summary["backward_passes"]

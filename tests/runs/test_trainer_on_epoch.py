@@ -39,7 +39,7 @@ def test_on_epoch_rows_and_resume_after_a_raising_callback(tmp_path):
         assert {k: v for k, v in got.items() if k not in TIME_COLUMNS} == pytest.approx(
             {k: v for k, v in want.items() if k not in TIME_COLUMNS}, rel=1e-6, nan_ok=True)
     # SAM through the registry and the trainer: 2 forward/backward passes per step
-    assert [r["grad_evals"] for r in ref_rows[1:]] == [2 * BATCHES] * 3
+    assert [r["backward_passes"] for r in ref_rows[1:]] == [2 * BATCHES] * 3
 
     def stop_at_2(row):
         if row["epoch"] == 2:

@@ -21,7 +21,7 @@ from topograph.studies.runner import run_study
 def _rows(values, metric="test_acc", fb_per_epoch=10.0, f_per_epoch=None):
     """Metric rows, epoch 0 first, with running F/B and F totals (F = F/B unless given)."""
     f_per_epoch = fb_per_epoch if f_per_epoch is None else f_per_epoch
-    return [{"epoch": e, metric: v, "grad_evals_total": fb_per_epoch * e, "func_evals_total": f_per_epoch * e}
+    return [{"epoch": e, metric: v, "backward_passes_total": fb_per_epoch * e, "forward_passes_total": f_per_epoch * e}
             for e, v in enumerate(values)]
 
 

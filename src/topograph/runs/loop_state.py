@@ -9,6 +9,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from topograph.runs.legacy import current_names
+
 
 class LoopState:
     """The loop's resumable position and running sums (all plain numbers + a few tensors)."""
@@ -20,23 +22,23 @@ class LoopState:
         self.perm_state: Tensor | None = None   # batch generator state at the epoch's start
         self.ep_loss_sum: Tensor = torch.zeros(())
         self.ep_batches = 0
-        self.ep_grad0 = 0
-        self.ep_func0 = 0
+        self.ep_backward0 = 0
+        self.ep_forward0 = 0
         self.ep_lr = math.nan
         self.ep_start = 0.0
         self.ep_train_seconds = 0.0
-        self.func_total = 0
-        self.grad_total = 0
-        self.grad_samples = 0
+        self.forward_total = 0
+        self.backward_total = 0
+        self.backward_samples = 0
         self.elapsed = 0.0
         self.snapshots = 0
         self.last_snapshot_step = -1
         self.stop_reason = ""
         self.rows: list[dict[str, Any]] = []
 
-    _NUMBERS = ("epoch", "batch", "step", "ep_batches", "ep_grad0", "ep_func0", "ep_lr", "ep_start",
+    _NUMBERS = ("epoch", "batch", "step", "ep_batches", "ep_backward0", "ep_forward0", "ep_lr", "ep_start",
                 "ep_train_seconds",
-                "func_total", "grad_total", "grad_samples", "elapsed", "snapshots",
+                "forward_total", "backward_total", "backward_samples", "elapsed", "snapshots",
                 "last_snapshot_step", "stop_reason")
 
     def state_dict(self) -> dict[str, Any]:
@@ -47,11 +49,14 @@ class LoopState:
         return d
 
     def load(self, d: Mapping[str, Any], device: torch.device) -> None:
+        """Restore from :meth:`state_dict` (also one written before the renaming in
+        :mod:`topograph.runs.legacy`)."""
+        d = current_names(d)
         for k in self._NUMBERS:
             setattr(self, k, d[k])
         self.ep_loss_sum = d["ep_loss_sum"].to(device)
         self.perm_state = d["perm_state"].cpu()
-        self.rows = [dict(r) for r in d["rows"]]
+        self.rows = [current_names(r) for r in d["rows"]]
 
 
 __all__ = ["LoopState"]

@@ -60,7 +60,7 @@ class QuickstartResult:
     seconds: float = 0.0
 
     def table(self):
-        """A rich table of the final test accuracy and loss, train loss, epochs, grad evals."""
+        """A rich table of the final test accuracy and loss, train loss, epochs, backward passes."""
         return results_table(self.runs, title="topograph quickstart — digits, MLP 64-32-10")
 
 

@@ -21,7 +21,7 @@ class ResultRow:
     test_loss: float
     train_loss: float
     epochs: int
-    grad_evals: int
+    backward_passes: int
     seconds: float
     stop_reason: str
     path: str
@@ -37,24 +37,24 @@ class ResultRow:
         return cls(name=run.name, seed=run.seed, optimizer=str(s.get("optimizer", "")),
                    test_acc=num(final.get("test_acc")), test_loss=num(final.get("test_loss")),
                    train_loss=num(final.get("train_loss")), epochs=int(s.get("epochs", 0)),
-                   grad_evals=int(s.get("grad_evals", 0)), seconds=float(s.get("seconds", 0.0)),
+                   backward_passes=int(s.get("backward_passes", 0)), seconds=float(s.get("seconds", 0.0)),
                    stop_reason=str(s.get("stop_reason", "")), path=str(run.path))
 
 
 def results_table(runs: Sequence[Run], *, title: str | None = None) -> Table:
-    """A rich table: run, seed, test accuracy/loss, train loss, epochs, grad evals, seconds."""
+    """A rich table: run, seed, test accuracy/loss, train loss, epochs, backward passes, seconds."""
     rows = [ResultRow.of(run) for run in runs]
     early = any(r.stop_reason != "epochs" for r in rows)
     table = Table(title=title)
     columns = [("run", "left"), ("seed", "right"), ("test acc", "right"), ("test loss", "right"),
-               ("train loss", "right"), ("epochs", "right"), ("grad evals", "right"), ("s", "right")]
+               ("train loss", "right"), ("epochs", "right"), ("backward passes", "right"), ("s", "right")]
     if early:
         columns.append(("stopped by", "left"))
     for col, justify in columns:
         table.add_column(col, justify=justify, no_wrap=True)
     for r in rows:
         cells = [r.name, str(r.seed), f"{100 * r.test_acc:.2f}%", f"{r.test_loss:.4f}",
-                 f"{r.train_loss:.4f}", str(r.epochs), f"{r.grad_evals:,}", f"{r.seconds:.1f}"]
+                 f"{r.train_loss:.4f}", str(r.epochs), f"{r.backward_passes:,}", f"{r.seconds:.1f}"]
         if early:
             cells.append(r.stop_reason)
         table.add_row(*cells)

@@ -37,6 +37,7 @@ from topograph.errors import DamagedFileError, UsageError
 from topograph.io import atomic_write_text, load_weights, safe_torch_load
 from topograph.runs.build import build_run_model, load_run_dataset, run_loss
 from topograph.runs.config_files import read_toml
+from topograph.runs.legacy import current_names
 
 CONFIG_FILE = "config.toml"
 METRICS_FILE = "metrics.csv"
@@ -48,8 +49,8 @@ MODEL_FILE = "model.pt"
 SUMMARY_FILE = "summary.json"
 
 #: integer-valued metric columns (all others are floats)
-INT_COLUMNS = frozenset({"epoch", "step", "grad_evals", "func_evals", "grad_evals_total",
-                         "func_evals_total", "grad_samples_total"})
+INT_COLUMNS = frozenset({"epoch", "step", "backward_passes", "forward_passes", "backward_passes_total",
+                         "forward_passes_total", "backward_samples_total"})
 #: columns that depend on the machine's speed, not on the computation
 TIME_COLUMNS = ("train_seconds", "epoch_seconds", "wall_seconds")
 
@@ -60,9 +61,9 @@ def metric_columns(has_val: bool) -> list[str]:
     ``epoch`` (0 = initial point), ``step`` (optimizer steps so far), ``lr`` (rate of the
     epoch's first step), ``train_batch_loss`` (mean of the minibatch losses seen during the
     epoch, before each update), full-split ``train/val/test_loss`` and ``_acc`` (evaluated
-    through :class:`topograph.core.Objective` in eval mode after the epoch), ``grad_evals`` and
-    ``func_evals`` (forward+backward and forward passes on one batch during the epoch, every
-    closure call counted), their running totals, ``grad_samples_total`` (samples through
+    through :class:`topograph.core.Objective` in eval mode after the epoch), ``backward_passes`` and
+    ``forward_passes`` (forward+backward passes, and all forward passes, on one batch during the
+    epoch, every closure call counted), their running totals, ``backward_samples_total`` (samples through
     backward passes so far: divide by the training-set size for epochs of gradient compute),
     ``train_seconds`` (the epoch's optimizer steps alone), ``epoch_seconds`` (steps plus the
     full-split evaluation and writes) and ``wall_seconds`` (since the start of the run).
@@ -70,8 +71,8 @@ def metric_columns(has_val: bool) -> list[str]:
     cols = ["epoch", "step", "lr", "train_batch_loss", "train_loss", "train_acc"]
     if has_val:
         cols += ["val_loss", "val_acc"]
-    cols += ["test_loss", "test_acc", "grad_evals", "func_evals", "grad_evals_total",
-             "func_evals_total", "grad_samples_total", *TIME_COLUMNS]
+    cols += ["test_loss", "test_acc", "backward_passes", "forward_passes", "backward_passes_total",
+             "forward_passes_total", "backward_samples_total", *TIME_COLUMNS]
     return cols
 
 
@@ -101,7 +102,8 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     try:
         with open(path, newline="", encoding="utf-8") as fh:
             rows = []
-            for r in csv.DictReader(fh):
+            for raw in csv.DictReader(fh):
+                r = current_names(raw)  # a table written before the renaming reads the same
                 rows.append({k: (int(v) if k in INT_COLUMNS else float(v)) for k, v in r.items()})
             return rows
     except (ValueError, TypeError, UnicodeDecodeError, csv.Error):
@@ -183,7 +185,7 @@ class Run:
             if not isinstance(summary, dict):
                 raise DamagedFileError(summary_path, "is damaged: not the JSON summary a run writes",
                                        _rewrite_remedy(run_dir))
-        return cls(run_dir, config, summary)
+        return cls(run_dir, config, current_names(summary))
 
     def __repr__(self) -> str:
         state = self.summary.get("status", "unfinished")

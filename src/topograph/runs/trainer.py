@@ -6,9 +6,9 @@ One step on batch B (indices drawn by a seeded ``torch.randperm`` per epoch from
 ``optimizer.step(closure)`` with ``closure(backward=True)``: zero the gradients, compute the
 loss on B, call ``loss.backward()`` if asked, return the loss.  Plain SGD/Adam call it once,
 Rolling Ball and Guided Exploration several times on the same batch, QuasiNewton on the full
-training set (its entry in the registry is full batch).  Every call is counted: ``func_evals``
-(forward passes) and ``grad_evals`` (forward+backward passes), per epoch and in total, so
-optimizers can be compared at equal compute.
+training set (its entry in the registry is full batch).  Every call is counted: ``forward_passes``
+(every forward pass) and ``backward_passes`` (forward+backward passes), per epoch and in total,
+so optimizers can be compared at equal compute.
 
 After each epoch the model is evaluated on the full splits through
 :class:`topograph.core.Objective` (eval mode), a metrics row is written, early stopping is
@@ -269,8 +269,8 @@ class Session:
             torch.manual_seed(self.seed)
             st.perm_state = parts.generator.get_state()
         work = parts.closure.work
-        work.forward_passes, work.backward_passes = st.func_total, st.grad_total
-        parts.closure.backward_samples = st.grad_samples
+        work.forward_passes, work.backward_passes = st.forward_total, st.backward_total
+        parts.closure.backward_samples = st.backward_samples
         parts.started, parts.elapsed0 = time.perf_counter(), st.elapsed
         return st
 
@@ -320,7 +320,7 @@ class Session:
             st.perm_state = parts.generator.get_state()
             st.ep_loss_sum = torch.zeros((), device=parts.device)
             st.ep_batches = 0
-            st.ep_grad0, st.ep_func0 = closure.work.backward_passes, closure.work.forward_passes
+            st.ep_backward0, st.ep_forward0 = closure.work.backward_passes, closure.work.forward_passes
             st.ep_lr = sched.current_lr(parts.optimizer)
             st.ep_start = parts.now()
             st.ep_train_seconds = 0.0
@@ -395,11 +395,11 @@ class Session:
             if split in parts.splits:
                 ev = parts.objective.evaluate(split=split)
                 row[f"{split}_loss"], row[f"{split}_acc"] = ev.loss, ev.accuracy
-        row["grad_evals"] = work.backward_passes - st.ep_grad0
-        row["func_evals"] = work.forward_passes - st.ep_func0
-        row["grad_evals_total"] = work.backward_passes
-        row["func_evals_total"] = work.forward_passes
-        row["grad_samples_total"] = parts.closure.backward_samples
+        row["backward_passes"] = work.backward_passes - st.ep_backward0
+        row["forward_passes"] = work.forward_passes - st.ep_forward0
+        row["backward_passes_total"] = work.backward_passes
+        row["forward_passes_total"] = work.forward_passes
+        row["backward_samples_total"] = parts.closure.backward_samples
         return row
 
     def _snapshot(self, parts: _Parts, st: LoopState, epoch: float) -> None:
@@ -426,8 +426,8 @@ class Session:
     def _checkpoint(self, parts: _Parts, st: LoopState, finished: bool = False) -> None:
         """Everything the rest of the run depends on, written atomically to checkpoints/last.pt."""
         work = parts.closure.work
-        st.func_total, st.grad_total = work.forward_passes, work.backward_passes
-        st.grad_samples = parts.closure.backward_samples
+        st.forward_total, st.backward_total = work.forward_passes, work.backward_passes
+        st.backward_samples = parts.closure.backward_samples
         st.elapsed = parts.now()
         rng = {"torch": torch.get_rng_state(), "perm": st.perm_state}
         if parts.device.type == "cuda":
@@ -456,8 +456,8 @@ class Session:
             "epochs": int(last["epoch"]), "steps": int(st.step),
             "final": {k: last[k] for k in last if k.endswith(("_loss", "_acc"))},
             "best": {"epoch": parts.stopper.best_epoch, f"{parts.monitor_split}_loss": parts.stopper.best},
-            "grad_evals": work.backward_passes, "func_evals": work.forward_passes,
-            "grad_samples": parts.closure.backward_samples, "seconds": st.elapsed,
+            "backward_passes": work.backward_passes, "forward_passes": work.forward_passes,
+            "backward_samples": parts.closure.backward_samples, "seconds": st.elapsed,
             "n_params": sum(p.numel() for p in parts.model.parameters()),
             "optimizer": cfg.optimizer.name, "device": str(parts.device),
             "dataset": {"name": cfg.data.label, "fingerprint": dataset_fingerprint(parts.dataset),

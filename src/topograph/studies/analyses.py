@@ -123,9 +123,9 @@ def compute_section(ctx: StudyContext, seconds: float) -> list[Any]:
         for r in runs:
             s = r.summary
             rows.append({"arm": arm, "seed": r.seed, "epochs": s.get("epochs"), "steps": s.get("steps"),
-                         "grad_evals (F/B)": s.get("grad_evals"), "func_evals (F)": s.get("func_evals"),
+                         "backward passes (F/B)": s.get("backward_passes"), "forward passes (F)": s.get("forward_passes"),
                          "F/B-equivalents": fb_cost(s),
-                         "samples through F/B": s.get("grad_samples"), "seconds": s.get("seconds"),
+                         "samples through F/B": s.get("backward_samples"), "seconds": s.get("seconds"),
                          "stop": s.get("stop_reason"), "device": s.get("device"), "run dir": str(r.path)})
 
     versions = {"topograph": topograph.__version__, "python": platform.python_version()}
@@ -156,7 +156,7 @@ def curves(ctx: StudyContext, opts: dict[str, Any]) -> list[Any]:
     arms = opts.get("arms") or [a.name for a in ctx.spec.arms if not a.sweep and a.name in ctx.runs]
     metrics = opts.get("metrics", ["test_acc", "train_loss"])
     out = []
-    for x_axis in ("epoch", "grad_evals_total"):
+    for x_axis in ("epoch", "backward_passes_total"):
         fig, axes = new_subplots(1, len(metrics), figsize=(5 * len(metrics), 3.6))
         axes = np.atleast_1d(axes)
         for arm in arms:

@@ -25,7 +25,7 @@ def fb_equivalents(gradients: float, evaluations: float) -> float:
 
 def fb_cost(summary: dict[str, Any]) -> float:
     """Compute of a run in forward+backward-equivalents (:func:`fb_equivalents` of its totals)."""
-    return fb_equivalents(float(summary.get("grad_evals", 0)), float(summary.get("func_evals", 0)))
+    return fb_equivalents(float(summary.get("backward_passes", 0)), float(summary.get("forward_passes", 0)))
 
 
 @dataclass

@@ -72,7 +72,7 @@ def epochs_to_reach(rows: Sequence[Mapping[str, Any]], metric: str, target: floa
 def fb_at(row: Mapping[str, Any]) -> float:
     """Forward+backward-equivalents spent up to a metrics row: F/B + (F − F/B)/3 from the
     row's running totals (as :func:`topograph.studies.context.fb_cost` counts a whole run)."""
-    return fb_equivalents(_value(row, "grad_evals_total"), _value(row, "func_evals_total"))
+    return fb_equivalents(_value(row, "backward_passes_total"), _value(row, "forward_passes_total"))
 
 
 def reach_row(arm_rows: Sequence[Mapping[str, Any]], base_rows: Sequence[Mapping[str, Any]], metric: str, *,
