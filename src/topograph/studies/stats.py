@@ -57,13 +57,22 @@ def summarize(values: Sequence[float]) -> Summary:
 
 
 def format_mean_std(mean: float, std: float, n: int | None = None, *, digits: int = 4) -> str:
-    """``"0.9123 ± 0.0040 (n=5)"``; a single value shows no ± part."""
+    """``"0.9123 ± 0.0040 (n=5)"``; a single value shows no ± part.  A mean too small for
+    ``digits`` decimals to show two significant digits (training losses of 1e-8) is written in
+    scientific notation with ``digits − 1`` significant digits, its spread alike.
+
+    >>> format_mean_std(0.91234, 0.00401, 5)
+    '0.9123 ± 0.0040 (n=5)'
+    >>> format_mean_std(3.254e-08, 5.4e-09)
+    '3.25e-08 ± 5.40e-09'
+    """
     if not math.isfinite(mean):
-        text = "n/a"
-    elif std is None or not math.isfinite(std):
-        text = f"{mean:.{digits}f}"
-    else:
-        text = f"{mean:.{digits}f} ± {std:.{digits}f}"
+        return "n/a" if n is None else f"n/a (n={n})"
+    small = digits >= 3 and mean != 0 and abs(mean) < 10.0 ** (1 - digits)
+    spec = f".{digits - 2}e" if small else f".{digits}f"
+    text = f"{mean:{spec}}"
+    if std is not None and math.isfinite(std):
+        text += f" ± {std:{spec}}"
     return text if n is None else f"{text} (n={n})"
 
 
