@@ -82,6 +82,8 @@ def test_derived_arms_take_the_tuned_scaled_fixed_and_best_values(study):
     tuned_lr = run_cfg("tuned")["optimizer"]["lr"]
     half = run_cfg("half")["optimizer"]
     assert half["lr"] == pytest.approx(0.5 * tuned_lr) and half["momentum"] == 0.5
+    # the report says which tuned values a fixed key overrides (not only what was tuned)
+    assert "fixed for this arm (overriding the tuned values)" in (study.study_dir / "report.html").read_text()
     # the best cell by mean test accuracy over the sweep's seeds, run with the arm's own epochs
     cells = {}
     for d in (study.study_dir / "runs").glob("grid-*"):

@@ -149,7 +149,8 @@ def run_study(name_or_path: str | Path, *, quick: bool = False, out: str | Path 
             scaled = {k: v * arm.tune_scale[k] if k in arm.tune_scale else v for k, v in best.items()}
             cfg = apply_params(cfg, scaled)
             how = (f" scaled by {arm.tune_scale}: {scaled}" if arm.tune_scale else "")
-            ctx.notes.append(f"arm {arm.name}: uses the setting tuned for {arm.tune_from}: {best}{how}")
+            kept = (f"; fixed for this arm (overriding the tuned values): {arm.fixed}" if arm.fixed else "")
+            ctx.notes.append(f"arm {arm.name}: uses the setting tuned for {arm.tune_from}: {best}{how}{kept}")
         if arm.fixed:
             cfg = apply_params(cfg, arm.fixed)
         if arm.best_of:
