@@ -140,9 +140,9 @@ def compute_section(ctx: StudyContext, seconds: float) -> list[Any]:
            "study seconds (this invocation, incl. reused runs)": round(seconds, 1)}
     configs = "\n\n".join(f"# arm {a}\n" + json.dumps(c, indent=2, default=str) for a, c in ctx.configs.items())
     return [Heading("Compute, configs, seeds and versions"),
-            Table("compute", "Compute per run (F/B = forward+backward on one batch; F = forward only; "
-                  "F/B-equivalents = F/B + F/3; a full-batch step is one F/B over all samples — compare "
-                  "'samples through F/B' across batch sizes)", list(rows[0]) if rows else ["arm"], rows),
+            Table("compute", "Compute per run (F/B = forward+backward on one batch; F = every forward "
+                  "pass, those of the F/B included; F/B-equivalents = F/B + (F − F/B)/3; a full-batch "
+                  "step is one F/B over all samples — compare 'samples through F/B' across batch sizes)", list(rows[0]) if rows else ["arm"], rows),
             Code("versions and machine", json.dumps({**versions, **env}, indent=2)),
             Code("resolved run configs of every arm", configs),
             Code(f"study config ({ctx.spec.source}, version {ctx.spec.version})",
