@@ -123,7 +123,8 @@ def compute_section(ctx: StudyContext, seconds: float) -> list[Any]:
         for r in runs:
             s = r.summary
             rows.append({"arm": arm, "seed": r.seed, "epochs": s.get("epochs"), "steps": s.get("steps"),
-                         "backward passes (F/B)": s.get("backward_passes"), "forward passes (F)": s.get("forward_passes"),
+                         "backward passes (F/B)": s.get("backward_passes"),
+                         "forward passes (F)": s.get("forward_passes"),
                          "F/B-equivalents": fb_cost(s),
                          "samples through F/B": s.get("backward_samples"), "seconds": s.get("seconds"),
                          "stop": s.get("stop_reason"), "device": s.get("device"), "run dir": str(r.path)})
@@ -142,7 +143,8 @@ def compute_section(ctx: StudyContext, seconds: float) -> list[Any]:
     return [Heading("Compute, configs, seeds and versions"),
             Table("compute", "Compute per run (F/B = forward+backward on one batch; F = every forward "
                   "pass, those of the F/B included; F/B-equivalents = F/B + (F − F/B)/3; a full-batch "
-                  "step is one F/B over all samples — compare 'samples through F/B' across batch sizes)", list(rows[0]) if rows else ["arm"], rows),
+                  "step is one F/B over all samples — compare 'samples through F/B' across batch sizes)",
+                  list(rows[0]) if rows else ["arm"], rows),
             Code("versions and machine", json.dumps({**versions, **env}, indent=2)),
             Code("resolved run configs of every arm", configs),
             Code(f"study config ({ctx.spec.source}, version {ctx.spec.version})",

@@ -17,10 +17,10 @@ from topograph.studies.tuning import TuningResult
 FORWARD_FRACTION = 1.0 / 3.0
 
 
-def fb_equivalents(gradients: float, evaluations: float) -> float:
-    """Forward+backward-equivalents of ``gradients`` gradient evaluations among ``evaluations``
-    loss evaluations in all: G + (F − G)/3."""
-    return gradients + FORWARD_FRACTION * max(evaluations - gradients, 0.0)
+def fb_equivalents(backward_passes: float, forward_passes: float) -> float:
+    """Forward+backward-equivalents of ``backward_passes`` forward+backward passes among
+    ``forward_passes`` forward passes in all (:class:`topograph.core.Work`'s counts): B + (F − B)/3."""
+    return backward_passes + FORWARD_FRACTION * max(forward_passes - backward_passes, 0.0)
 
 
 def fb_cost(summary: dict[str, Any]) -> float:
